@@ -1,0 +1,76 @@
+CREATE TABLE `budget_audit` (
+	`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,
+	`guild_id` text NOT NULL,
+	`scope` text NOT NULL,
+	`user_id` text DEFAULT '' NOT NULL,
+	`old_amount_micros` integer,
+	`old_period` text,
+	`new_amount_micros` integer,
+	`new_period` text,
+	`changed_by` text NOT NULL,
+	`changed_at` integer NOT NULL
+);
+--> statement-breakpoint
+CREATE INDEX `budget_audit_guild` ON `budget_audit` (`guild_id`,`changed_at`);--> statement-breakpoint
+CREATE TABLE `budgets` (
+	`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,
+	`scope` text NOT NULL,
+	`guild_id` text NOT NULL,
+	`user_id` text DEFAULT '' NOT NULL,
+	`amount_micros` integer NOT NULL,
+	`period` text NOT NULL,
+	`set_by` text NOT NULL,
+	`set_at` integer NOT NULL
+);
+--> statement-breakpoint
+CREATE UNIQUE INDEX `budgets_scope_guild_user` ON `budgets` (`guild_id`,`scope`,`user_id`);--> statement-breakpoint
+CREATE TABLE `reservations` (
+	`request_id` text PRIMARY KEY NOT NULL,
+	`turn_id` text NOT NULL,
+	`user_id` text NOT NULL,
+	`guild_id` text,
+	`channel_id` text,
+	`provider` text NOT NULL,
+	`model` text NOT NULL,
+	`purpose` text NOT NULL,
+	`amount_micros` integer NOT NULL,
+	`created_at` integer NOT NULL,
+	`expires_at` integer NOT NULL,
+	`holder_pid` integer NOT NULL
+) WITHOUT ROWID;
+--> statement-breakpoint
+CREATE TABLE `spend_counters` (
+	`kind` text NOT NULL,
+	`guild_key` text NOT NULL,
+	`user_key` text NOT NULL,
+	`period` text NOT NULL,
+	`period_start` integer NOT NULL,
+	`spent_micros` integer DEFAULT 0 NOT NULL,
+	`reserved_micros` integer DEFAULT 0 NOT NULL,
+	PRIMARY KEY(`kind`, `guild_key`, `user_key`, `period`, `period_start`)
+) WITHOUT ROWID;
+--> statement-breakpoint
+CREATE TABLE `usage_ledger` (
+	`id` integer PRIMARY KEY NOT NULL,
+	`request_id` text NOT NULL,
+	`turn_id` text NOT NULL,
+	`user_id` text NOT NULL,
+	`guild_id` text,
+	`channel_id` text,
+	`provider` text NOT NULL,
+	`model` text NOT NULL,
+	`purpose` text NOT NULL,
+	`outcome` text NOT NULL,
+	`input_tokens` integer NOT NULL,
+	`cached_input_tokens` integer NOT NULL,
+	`cache_write_tokens` integer NOT NULL,
+	`output_tokens` integer NOT NULL,
+	`cost_micros` integer NOT NULL,
+	`smart_cost_micros` integer NOT NULL,
+	`reserved_micros` integer NOT NULL,
+	`charged_at` integer NOT NULL,
+	`created_at` integer NOT NULL
+);
+--> statement-breakpoint
+CREATE UNIQUE INDEX `usage_ledger_request_id` ON `usage_ledger` (`request_id`);--> statement-breakpoint
+CREATE INDEX `usage_ledger_user_period` ON `usage_ledger` (`guild_id`,`user_id`,`charged_at`);

@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Tests spawn processes and run loopback servers; a generous timeout keeps a slow CI machine honest
+    // without any test asserting on time.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+  },
+});
