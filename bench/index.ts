@@ -1,0 +1,46 @@
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ledgerBenchmark } from './ledger.bench.js';
+import { type Benchmark, type Figure, formatTable, isMet, machineInfo, progress } from './support.js';
+
+/** Every benchmark, run in this order: adding one is one line here. */
+const BENCHMARKS: readonly Benchmark[] = [ledgerBenchmark];
+
+const RESULTS_PATH = fileURLToPath(new URL('./results.json', import.meta.url));
+
+const machine = machineInfo();
+const figures: Figure[] = [];
+const crashed: string[] = [];
+
+for (const benchmark of BENCHMARKS) {
+  progress(`== ${benchmark.name}`);
+  try {
+    const measured = await benchmark.run();
+    figures.push(...measured.map((figure) => ({ ...figure, name: `${benchmark.name}: ${figure.name}` })));
+  } catch (error) {
+    // A crashed benchmark is a bug in it, not a slow result: report it, run the others, exit non-zero.
+    crashed.push(benchmark.name);
+    console.error(`benchmark ${benchmark.name} crashed:`, error);
+  }
+}
+
+console.log(
+  `\nnode ${machine.node} on ${machine.cpuModel} × ${machine.cores}, load ${machine.loadAverageAtStart.join(' ')} at start, ${machine.date}\n`,
+);
+console.log(formatTable(figures));
+
+writeFileSync(
+  RESULTS_PATH,
+  `${JSON.stringify(
+    {
+      machine,
+      figures: figures.map((figure) => ({ ...figure, met: isMet(figure) ?? null })),
+      crashed,
+    },
+    null,
+    2,
+  )}\n`,
+);
+progress(`\nwrote ${RESULTS_PATH}`);
+
+if (crashed.length > 0) process.exitCode = 1;

@@ -1,0 +1,339 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+import { z } from 'zod';
+import { BUDGET_PERIODS, type Budget } from './core/budget.js';
+import { parseUsdAmount } from './core/money.js';
+import { buildPriceTable, DEFAULT_PRICES, type PriceInUsdPerMillion, type PriceTable } from './core/pricing.js';
+
+export const DEFAULT_SYSTEM_PROMPT =
+  'You are tierbot, a helpful assistant chatting in Discord. Answer clearly and concisely. ' +
+  'Format with Discord markdown (bold, italics, lists, `code` and fenced code blocks with a language); ' +
+  'Discord shows no tables or headings beyond ###, so avoid them. Messages from several people may be ' +
+  'labelled with their display names.';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const snowflake = z.string().regex(/^\d{17,20}$/, 'must be a Discord id (17 to 20 digits)');
+
+const usdAmount = z.string().transform((text, context) => {
+  const parsed = parseUsdAmount(text);
+  if (!parsed.ok) {
+    context.addIssue({ code: 'custom', message: parsed.reason });
+    return z.NEVER;
+  }
+  return parsed.micros;
+});
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((text) => (text?.trim() ? text.trim() : undefined));
+
+/**
+ * Every variable tierbot reads: its schema, whether it is a secret (its value is never repeated in an error
+ * message), and what it is for, told to the admin when it is missing or wrong.
+ */
+const VARIABLES = {
+  DISCORD_TOKEN: {
+    secret: true,
+    purpose: 'the bot token (Discord developer portal → your application → Bot → Reset Token)',
+    schema: z.string().regex(/^[\w-]+\.[\w-]+\.[\w-]+$/, 'is not shaped like a Discord bot token'),
+  },
+  DISCORD_APPLICATION_ID: {
+    secret: false,
+    purpose: 'the application id, to register slash commands (derived from the token when unset)',
+    schema: snowflake.optional(),
+  },
+  DISCORD_GUILD_ID: {
+    secret: false,
+    purpose: 'a server to register slash commands in, for instant updates while developing',
+    schema: snowflake.optional(),
+  },
+  DISCORD_API_URL: {
+    secret: false,
+    purpose: "a base URL for Discord's REST API, for REST proxies and tests",
+    schema: z.url().optional(),
+  },
+  OPENAI_API_KEY: {
+    secret: true,
+    purpose: 'the OpenAI API key that pays for the fast model (platform.openai.com → API keys)',
+    schema: z.string().min(1),
+  },
+  ANTHROPIC_API_KEY: {
+    secret: true,
+    purpose: 'the Anthropic API key that pays for the smart model (console.anthropic.com → API keys)',
+    schema: z.string().min(1),
+  },
+  OPENAI_BASE_URL: {
+    secret: false,
+    purpose: 'a base URL for the OpenAI API (a proxy or compatible gateway); read by the openai SDK',
+    schema: z.url().optional(),
+  },
+  ANTHROPIC_BASE_URL: {
+    secret: false,
+    purpose: 'a base URL for the Anthropic API (a proxy); read by the @anthropic-ai/sdk SDK',
+    schema: z.url().optional(),
+  },
+  DATABASE_PATH: {
+    secret: false,
+    purpose: 'where the SQLite database lives (its directory is created)',
+    schema: z.string().min(1).default('./data/tierbot.db'),
+  },
+  FAST_MODEL: {
+    secret: false,
+    purpose: 'the OpenAI model that answers first',
+    schema: z.string().min(1).default('gpt-4o-mini'),
+  },
+  SMART_MODEL: {
+    secret: false,
+    purpose: 'the Anthropic model that answers when a question needs more',
+    schema: z.string().min(1).default('claude-haiku-4-5'),
+  },
+  DEFAULT_USER_BUDGET_USD: {
+    secret: false,
+    purpose: "each user's budget per period unless a server sets another (0 to 10000, at most 4 decimals)",
+    schema: usdAmount.default(1_000_000),
+  },
+  BUDGET_PERIOD: {
+    secret: false,
+    purpose: 'how often default budgets reset: calendar day, ISO week or month, in UTC',
+    schema: z.enum(BUDGET_PERIODS).default('month'),
+  },
+  SERVER_BUDGET_USD: {
+    secret: false,
+    purpose: "a default cap on each server's total spend per period (unset: no cap)",
+    schema: usdAmount.optional(),
+  },
+  MAX_OUTPUT_TOKENS: {
+    secret: false,
+    purpose: 'the most tokens one answer may have (a whole number from 1 to 16384)',
+    schema: z.coerce.number().int().min(1).max(16_384).default(1024),
+  },
+  SYSTEM_PROMPT: {
+    secret: false,
+    purpose: 'the instructions every conversation starts with',
+    schema: optionalText.transform((text) => text ?? DEFAULT_SYSTEM_PROMPT),
+  },
+  BOT_OPERATOR_IDS: {
+    secret: false,
+    purpose: 'comma-separated Discord user ids allowed to run operator commands in any server',
+    schema: z
+      .string()
+      .optional()
+      .transform((text) =>
+        (text ?? '')
+          .split(',')
+          .map((id) => id.trim())
+          .filter((id) => id !== ''),
+      )
+      .pipe(z.array(snowflake)),
+  },
+  PRICES_FILE: {
+    secret: false,
+    purpose: 'a JSON file of model prices (USD per million tokens) that overrides or adds to the built-in table',
+    schema: optionalText,
+  },
+  LOG_LEVEL: {
+    secret: false,
+    purpose: 'how much to log',
+    schema: z.enum(LOG_LEVELS).default('info'),
+  },
+} as const;
+
+type VariableName = keyof typeof VARIABLES;
+
+const environmentSchema = z.object(
+  Object.fromEntries(Object.entries(VARIABLES).map(([name, variable]) => [name, variable.schema])) as {
+    [Name in VariableName]: (typeof VARIABLES)[Name]['schema'];
+  },
+);
+
+export interface Config {
+  discord: {
+    token: string;
+    applicationId: string;
+    guildId: string | undefined;
+    apiUrl: string | undefined;
+  };
+  openai: { apiKey: string; baseUrl: string | undefined };
+  anthropic: { apiKey: string; baseUrl: string | undefined };
+  databasePath: string;
+  fastModel: string;
+  smartModel: string;
+  prices: PriceTable;
+  defaultUserBudget: Budget;
+  defaultServerCap: Budget | undefined;
+  maxOutputTokens: number;
+  systemPrompt: string;
+  operatorIds: readonly string[];
+  logLevel: (typeof LOG_LEVELS)[number];
+}
+
+/** Thrown when configuration is missing or invalid; its message names every problem and never a secret. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(
+      `tierbot cannot start: ${problems.length === 1 ? 'a configuration problem' : `${problems.length} configuration problems`}\n` +
+        problems.map((problem) => `  - ${problem}`).join('\n') +
+        '\nSet these in the environment or in .env (see .env.example).',
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * The environment as tierbot sees it: `.env` in the working directory, if there is one, under the real
+ * environment (a variable set in the environment wins).
+ */
+export function readEnvironment(envFile = '.env'): Record<string, string | undefined> {
+  const fromFile = existsSync(envFile) ? parseEnv(readFileSync(envFile, 'utf8')) : {};
+  return { ...fromFile, ...process.env };
+}
+
+export function loadConfig(environment: Record<string, string | undefined> = readEnvironment()): Config {
+  // An empty value counts as unset, as a blank line in .env means "not configured".
+  const present = Object.fromEntries(
+    Object.keys(VARIABLES).map((name) => [name, blankToUndefined(environment[name])]),
+  );
+  const parsed = environmentSchema.safeParse(present);
+  const problems = parsed.success ? [] : parsed.error.issues.map((issue) => describeIssue(issue, present));
+
+  // The checks below need values that parsed; they run on the raw ones too, so that one start-up names
+  // every problem at once.
+  const prices = loadPrices(present.PRICES_FILE, problems);
+  for (const name of ['FAST_MODEL', 'SMART_MODEL'] as const) {
+    const model = present[name] ?? VARIABLES[name].schema.parse(undefined);
+    if (prices && !prices.has(model)) {
+      problems.push(
+        `${name}: there is no price for "${clip(model)}", so its calls could not be charged — add it to PRICES_FILE ` +
+          `or choose a model with a built-in price (${[...prices.keys()].join(', ')})`,
+      );
+    }
+  }
+  const variables = parsed.data;
+  const applicationId = variables
+    ? (variables.DISCORD_APPLICATION_ID ?? applicationIdFromToken(variables.DISCORD_TOKEN))
+    : undefined;
+  if (variables && !applicationId) {
+    problems.push(
+      `DISCORD_APPLICATION_ID: could not be derived from DISCORD_TOKEN; set it — ${VARIABLES.DISCORD_APPLICATION_ID.purpose}`,
+    );
+  }
+  if (!variables || !prices || !applicationId || problems.length > 0) throw new ConfigError([...new Set(problems)]);
+
+  return {
+    discord: {
+      token: variables.DISCORD_TOKEN,
+      applicationId,
+      guildId: variables.DISCORD_GUILD_ID,
+      apiUrl: variables.DISCORD_API_URL,
+    },
+    openai: { apiKey: variables.OPENAI_API_KEY, baseUrl: variables.OPENAI_BASE_URL },
+    anthropic: { apiKey: variables.ANTHROPIC_API_KEY, baseUrl: variables.ANTHROPIC_BASE_URL },
+    databasePath: variables.DATABASE_PATH,
+    fastModel: variables.FAST_MODEL,
+    smartModel: variables.SMART_MODEL,
+    prices,
+    defaultUserBudget: { amountMicros: variables.DEFAULT_USER_BUDGET_USD, period: variables.BUDGET_PERIOD },
+    defaultServerCap:
+      variables.SERVER_BUDGET_USD === undefined
+        ? undefined
+        : { amountMicros: variables.SERVER_BUDGET_USD, period: variables.BUDGET_PERIOD },
+    maxOutputTokens: variables.MAX_OUTPUT_TOKENS,
+    systemPrompt: variables.SYSTEM_PROMPT,
+    operatorIds: variables.BOT_OPERATOR_IDS,
+    logLevel: variables.LOG_LEVEL,
+  };
+}
+
+function blankToUndefined(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, present: Record<string, string | undefined>): string {
+  const name = String(issue.path[0]) as VariableName;
+  const variable = VARIABLES[name];
+  const value = present[name];
+  let problem: string;
+  if (value === undefined) {
+    problem = 'required but not set';
+  } else if (variable.secret) {
+    // Never repeat a secret: only our own format messages, which do not contain the value, are shown.
+    problem = issue.code === 'invalid_format' ? `set but ${issue.message}` : 'set but not valid';
+  } else {
+    problem = `"${clip(value)}" ${describeProblem(issue)}`;
+  }
+  return `${name}: ${problem} — ${variable.purpose}`;
+}
+
+function describeProblem(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_value':
+      return `is not one of ${issue.values.join(', ')}`;
+    case 'invalid_type':
+      return `is not a ${issue.expected}`;
+    case 'too_small':
+      return `is out of range (at least ${issue.minimum})`;
+    case 'too_big':
+      return `is out of range (at most ${issue.maximum})`;
+    case 'invalid_format':
+      return issue.format === 'url' ? 'is not a URL' : issue.message;
+    default:
+      return `is not valid: ${issue.message}`;
+  }
+}
+
+function clip(text: string): string {
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
+/**
+ * A bot token's first segment is the bot's user id in base64, and a bot's user id is its application id.
+ * https://discord.com/developers/docs/reference#authentication
+ */
+export function applicationIdFromToken(token: string): string | undefined {
+  const firstSegment = token.split('.')[0] ?? '';
+  const decoded = Buffer.from(firstSegment, 'base64url').toString('utf8');
+  return /^\d{17,20}$/.test(decoded) ? decoded : undefined;
+}
+
+const priceFileSchema = z.record(
+  z.string().min(1),
+  z.strictObject({
+    input: z.number(),
+    cachedInput: z.number().nullable().optional(),
+    cacheWrite: z.number().nullable().optional(),
+    output: z.number(),
+  }),
+);
+
+function loadPrices(path: string | undefined, problems: string[]): PriceTable | undefined {
+  let overrides: Record<string, PriceInUsdPerMillion> = {};
+  if (path?.trim()) {
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+      problems.push(`PRICES_FILE: cannot read ${path} (${reason}) — ${VARIABLES.PRICES_FILE.purpose}`);
+      return undefined;
+    }
+    const parsed = priceFileSchema.safeParse(json);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        problems.push(
+          `PRICES_FILE: ${path} at ${issue.path.join('.') || 'the top level'}: ${issue.message}; expected ` +
+            '{ "model": { "input": 0.15, "cachedInput": 0.075, "cacheWrite": null, "output": 0.6 } } in USD per million tokens',
+        );
+      }
+      return undefined;
+    }
+    overrides = parsed.data;
+  }
+  const built = buildPriceTable({ ...DEFAULT_PRICES, ...overrides });
+  if (!built.ok) {
+    for (const problem of built.problems) problems.push(`PRICES_FILE: ${problem}`);
+    return undefined;
+  }
+  return built.table;
+}
