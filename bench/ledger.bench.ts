@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { and, count, eq, gte, lt, sum } from 'drizzle-orm';
+import { v7 as uuidv7 } from 'uuid';
 import { BUDGET_PERIODS, type Budget, type PeriodWindow, periodWindow } from '../src/core/budget.js';
+import { newId } from '../src/core/ids.js';
 import {
   buildPriceTable,
   costMicros,
@@ -66,6 +68,7 @@ const WARM_UP_PAIRS = 2_000;
 const MEASURED_PAIRS = 20_000;
 const AGGREGATE_USERS = 200;
 const AGGREGATE_WARM_UP_QUERIES = 20;
+const BUSIEST_USER_REPEATS = 5;
 /** Budgets so large nothing is ever denied; a server cap too, so each reserve reads both limits. */
 const NEVER_DENY: Budget = { amountMicros: 10 ** 15, period: 'month' };
 
@@ -120,8 +123,9 @@ export const ledgerBenchmark: Benchmark = {
       const seeding = timed(() => seed(db, prices, population, random, now));
       const seedSeconds = seeding.ns / 1e9;
       const { counterRows, busiest } = seeding.result;
-      progress(`ledger: seeded in ${seedSeconds.toFixed(1)} s; ANALYZE and checkpoint…`);
-      db.$client.exec('ANALYZE');
+      // No ANALYZE: the bot never runs it, and measured here, sqlite_stat1 rows for spend_counters make its
+      // point lookups about six times slower (9 µs against 1.5 µs) with the same query plan.
+      progress(`ledger: seeded in ${seedSeconds.toFixed(1)} s; checkpoint…`);
       db.$client.pragma('wal_checkpoint(TRUNCATE)');
       const fileMb = statSync(path).size / BYTES_PER_MB;
 
@@ -265,12 +269,12 @@ function seed(
       const channelId = guild
         ? item(guild.channelIds, Math.floor(random() * CHANNELS_PER_GUILD))
         : directChannelId;
-      const turnId = fakeUuid(random);
+      const turnId = seededId(random, historyStart + Math.floor((rows / LEDGER_ROWS) * historySpan));
       const startedAt = historyStart + Math.floor((rows / LEDGER_ROWS) * historySpan);
       for (const call of seededTurn(random, prices, startedAt)) {
         if (rows >= LEDGER_ROWS) break;
         insertRow.run(
-          fakeUuid(random),
+          seededId(random, call.chargedAt),
           turnId,
           userId,
           guild?.guildId ?? null,
@@ -556,13 +560,13 @@ function checkCountersAgreeWithLedger(
 /** Reserve + settle pairs for users with history in their own server, timed one pair at a time. */
 function measureReserveSettle(ledger: Ledger, population: Population, random: () => number) {
   const total = WARM_UP_PAIRS + MEASURED_PAIRS;
-  const calls = Array.from({ length: total }, (_, index) => {
+  const calls = Array.from({ length: total }, () => {
     const member = item(population.members, population.pickMember());
     const guild = item(population.guilds, member.homeGuild);
     const contextTokens = 250 + Math.round(6_000 * random() ** 3);
     const request: ReserveRequest = {
-      requestId: `bench-request-${index}`,
-      turnId: `bench-turn-${index}`,
+      requestId: newId(),
+      turnId: newId(),
       userId: member.userId,
       guildId: guild.guildId,
       channelId: item(guild.channelIds, 0),
@@ -657,33 +661,42 @@ function measureUsageAggregates(
   console.log(
     `\nEXPLAIN QUERY PLAN of the /usage aggregate (drizzle):\n${plan.map((line) => `  ${line}`).join('\n')}`,
   );
-  const usesIndex = plan.some((line) => line.includes(`USING INDEX ${USER_PERIOD_INDEX}`));
+  // "USING COVERING INDEX" would count too, should the index ever grow to cover the sums.
+  const usesIndex = plan.some((line) =>
+    new RegExp(`USING (COVERING )?INDEX ${USER_PERIOD_INDEX}\\b`).test(line),
+  );
 
   for (let index = 0; index < AGGREGATE_WARM_UP_QUERIES; index += 1) {
     const { userId, homeGuild } = item(population.members, Math.floor(random() * USER_COUNT));
     usageByModel(db, userId, item(population.guilds, homeGuild).guildId, currentMonth).all();
   }
 
+  const aggregate = (window: PeriodWindow, { userId, guildId }: { userId: string; guildId: string }) =>
+    timed(() => {
+      const byModel = usageByModel(db, userId, guildId, window).all();
+      const smartCostMicros = byModel.reduce((total, row) => total + row.smartCostMicros, 0);
+      return { byModel, smartCostMicros };
+    });
   const measure = (window: PeriodWindow, list: readonly { userId: string; guildId: string }[]) => {
     progress(`ledger: /usage aggregate for ${list.length} users…`);
     const samplesNs = new Float64Array(list.length);
-    let busiestMs = 0;
-    list.forEach(({ userId, guildId }, index) => {
-      const { ns, result } = timed(() => {
-        const byModel = usageByModel(db, userId, guildId, window).all();
-        const smartCostMicros = byModel.reduce((total, row) => total + row.smartCostMicros, 0);
-        return { byModel, smartCostMicros };
-      });
-      if (index === 0) {
-        if (result.byModel.length === 0) throw new Error('the busiest user has no rows in the window');
-        busiestMs = ns / NS_PER_MS;
-      }
-      samplesNs[index] = ns;
+    list.forEach((subject, index) => {
+      samplesNs[index] = aggregate(window, subject).ns;
     });
+    // The busiest user's first query runs with their rows outside every cache but the OS's; later ones
+    // are faster, and one sample is noisy on a shared machine, so both are reported.
+    const busiestNs = new Float64Array(BUSIEST_USER_REPEATS);
+    for (let repeat = 0; repeat < BUSIEST_USER_REPEATS; repeat += 1) {
+      const { ns, result } = aggregate(window, item(list, 0));
+      if (result.byModel.length === 0) throw new Error('the busiest user has no rows in the window');
+      busiestNs[repeat] = ns;
+    }
+    const busiestFirstNs = item(samplesNs, 0);
     return {
+      busiestFirstMs: busiestFirstNs / NS_PER_MS,
       p50Ms: percentile(samplesNs, 50) / NS_PER_MS,
       p99Ms: percentile(samplesNs, 99) / NS_PER_MS,
-      busiestMs,
+      busiestMedianMs: percentile(busiestNs, 50) / NS_PER_MS,
     };
   };
   const current = measure(currentMonth, subjectsFor(busiest.currentMonth));
@@ -709,7 +722,18 @@ function measureUsageAggregates(
       unit: 'ms',
       target,
     },
-    { name: '/usage aggregate, current month, busiest user', value: current.busiestMs, unit: 'ms', target },
+    {
+      name: '/usage aggregate, current month, busiest user, first query',
+      value: current.busiestFirstMs,
+      unit: 'ms',
+      target,
+    },
+    {
+      name: `/usage aggregate, current month, busiest user, median of ${BUSIEST_USER_REPEATS} more`,
+      value: current.busiestMedianMs,
+      unit: 'ms',
+      target,
+    },
     {
       name: 'busiest user’s ledger rows in the current month',
       value: busiest.currentMonth.rows,
@@ -728,8 +752,14 @@ function measureUsageAggregates(
       target,
     },
     {
-      name: '/usage aggregate, full previous month, busiest user',
-      value: previous.busiestMs,
+      name: '/usage aggregate, full previous month, busiest user, first query',
+      value: previous.busiestFirstMs,
+      unit: 'ms',
+      target,
+    },
+    {
+      name: `/usage aggregate, full previous month, busiest user, median of ${BUSIEST_USER_REPEATS} more`,
+      value: previous.busiestMedianMs,
       unit: 'ms',
       target,
     },
@@ -784,11 +814,8 @@ function snowflake(random: () => number): string {
   return String((BigInt(createdMs) << 22n) | BigInt(Math.floor(random() * 2 ** 22)));
 }
 
-/** A UUID-shaped id from the seeded generator, so reruns seed the same rows. */
-function fakeUuid(random: () => number): string {
-  const hex = (digits: number) =>
-    Math.floor(random() * 16 ** digits)
-      .toString(16)
-      .padStart(digits, '0');
-  return `${hex(8)}-${hex(4)}-4${hex(3)}-${hex(4)}-${hex(12)}`;
+/** A time-ordered id (UUIDv7, as src/core/ids.ts makes them) from the seeded generator, so reruns seed the same rows. */
+function seededId(random: () => number, atMs: number): string {
+  const bytes = Uint8Array.from({ length: 16 }, () => Math.floor(random() * 256));
+  return uuidv7({ msecs: atMs, random: bytes });
 }

@@ -3,7 +3,12 @@ import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { BUDGET_PERIODS, type Budget } from './core/budget.js';
 import { parseUsdAmount } from './core/money.js';
-import { buildPriceTable, DEFAULT_PRICES, type PriceInUsdPerMillion, type PriceTable } from './core/pricing.js';
+import {
+  buildPriceTable,
+  DEFAULT_PRICES,
+  type PriceInUsdPerMillion,
+  type PriceTable,
+} from './core/pricing.js';
 
 export const DEFAULT_SYSTEM_PROMPT =
   'You are tierbot, a helpful assistant chatting in Discord. Answer clearly and concisely. ' +
@@ -130,7 +135,8 @@ const VARIABLES = {
   },
   PRICES_FILE: {
     secret: false,
-    purpose: 'a JSON file of model prices (USD per million tokens) that overrides or adds to the built-in table',
+    purpose:
+      'a JSON file of model prices (USD per million tokens) that overrides or adds to the built-in table',
     schema: optionalText,
   },
   LOG_LEVEL: {
@@ -219,7 +225,8 @@ export function loadConfig(environment: Record<string, string | undefined> = rea
       `DISCORD_APPLICATION_ID: could not be derived from DISCORD_TOKEN; set it — ${VARIABLES.DISCORD_APPLICATION_ID.purpose}`,
     );
   }
-  if (!variables || !prices || !applicationId || problems.length > 0) throw new ConfigError([...new Set(problems)]);
+  if (!variables || !prices || !applicationId || problems.length > 0)
+    throw new ConfigError([...new Set(problems)]);
 
   return {
     discord: {
@@ -314,7 +321,8 @@ function loadPrices(path: string | undefined, problems: string[]): PriceTable | 
     try {
       json = JSON.parse(readFileSync(path, 'utf8'));
     } catch (error) {
-      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+      const reason =
+        (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
       problems.push(`PRICES_FILE: cannot read ${path} (${reason}) — ${VARIABLES.PRICES_FILE.purpose}`);
       return undefined;
     }

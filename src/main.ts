@@ -30,7 +30,8 @@ async function main(): Promise<void> {
     defaultServerCap: config.defaultServerCap,
   });
   const swept = ledger.sweepOrphans();
-  if (swept > 0) log.warn({ swept }, 'charged reservations left open by a previous crash at their reserved amount');
+  if (swept > 0)
+    log.warn({ swept }, 'charged reservations left open by a previous crash at their reserved amount');
   const sweeper = setInterval(() => ledger.sweepExpired(), SWEEP_INTERVAL_MS);
   sweeper.unref();
 

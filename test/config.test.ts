@@ -3,8 +3,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import {
+  applicationIdFromToken,
+  ConfigError,
+  DEFAULT_SYSTEM_PROMPT,
+  loadConfig,
+  readEnvironment,
+} from '../src/config.js';
 import { PROJECT_ROOT, tsxArguments } from './support/process.js';
-import { applicationIdFromToken, ConfigError, DEFAULT_SYSTEM_PROMPT, loadConfig, readEnvironment } from '../src/config.js';
 
 const APPLICATION_ID = '123456789012345678';
 const TOKEN = `${Buffer.from(APPLICATION_ID).toString('base64url')}.GabcDE.${'x'.repeat(38)}`;
@@ -124,18 +130,33 @@ describe('loadConfig', () => {
   it('when PRICES_FILE adds a model, then that model can be chosen and is billed at its price', () => {
     const pricesFile = temporaryFile(
       'prices.json',
-      JSON.stringify({ 'my-mini': { input: 0.2, output: 0.8 }, 'gpt-4o-mini': { input: 0.3, cachedInput: 0.15, output: 1.2 } }),
+      JSON.stringify({
+        'my-mini': { input: 0.2, output: 0.8 },
+        'gpt-4o-mini': { input: 0.3, cachedInput: 0.15, output: 1.2 },
+      }),
     );
     const config = loadConfig({ ...REQUIRED, PRICES_FILE: pricesFile, FAST_MODEL: 'my-mini' });
-    expect(config.prices.get('my-mini')).toEqual({ input: 200_000, cachedInput: 200_000, cacheWrite: null, output: 800_000 });
+    expect(config.prices.get('my-mini')).toEqual({
+      input: 200_000,
+      cachedInput: 200_000,
+      cacheWrite: null,
+      output: 800_000,
+    });
     expect(config.prices.get('gpt-4o-mini')?.input).toBe(300_000);
   });
 
   it('when PRICES_FILE has an implausible price or a bad shape, then start-up is refused naming the model', () => {
-    const perToken = temporaryFile('prices.json', JSON.stringify({ 'gpt-4o-mini': { input: 0.00000015, output: 0.6 } }));
-    expect(problemsOf({ ...REQUIRED, PRICES_FILE: perToken })[0]).toMatch(/^PRICES_FILE: gpt-4o-mini: input price/);
+    const perToken = temporaryFile(
+      'prices.json',
+      JSON.stringify({ 'gpt-4o-mini': { input: 0.00000015, output: 0.6 } }),
+    );
+    expect(problemsOf({ ...REQUIRED, PRICES_FILE: perToken })[0]).toMatch(
+      /^PRICES_FILE: gpt-4o-mini: input price/,
+    );
     const badShape = temporaryFile('prices.json', JSON.stringify({ 'gpt-4o-mini': { input: '0.15' } }));
-    expect(problemsOf({ ...REQUIRED, PRICES_FILE: badShape })[0]).toMatch(/^PRICES_FILE: .* at gpt-4o-mini\.input/);
+    expect(problemsOf({ ...REQUIRED, PRICES_FILE: badShape })[0]).toMatch(
+      /^PRICES_FILE: .* at gpt-4o-mini\.input/,
+    );
     expect(problemsOf({ ...REQUIRED, PRICES_FILE: '/nonexistent/prices.json' })[0]).toContain('no such file');
   });
 });
@@ -164,15 +185,11 @@ describe('applicationIdFromToken', () => {
 describe('npm start with a bad configuration', () => {
   it('when a variable is missing, then the process prints every problem and exits non-zero', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'tierbot-start-'));
-    const result = spawnSync(
-      process.execPath,
-      tsxArguments(join(PROJECT_ROOT, 'src/main.ts')),
-      {
-        cwd,
-        encoding: 'utf8',
-        env: { PATH: process.env.PATH, OPENAI_API_KEY: OPENAI_KEY, BUDGET_PERIOD: 'fortnight' },
-      },
-    );
+    const result = spawnSync(process.execPath, tsxArguments(join(PROJECT_ROOT, 'src/main.ts')), {
+      cwd,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, OPENAI_API_KEY: OPENAI_KEY, BUDGET_PERIOD: 'fortnight' },
+    });
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain('DISCORD_TOKEN: required but not set');
     expect(result.stderr).toContain('ANTHROPIC_API_KEY: required but not set');

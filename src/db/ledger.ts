@@ -214,7 +214,10 @@ function prepareStatements(db: AppDatabase) {
 /**
  * The money ledger: reserve before a model call, settle or release after. Every operation is one
  * BEGIN IMMEDIATE transaction, so it sees and changes the totals atomically even with several processes
- * on one database file: settled spend cannot pass a budget, whatever the interleaving.
+ * on one database file. A reservation is granted only if spent + reserved + its amount fits every limit;
+ * as long as a call costs no more than it reserved (callers reserve the worst case: conservative input
+ * estimates and the max_tokens they send), settled spend cannot pass a budget, whatever the interleaving.
+ * Settle still records the real cost when it is higher: the ledger never hides money that was spent.
  */
 export class Ledger {
   private readonly now: () => number;
@@ -313,12 +316,14 @@ export class Ledger {
     return this.standingsAt(userId, guildId, this.now());
   }
 
-  setBudget(change: BudgetChange, budget: Budget): void {
-    this.immediate(() => this.writeBudget(change, budget));
+  /** Sets a budget and audits the change; returns the budget it replaced. */
+  setBudget(change: BudgetChange, budget: Budget): Budget | undefined {
+    return this.immediate(() => this.writeBudget(change, budget));
   }
 
-  clearBudget(change: BudgetChange): void {
-    this.immediate(() => this.writeBudget(change, null));
+  /** Removes a budget (back to the default) and audits it; clearing an unset budget changes nothing. */
+  clearBudget(change: BudgetChange): Budget | undefined {
+    return this.immediate(() => this.writeBudget(change, null));
   }
 
   /** The budget stored for a scope, if any. */
@@ -476,10 +481,11 @@ export class Ledger {
     });
   }
 
-  private writeBudget(change: BudgetChange, budget: Budget | null): void {
+  private writeBudget(change: BudgetChange, budget: Budget | null): Budget | undefined {
     const userId = change.scope === 'user' ? (change.userId ?? '') : '';
     if (change.scope === 'user' && userId === '') throw new Error('a user budget needs a user');
     const old = this.budgetOf(change.guildId, change.scope, userId);
+    if (!old && !budget) return undefined;
     const changedAt = this.now();
     if (budget) {
       this.db
@@ -523,6 +529,7 @@ export class Ledger {
         changedAt,
       })
       .run();
+    return old;
   }
 }
 

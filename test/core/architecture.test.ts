@@ -7,7 +7,11 @@ const FORBIDDEN = ['discord.js', 'openai', '@anthropic-ai/sdk', 'better-sqlite3'
 
 function sourceFiles(directory: string): string[] {
   return readdirSync(directory, { withFileTypes: true }).flatMap((entry) =>
-    entry.isDirectory() ? sourceFiles(join(directory, entry.name)) : entry.name.endsWith('.ts') ? [join(directory, entry.name)] : [],
+    entry.isDirectory()
+      ? sourceFiles(join(directory, entry.name))
+      : entry.name.endsWith('.ts')
+        ? [join(directory, entry.name)]
+        : [],
   );
 }
 
@@ -15,7 +19,9 @@ describe('src/core', () => {
   it('when any core module is read, then it imports no SDK, Discord library or database driver', () => {
     const offenders: string[] = [];
     for (const file of sourceFiles(CORE)) {
-      const imports = [...readFileSync(file, 'utf8').matchAll(/from\s+['"]([^'"]+)['"]/g)].map((match) => match[1]);
+      const imports = [...readFileSync(file, 'utf8').matchAll(/from\s+['"]([^'"]+)['"]/g)].map(
+        (match) => match[1],
+      );
       for (const specifier of imports) {
         if (FORBIDDEN.some((name) => specifier === name || specifier?.startsWith(`${name}/`))) {
           offenders.push(`${file}: ${specifier}`);

@@ -14,7 +14,10 @@ const iso = (ms: number) => new Date(ms).toISOString();
 describe('periodWindow', () => {
   it('when the period is a day, then the window is that UTC calendar day', () => {
     const window = periodWindow('day', at('2026-11-24T23:59:59.999Z'));
-    expect([iso(window.startMs), iso(window.endMs)]).toEqual(['2026-11-24T00:00:00.000Z', '2026-11-25T00:00:00.000Z']);
+    expect([iso(window.startMs), iso(window.endMs)]).toEqual([
+      '2026-11-24T00:00:00.000Z',
+      '2026-11-25T00:00:00.000Z',
+    ]);
   });
 
   it('when the period is a week, then the window is the ISO week from Monday 00:00 UTC', () => {
@@ -82,7 +85,12 @@ describe('applicableLimits', () => {
   });
 });
 
-function standing(kind: 'user' | 'server', limitMicros: number, spentMicros: number, reservedMicros = 0): LimitStanding {
+function standing(
+  kind: 'user' | 'server',
+  limitMicros: number,
+  spentMicros: number,
+  reservedMicros = 0,
+): LimitStanding {
   return {
     kind,
     source: kind === 'user' ? 'own' : 'server-cap',
@@ -95,7 +103,9 @@ function standing(kind: 'user' | 'server', limitMicros: number, spentMicros: num
 
 describe('findDenial', () => {
   it('when spent + reserved + this call fits every limit exactly, then it is allowed', () => {
-    expect(findDenial([standing('user', 1_000, 600, 300), standing('server', 5_000, 4_900)], 100)).toBeUndefined();
+    expect(
+      findDenial([standing('user', 1_000, 600, 300), standing('server', 5_000, 4_900)], 100),
+    ).toBeUndefined();
   });
 
   it('when one micro-dollar would pass a limit, then it is denied with what remains', () => {
@@ -120,6 +130,8 @@ describe('findDenial', () => {
         '$0.0010 left, and this answer could cost up to $0.0050. Resets Dec 1, 00:00 UTC.',
     );
     const server = findDenial([standing('user', 1_000_000, 0), standing('server', 2_000_000, 2_000_000)], 1);
-    expect(server && describeDenial(server)).toContain("this server's budget: $2.0000 of $2.0000 spent this month");
+    expect(server && describeDenial(server)).toContain(
+      "this server's budget: $2.0000 of $2.0000 spent this month",
+    );
   });
 });

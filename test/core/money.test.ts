@@ -40,7 +40,7 @@ describe('usdNumberToMicros', () => {
     [-1, 'negative'],
     [Number.NaN, 'number of dollars'],
     [Number.POSITIVE_INFINITY, 'number of dollars'],
-    [1e309, 'number of dollars'],
+    [Number('1e309'), 'number of dollars'],
     [10_001, '$10,000'],
     [0.00001, '4 decimals'],
     [1e-7, '4 decimals'],

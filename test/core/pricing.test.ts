@@ -42,7 +42,12 @@ describe('published prices', () => {
   });
 
   it('when the table is built, then it holds the shipped rates in micro-USD per million tokens', () => {
-    expect(priceOf('gpt-4o-mini')).toEqual({ input: 150_000, cachedInput: 75_000, cacheWrite: null, output: 600_000 });
+    expect(priceOf('gpt-4o-mini')).toEqual({
+      input: 150_000,
+      cachedInput: 75_000,
+      cacheWrite: null,
+      output: 600_000,
+    });
     expect(priceOf('claude-3-5-haiku')).toEqual({
       input: 800_000,
       cachedInput: 80_000,
@@ -80,7 +85,12 @@ describe('costMicros', () => {
     const haiku = priceOf('claude-haiku-4-5');
     // 1,000 input tokens at the cache-write rate ($1.25/M) + 1,024 output tokens at $5/M
     expect(worstCaseCostMicros(haiku, 1_000, 1_024)).toBe(1_250 + 5_120);
-    const anyUsage = usage({ inputTokens: 400, cachedInputTokens: 300, cacheWriteTokens: 300, outputTokens: 1_024 });
+    const anyUsage = usage({
+      inputTokens: 400,
+      cachedInputTokens: 300,
+      cacheWriteTokens: 300,
+      outputTokens: 1_024,
+    });
     expect(costMicros(anyUsage, haiku)).toBeLessThanOrEqual(worstCaseCostMicros(haiku, 1_000, 1_024));
   });
 });

@@ -19,7 +19,10 @@ function freshPath(): string {
 
 const MIGRATION_COUNT = readdirSync(MIGRATIONS_FOLDER).filter((name) => name.endsWith('.sql')).length;
 
-function run(entryPoint: string, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  entryPoint: string,
+  ...args: string[]
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, tsxArguments(entryPoint, ...args));
     let stdout = '';
@@ -72,7 +75,9 @@ describe('openDatabase and migrate', () => {
     expect(applied.reduce((sum, count) => sum + count, 0)).toBe(MIGRATION_COUNT);
     const db = openDatabase(path);
     try {
-      expect(db.$client.prepare('SELECT COUNT(*) FROM __drizzle_migrations').pluck().get()).toBe(MIGRATION_COUNT);
+      expect(db.$client.prepare('SELECT COUNT(*) FROM __drizzle_migrations').pluck().get()).toBe(
+        MIGRATION_COUNT,
+      );
     } finally {
       closeDatabase(db);
     }
@@ -90,7 +95,9 @@ describe('openDatabase and migrate', () => {
            VALUES ('r', 't', 'u', 'openai', 'gpt-4o-mini', 'draft', 'settled', 1, 0, 0, 1, 1, 6, 10, 0, 0)`,
         )
         .run();
-      expect(() => db.$client.prepare('UPDATE usage_ledger SET cost_micros = 0').run()).toThrow(/append-only/);
+      expect(() => db.$client.prepare('UPDATE usage_ledger SET cost_micros = 0').run()).toThrow(
+        /append-only/,
+      );
       expect(() => db.$client.prepare('DELETE FROM usage_ledger').run()).toThrow(/append-only/);
     } finally {
       closeDatabase(db);

@@ -13,7 +13,13 @@ import {
 import { costMicros, type ModelPrice, NO_USAGE, type TokenUsage } from '../../src/core/pricing.js';
 import type { AppDatabase } from '../../src/db/database.js';
 import type { Ledger, SettleResult } from '../../src/db/ledger.js';
-import { callRequest, createLedger, defaultPrices, FAST_MODEL, temporaryDatabase } from '../support/ledger.js';
+import {
+  callRequest,
+  createLedger,
+  defaultPrices,
+  FAST_MODEL,
+  temporaryDatabase,
+} from '../support/ledger.js';
 
 const GUILD_ID = 'guild-1';
 const USER_IDS = ['user-1', 'user-2', 'user-3'] as const;
@@ -75,7 +81,10 @@ const budgetArbitrary: fc.Arbitrary<Budget> = fc.record({
   period: periodArbitrary,
 });
 const callSizeArbitrary = fc.oneof(
-  fc.record({ inputTokens: fc.nat({ max: MAX_INPUT_TOKENS }), outputTokens: fc.nat({ max: MAX_OUTPUT_TOKENS }) }),
+  fc.record({
+    inputTokens: fc.nat({ max: MAX_INPUT_TOKENS }),
+    outputTokens: fc.nat({ max: MAX_OUTPUT_TOKENS }),
+  }),
   fc.constant({ inputTokens: TYPICAL_INPUT_TOKENS, outputTokens: TYPICAL_OUTPUT_TOKENS }),
 );
 const shareArbitrary = fc.nat({ max: 100 });
@@ -94,7 +103,11 @@ const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
   },
   {
     weight: 4,
-    arbitrary: fc.record({ kind: fc.constant('settle' as const), pick: fc.nat(), usage: usageSharesArbitrary }),
+    arbitrary: fc.record({
+      kind: fc.constant('settle' as const),
+      pick: fc.nat(),
+      usage: usageSharesArbitrary,
+    }),
   },
   {
     weight: 2,
@@ -176,7 +189,6 @@ interface TrackedLimit {
  * open, what is closed and which budgets an admin has set.
  */
 class World {
-  readonly db: AppDatabase;
   readonly ledger: Ledger;
   private nowMs: number;
   private readonly price: ModelPrice;
@@ -190,7 +202,6 @@ class World {
     db: AppDatabase,
     private readonly scenario: Scenario,
   ) {
-    this.db = db;
     this.nowMs = scenario.startMs;
     this.ledger = createLedger(db, {
       defaultUserBudget: scenario.botDefault,
@@ -202,7 +213,10 @@ class World {
     this.price = price;
     const sqlite = db.$client;
     this.statements = {
-      spentInWindow: sqlite.prepare<{ userId: string | null; startMs: number; endMs: number }, { total: number }>(
+      spentInWindow: sqlite.prepare<
+        { userId: string | null; startMs: number; endMs: number },
+        { total: number }
+      >(
         `SELECT COALESCE(SUM(cost_micros), 0) AS total FROM usage_ledger
          WHERE guild_id = '${GUILD_ID}' AND (@userId IS NULL OR user_id = @userId)
            AND charged_at >= @startMs AND charged_at < @endMs`,
@@ -248,19 +262,24 @@ class World {
   run(step: Step): void {
     switch (step.kind) {
       case 'reserve':
-        return this.reserve(step);
+        this.reserve(step);
+        break;
       case 'settle':
-        return this.close(step.pick, 'settle', step.usage);
+        this.close(step.pick, 'settle', step.usage);
+        break;
       case 'release':
-        return this.close(step.pick, 'release', step.usage);
+        this.close(step.pick, 'release', step.usage);
+        break;
       case 'replay':
-        return this.replay(step);
+        this.replay(step);
+        break;
       case 'set-budget':
       case 'clear-budget':
-        return this.changeBudget(step);
+        this.changeBudget(step);
+        break;
       case 'rollover':
         this.nowMs = periodWindow(step.period, this.nowMs).endMs + step.offsetMs;
-        return;
+        break;
     }
   }
 
@@ -275,23 +294,30 @@ class World {
     // The rule, checked on what the ledger reported just before: a grant fits every limit, a denial
     // names the first limit (the user's before the server's) that it would have passed.
     const overLimit = before.find(
-      (standing) => standing.spentMicros + standing.reservedMicros + amountMicros > standing.budget.amountMicros,
+      (standing) =>
+        standing.spentMicros + standing.reservedMicros + amountMicros > standing.budget.amountMicros,
     );
     if (result.ok) {
       expect(overLimit, 'a granted reservation must fit every limit').toBeUndefined();
-      this.open.push({ ...request, createdAt: this.nowMs, inputTokens: step.inputTokens, outputTokens: step.outputTokens });
-    } else {
-      expect(overLimit, 'a denied reservation must pass some limit').toBeDefined();
-      expect(result.denial).toEqual({
-        limit: overLimit,
-        requestedMicros: amountMicros,
-        remainingMicros: Math.max(
-          0,
-          (overLimit?.budget.amountMicros ?? 0) - (overLimit?.spentMicros ?? 0) - (overLimit?.reservedMicros ?? 0),
-        ),
-        resetsAtMs: overLimit?.window.endMs,
+      this.open.push({
+        requestId: request.requestId,
+        userId,
+        amountMicros,
+        inputTokens: step.inputTokens,
+        outputTokens: step.outputTokens,
+        createdAt: this.nowMs,
       });
+      return;
     }
+    expect(overLimit, 'a denied reservation must pass some limit').toBeDefined();
+    if (!overLimit) return;
+    const { budget, spentMicros, reservedMicros, window } = overLimit;
+    expect(result.denial).toEqual({
+      limit: overLimit,
+      requestedMicros: amountMicros,
+      remainingMicros: Math.max(0, budget.amountMicros - spentMicros - reservedMicros),
+      resetsAtMs: window.endMs,
+    });
   }
 
   private close(pick: number, how: 'settle' | 'release', shares: UsageShares | null): void {
@@ -439,23 +465,21 @@ class World {
     const previous = this.tracked.get(label);
     const hasLimitChanged =
       previous === undefined || previous.windowKey !== windowKey || previous.amountMicros !== amountMicros;
-    const canChangeLimits = step.kind === 'set-budget' || step.kind === 'clear-budget' || step.kind === 'rollover';
+    const canChangeLimits =
+      step.kind === 'set-budget' || step.kind === 'clear-budget' || step.kind === 'rollover';
     if (hasLimitChanged && previous !== undefined) {
       expect(canChangeLimits, `a ${step.kind} step changed the limit ${label}`).toBe(true);
     }
 
-    let ceilingMicros: number | undefined;
-    if (committedMicros > amountMicros) {
-      if (hasLimitChanged) {
-        ceilingMicros = committedMicros;
-      } else {
-        expect(
-          committedMicros,
-          `${label}: committed money grew past its ${amountMicros} micro limit`,
-        ).toBeLessThanOrEqual(previous?.ceilingMicros ?? amountMicros);
-        ceilingMicros = committedMicros;
-      }
+    const isOverLimit = committedMicros > amountMicros;
+    if (isOverLimit && !hasLimitChanged) {
+      expect(
+        committedMicros,
+        `${label}: committed money grew past its ${amountMicros} micro limit`,
+      ).toBeLessThanOrEqual(previous?.ceilingMicros ?? amountMicros);
     }
+    // Over the limit, what is committed now is the most it may ever be until it fits again.
+    const ceilingMicros = isOverLimit ? committedMicros : undefined;
     this.tracked.set(label, { windowKey, amountMicros, ceilingMicros });
   }
 
@@ -506,13 +530,22 @@ function usageOf(call: OpenCall, shares: UsageShares): TokenUsage {
   };
 }
 
-/** A counter row at zero and no row at all say the same thing. */
+/** A counter row at zero and no row at all say the same thing; a plain object diffs readably. */
 function withoutEmpty(counters: Map<string, { spent: number; reserved: number }>) {
-  return new Map([...counters].filter(([, { spent, reserved }]) => spent !== 0 || reserved !== 0));
+  return Object.fromEntries([...counters].filter(([, { spent, reserved }]) => spent !== 0 || reserved !== 0));
 }
 
 describe('Ledger under random interleavings', () => {
   it('when reserves, settles, releases, replays, budget changes and rollovers interleave at random, then the counters match the rows and committed money never passes a limit it was not already over', () => {
+    const { db: probe, cleanup: closeProbe } = temporaryDatabase();
+    try {
+      expect(
+        createLedger(probe).worstCaseMicros(FAST_MODEL, TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS),
+      ).toBe(TYPICAL_WORST_CASE_MICROS);
+    } finally {
+      closeProbe();
+    }
+
     fc.assert(
       fc.property(scenarioArbitrary, (scenario) => {
         const { db, cleanup } = temporaryDatabase();

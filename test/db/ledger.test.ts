@@ -18,12 +18,17 @@ beforeEach(() => {
   database = temporaryDatabase();
   db = database.db;
   clock = NOVEMBER_24;
-  ledger = createLedger(db, { now: () => clock, defaultUserBudget: { amountMicros: 10_000, period: 'month' } });
+  ledger = createLedger(db, {
+    now: () => clock,
+    defaultUserBudget: { amountMicros: 10_000, period: 'month' },
+  });
 });
 afterEach(() => database.cleanup());
 
-const ledgerRows = () => db.$client.prepare('SELECT * FROM usage_ledger ORDER BY id').all() as Record<string, unknown>[];
-const userStanding = (userId = 'user-1', guildId: string | null = 'guild-1') => ledger.standings(userId, guildId)[0];
+const ledgerRows = () =>
+  db.$client.prepare('SELECT * FROM usage_ledger ORDER BY id').all() as Record<string, unknown>[];
+const userStanding = (userId = 'user-1', guildId: string | null = 'guild-1') =>
+  ledger.standings(userId, guildId)[0];
 
 describe('reserve', () => {
   it('when the worst case fits the budget, then it is held against it until the call ends', () => {
@@ -38,17 +43,27 @@ describe('reserve', () => {
     const result = ledger.reserve(callRequest({ amountMicros: 4_001 }));
     expect(result).toMatchObject({
       ok: false,
-      denial: { limit: { kind: 'user', source: 'bot-default' }, remainingMicros: 4_000, requestedMicros: 4_001 },
+      denial: {
+        limit: { kind: 'user', source: 'bot-default' },
+        remainingMicros: 4_000,
+        requestedMicros: 4_001,
+      },
     });
     expect(result.ok || result.denial.resetsAtMs).toBe(Date.parse('2026-12-01T00:00:00Z'));
     expect(ledger.openReservationCount()).toBe(1);
   });
 
   it("when the server's cap is reached, then every member is denied, even with budget of their own left", () => {
-    ledger.setBudget({ guildId: 'guild-1', scope: 'server-total', changedBy: 'admin' }, { amountMicros: 5_000, period: 'day' });
+    ledger.setBudget(
+      { guildId: 'guild-1', scope: 'server-total', changedBy: 'admin' },
+      { amountMicros: 5_000, period: 'day' },
+    );
     expect(ledger.reserve(callRequest({ userId: 'alice', amountMicros: 3_000 })).ok).toBe(true);
     const denied = ledger.reserve(callRequest({ userId: 'bob', amountMicros: 3_000 }));
-    expect(denied).toMatchObject({ ok: false, denial: { limit: { kind: 'server', source: 'server-cap' }, remainingMicros: 2_000 } });
+    expect(denied).toMatchObject({
+      ok: false,
+      denial: { limit: { kind: 'server', source: 'server-cap' }, remainingMicros: 2_000 },
+    });
     expect(denied.ok || denied.denial.resetsAtMs).toBe(Date.parse('2026-11-25T00:00:00Z'));
   });
 
@@ -153,28 +168,50 @@ describe('budgets', () => {
         changedBy: 'admin-1',
         changedAt: NOVEMBER_24 + 2_000,
       },
-      expect.objectContaining({ oldBudget: { amountMicros: 50_000, period: 'week' }, newBudget: { amountMicros: 20_000, period: 'day' } }),
+      expect.objectContaining({
+        oldBudget: { amountMicros: 50_000, period: 'week' },
+        newBudget: { amountMicros: 20_000, period: 'day' },
+      }),
       expect.objectContaining({ oldBudget: null, newBudget: { amountMicros: 50_000, period: 'week' } }),
     ]);
   });
 
   it("when a server sets a default, then members without their own budget get it, and other servers don't", () => {
-    ledger.setBudget({ guildId: 'guild-1', scope: 'server-default', changedBy: 'admin' }, { amountMicros: 3_000, period: 'month' });
-    expect(userStanding('someone')).toMatchObject({ source: 'server-default', budget: { amountMicros: 3_000 } });
+    ledger.setBudget(
+      { guildId: 'guild-1', scope: 'server-default', changedBy: 'admin' },
+      { amountMicros: 3_000, period: 'month' },
+    );
+    expect(userStanding('someone')).toMatchObject({
+      source: 'server-default',
+      budget: { amountMicros: 3_000 },
+    });
     expect(userStanding('someone', 'guild-2')).toMatchObject({ source: 'bot-default' });
   });
 
   it('when a budget period changes from month to day, then spend already made today still counts', () => {
     ledger.reserve(callRequest({ requestId: 'today', amountMicros: 4_000 }));
     ledger.settle('today', usage);
-    ledger.setBudget({ guildId: 'guild-1', scope: 'user', userId: 'user-1', changedBy: 'admin' }, { amountMicros: 500, period: 'day' });
+    ledger.setBudget(
+      { guildId: 'guild-1', scope: 'user', userId: 'user-1', changedBy: 'admin' },
+      { amountMicros: 500, period: 'day' },
+    );
     expect(userStanding()).toMatchObject({ spentMicros: USAGE_COST, budget: { period: 'day' } });
     expect(ledger.reserve(callRequest({ amountMicros: 51 })).ok).toBe(false);
     expect(ledger.reserve(callRequest({ amountMicros: 50 })).ok).toBe(true);
   });
 
+  it('when an unset budget is cleared, then nothing changes and nothing is audited', () => {
+    expect(
+      ledger.clearBudget({ guildId: 'guild-1', scope: 'server-total', changedBy: 'admin' }),
+    ).toBeUndefined();
+    expect(ledger.auditLog('guild-1')).toEqual([]);
+  });
+
   it('when a budget is 0, then it blocks every call', () => {
-    ledger.setBudget({ guildId: 'guild-1', scope: 'user', userId: 'user-1', changedBy: 'admin' }, { amountMicros: 0, period: 'month' });
+    ledger.setBudget(
+      { guildId: 'guild-1', scope: 'user', userId: 'user-1', changedBy: 'admin' },
+      { amountMicros: 0, period: 'month' },
+    );
     expect(ledger.reserve(callRequest({ amountMicros: 1 })).ok).toBe(false);
   });
 
@@ -189,17 +226,27 @@ describe('budgets', () => {
 
 describe('sweeping', () => {
   it('when a process died holding reservations, then start-up charges them at the reserved amount', () => {
-    const crashed = createLedger(db, { now: () => clock, pid: 999_999, defaultUserBudget: { amountMicros: 10_000, period: 'month' } });
+    const crashed = createLedger(db, {
+      now: () => clock,
+      pid: 999_999,
+      defaultUserBudget: { amountMicros: 10_000, period: 'month' },
+    });
     crashed.reserve(callRequest({ requestId: 'orphan', amountMicros: 4_000 }));
     ledger.reserve(callRequest({ requestId: 'mine', amountMicros: 1_000 }));
     expect(ledger.sweepOrphans((pid) => pid !== 999_999)).toBe(1);
-    expect(ledgerRows()).toEqual([expect.objectContaining({ request_id: 'orphan', outcome: 'swept', cost_micros: 4_000 })]);
+    expect(ledgerRows()).toEqual([
+      expect.objectContaining({ request_id: 'orphan', outcome: 'swept', cost_micros: 4_000 }),
+    ]);
     expect(userStanding()).toMatchObject({ spentMicros: 4_000, reservedMicros: 1_000 });
     expect(ledger.settle('orphan', usage)).toEqual({ status: 'duplicate' });
   });
 
   it('when a reservation outlives its TTL, then the sweep charges it and frees the budget', () => {
-    const short = createLedger(db, { now: () => clock, reservationTtlMs: 60_000, defaultUserBudget: { amountMicros: 10_000, period: 'month' } });
+    const short = createLedger(db, {
+      now: () => clock,
+      reservationTtlMs: 60_000,
+      defaultUserBudget: { amountMicros: 10_000, period: 'month' },
+    });
     short.reserve(callRequest({ requestId: 'stuck', amountMicros: 4_000 }));
     clock += 59_999;
     expect(short.sweepExpired()).toBe(0);

@@ -19,7 +19,12 @@ describe('convertOpenAIUsage', () => {
       prompt_tokens_details: { cached_tokens: 1920, audio_tokens: 0 },
       completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0 },
     });
-    expect(usage).toEqual({ inputTokens: 86, cachedInputTokens: 1920, cacheWriteTokens: 0, outputTokens: 300 });
+    expect(usage).toEqual({
+      inputTokens: 86,
+      cachedInputTokens: 1920,
+      cacheWriteTokens: 0,
+      outputTokens: 300,
+    });
     // 86 × $0.15/M + 1920 × $0.075/M + 300 × $0.60/M = 12.9 + 144 + 180 = 336.9 → 337 micro-USD
     const gpt4oMini = prices.get('gpt-4o-mini');
     expect(gpt4oMini && costMicros(usage, gpt4oMini)).toBe(337);
@@ -53,7 +58,12 @@ describe('convertAnthropicUsage', () => {
       server_tool_use: null,
     };
     const usage = convertAnthropicUsage(start, delta);
-    expect(usage).toEqual({ inputTokens: 25, cachedInputTokens: 1800, cacheWriteTokens: 400, outputTokens: 503 });
+    expect(usage).toEqual({
+      inputTokens: 25,
+      cachedInputTokens: 1800,
+      cacheWriteTokens: 400,
+      outputTokens: 503,
+    });
     // Haiku 4.5: 25 × $1 + 1800 × $0.10 + 400 × $1.25 + 503 × $5 (per M) = 25 + 180 + 500 + 2515 = 3220
     const haiku = prices.get('claude-haiku-4-5');
     expect(haiku && costMicros(usage, haiku)).toBe(3220);
