@@ -1,10 +1,16 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { and, count, eq, gte, lt, sum } from 'drizzle-orm';
 import { v7 as uuidv7 } from 'uuid';
-import { BUDGET_PERIODS, type Budget, type PeriodWindow, periodWindow } from '../src/core/budget.js';
+import {
+  BUDGET_PERIODS,
+  type Budget,
+  type BudgetPeriod,
+  type PeriodWindow,
+  periodWindow,
+} from '../src/core/budget.js';
 import { newId } from '../src/core/ids.js';
+import type { ReserveRequest } from '../src/core/ledger.js';
 import {
   buildPriceTable,
   costMicros,
@@ -15,8 +21,9 @@ import {
   worstCaseCostMicros,
 } from '../src/core/pricing.js';
 import { type AppDatabase, closeDatabase, migrate, openDatabase } from '../src/db/database.js';
-import { Ledger, type ReserveRequest } from '../src/db/ledger.js';
-import { type CallOutcome, type CallPurpose, usageLedger } from '../src/db/schema.js';
+import { Ledger } from '../src/db/ledger.js';
+import { type CallOutcome, type CallPurpose, spendCounters } from '../src/db/schema.js';
+import { usageByModel } from '../src/db/usage.js';
 import {
   type Benchmark,
   elapsedNs,
@@ -135,7 +142,7 @@ export const ledgerBenchmark: Benchmark = {
         defaultUserBudget: NEVER_DENY,
         defaultServerCap: NEVER_DENY,
       });
-      checkCountersAgreeWithLedger(db, ledger, population, busiest.currentMonth, now);
+      checkCountersAgreeWithLedger(db, prices, population, busiest.currentMonth, now);
 
       const pairs = measureReserveSettle(ledger, population, random);
       const aggregates = measureUsageAggregates(db, population, busiest, random, now);
@@ -242,8 +249,10 @@ function seed(
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertCounter = sqlite.prepare(
-    `INSERT INTO spend_counters (kind, guild_key, user_key, period, period_start, spent_micros, reserved_micros)
-     VALUES (?, ?, ?, ?, ?, ?, 0)`,
+    `INSERT INTO spend_counters (kind, guild_key, user_key, ${BUDGET_PERIODS.map(
+      (period) => `${period}_start, ${period}_spent_micros, ${period}_reserved_micros`,
+    ).join(', ')})
+     VALUES (?, ?, ?, ${BUDGET_PERIODS.map(() => '?, ?, 0').join(', ')})`,
   );
   // The last turn's calls end a minute or so before now, so every seeded charge lies in the past.
   const historyStart = now - HISTORY_DAYS * DAY_MS;
@@ -251,7 +260,7 @@ function seed(
   const firstDay = Math.floor(historyStart / DAY_MS);
   const currentMonth = periodWindow('month', now);
   const previousMonth = periodWindow('month', currentMonth.startMs - 1);
-  /** Spend per (member, venue, day): the counters of every period are sums of these. */
+  /** Spend per (member, venue, day): the counters' windows are sums of these. */
   const dailySpend = new Map<number, number>();
   const currentMonthRows = new Map<number, number>();
   const previousMonthRows = new Map<number, number>();
@@ -314,9 +323,7 @@ function seed(
         counter.kind,
         counter.guildKey,
         counter.userKey,
-        counter.period,
-        counter.periodStart,
-        counter.spentMicros,
+        ...BUDGET_PERIODS.flatMap((period) => [counter.startMs[period], counter.spentMicros[period]]),
       );
     }
     return counters.size;
@@ -456,34 +463,53 @@ interface CounterRow {
   kind: 'user' | 'server';
   guildKey: string;
   userKey: string;
-  period: string;
-  periodStart: number;
-  spentMicros: number;
+  /** Per period, the window the row holds (reserved is 0 for history: every seeded call was closed). */
+  startMs: Record<BudgetPeriod, number>;
+  spentMicros: Record<BudgetPeriod, number>;
 }
 
 /**
- * Rolls the daily spend up into every counter src/db/ledger.ts keeps: per period kind, one for the user in
- * the server (or in DMs: guild_key '') and one for the server (user_key ''), each at periodWindow's start.
+ * Rolls the daily spend up into the counters src/db/ledger.ts keeps: one row for the user in the server (or
+ * in DMs: guild_key '') and one for the server (user_key ''), for every key with ledger rows. Each period
+ * holds the latest window the key was charged in and its spend there, by the rule of Ledger's upsert (a
+ * later window starts over, the same one adds up). So a key whose history ends before the current window
+ * keeps that older window rather than the current one at 0: both read as 0 now, but this is the row the
+ * bot itself would have left, and reserve then takes the upsert's "window has ended" branch as it would.
  */
 function countersFrom(
   dailySpend: ReadonlyMap<number, number>,
   firstDay: number,
   population: Population,
 ): Map<string, CounterRow> {
-  const windowsOfDay = new Map<number, { period: string; window: PeriodWindow }[]>();
+  const windowStartsOfDay = new Map<number, Record<BudgetPeriod, number>>();
   const counters = new Map<string, CounterRow>();
   const add = (
     kind: 'user' | 'server',
     guildKey: string,
     userKey: string,
-    period: string,
-    periodStart: number,
+    startMs: Record<BudgetPeriod, number>,
     spent: number,
   ) => {
-    const key = `${kind}|${guildKey}|${userKey}|${period}|${periodStart}`;
+    const key = `${kind}|${guildKey}|${userKey}`;
     const counter = counters.get(key);
-    if (counter) counter.spentMicros += spent;
-    else counters.set(key, { kind, guildKey, userKey, period, periodStart, spentMicros: spent });
+    if (!counter) {
+      counters.set(key, {
+        kind,
+        guildKey,
+        userKey,
+        startMs: { ...startMs },
+        spentMicros: { day: spent, week: spent, month: spent },
+      });
+      return;
+    }
+    for (const period of BUDGET_PERIODS) {
+      if (startMs[period] > counter.startMs[period]) {
+        counter.startMs[period] = startMs[period];
+        counter.spentMicros[period] = spent;
+      } else if (startMs[period] === counter.startMs[period]) {
+        counter.spentMicros[period] += spent;
+      }
+    }
   };
   for (const [dayKey, spent] of dailySpend) {
     const day = firstDay + (dayKey % 1_000);
@@ -491,15 +517,17 @@ function countersFrom(
     const member = item(population.members, Math.floor(pair / (GUILD_COUNT + 1)));
     const venue = (pair % (GUILD_COUNT + 1)) - 1;
     const guildKey = venue === -1 ? '' : item(population.guilds, venue).guildId;
-    let windows = windowsOfDay.get(day);
-    if (!windows) {
-      windows = BUDGET_PERIODS.map((period) => ({ period, window: periodWindow(period, day * DAY_MS) }));
-      windowsOfDay.set(day, windows);
+    let startMs = windowStartsOfDay.get(day);
+    if (!startMs) {
+      startMs = {
+        day: periodWindow('day', day * DAY_MS).startMs,
+        week: periodWindow('week', day * DAY_MS).startMs,
+        month: periodWindow('month', day * DAY_MS).startMs,
+      };
+      windowStartsOfDay.set(day, startMs);
     }
-    for (const { period, window } of windows) {
-      add('user', guildKey, member.userId, period, window.startMs, spent);
-      if (venue !== -1) add('server', guildKey, '', period, window.startMs, spent);
-    }
+    add('user', guildKey, member.userId, startMs, spent);
+    if (venue !== -1) add('server', guildKey, '', startMs, spent);
   }
   return counters;
 }
@@ -517,43 +545,94 @@ function busiestIn(rowsByPair: ReadonlyMap<number, number>): Busiest {
 }
 
 /**
- * The counters are what reserve checks budgets against: if seeding keyed them differently from the
- * ledger, the figures would measure the wrong rows. Checks the totals, and the busiest user's standings
- * as the Ledger itself reads them.
+ * The counters are what reserve checks budgets against: if seeding keyed or windowed them differently
+ * from the ledger, the figures would measure the wrong rows. Checks that every key with ledger rows has
+ * exactly one counter, that each counter holds the ledger's sums for the windows containing now, and the
+ * busiest user's standings in every period as the Ledger itself reads them.
  */
 function checkCountersAgreeWithLedger(
   db: AppDatabase,
-  ledger: Ledger,
+  prices: PriceTable,
   population: Population,
   busiest: Busiest,
   now: number,
 ): void {
   const sqlite = db.$client;
-  const ledgerTotal = sqlite.prepare('SELECT SUM(cost_micros) FROM usage_ledger').pluck().get() as number;
-  for (const period of BUDGET_PERIODS) {
-    const counted = sqlite
-      .prepare(`SELECT SUM(spent_micros) FROM spend_counters WHERE kind = 'user' AND period = ?`)
-      .pluck()
-      .get(period) as number;
-    if (counted !== ledgerTotal) {
-      throw new Error(`user ${period} counters hold ${counted} µ$ but the ledger ${ledgerTotal} µ$`);
+  const windows = BUDGET_PERIODS.map((period) => ({ period, window: periodWindow(period, now) }));
+  const bounds = Object.fromEntries(
+    windows.flatMap(({ period, window }) => [
+      [`${period}Start`, window.startMs],
+      [`${period}End`, window.endMs],
+    ]),
+  );
+  const sumsInWindows = BUDGET_PERIODS.map(
+    (period) =>
+      `SUM(CASE WHEN charged_at >= @${period}Start AND charged_at < @${period}End THEN cost_micros ELSE 0 END) AS ${period}`,
+  ).join(', ');
+  const perKey = sqlite
+    .prepare(
+      `SELECT COALESCE(guild_id, '') AS guildKey, user_id AS userKey, ${sumsInWindows}
+       FROM usage_ledger GROUP BY guild_id, user_id`,
+    )
+    .all(bounds) as ({ guildKey: string; userKey: string } & Record<BudgetPeriod, number>)[];
+  const expected = new Map<string, Record<BudgetPeriod, number>>();
+  const expect = (key: string, sums: Record<BudgetPeriod, number>) => {
+    const held = expected.get(key);
+    if (!held) expected.set(key, { day: sums.day, week: sums.week, month: sums.month });
+    else for (const period of BUDGET_PERIODS) held[period] += sums[period];
+  };
+  for (const row of perKey) {
+    expect(`user|${row.guildKey}|${row.userKey}`, row);
+    if (row.guildKey !== '') expect(`server|${row.guildKey}|`, row);
+  }
+
+  const counters = db.select().from(spendCounters).all();
+  for (const counter of counters) {
+    const key = `${counter.kind}|${counter.guildKey}|${counter.userKey}`;
+    const sums = expected.get(key);
+    if (!sums) throw new Error(`counter ${key} has no ledger rows`);
+    for (const { period, window } of windows) {
+      // As Ledger.standingOf reads it: a window other than the current one counts as empty.
+      const spent = counter[`${period}Start`] === window.startMs ? counter[`${period}SpentMicros`] : 0;
+      if (spent !== sums[period]) {
+        throw new Error(`counter ${key} holds ${spent} µ$ this ${period}, the ledger ${sums[period]} µ$`);
+      }
+      // Every seeded call was settled, so nothing is held in any window, current or not.
+      if (counter[`${period}ReservedMicros`] !== 0) throw new Error(`counter ${key} holds a reservation`);
     }
   }
+  if (counters.length !== expected.size) {
+    throw new Error(`${counters.length} counters for ${expected.size} keys with ledger rows`);
+  }
+
   const { userId } = item(population.members, busiest.member);
   const { guildId } = item(population.guilds, busiest.guild);
-  const month = periodWindow('month', now);
   const spentBy = sqlite.prepare(
     `SELECT COALESCE(SUM(cost_micros), 0) FROM usage_ledger
      WHERE guild_id = @guildId AND (@userId IS NULL OR user_id = @userId)
        AND charged_at >= @start AND charged_at < @end`,
   );
-  const [user, server] = ledger.standings(userId, guildId);
-  const userSpent = spentBy.pluck().get({ guildId, userId, start: month.startMs, end: month.endMs });
-  const serverSpent = spentBy.pluck().get({ guildId, userId: null, start: month.startMs, end: month.endMs });
-  if (user?.spentMicros !== userSpent || server?.spentMicros !== serverSpent) {
-    throw new Error(
-      `standings (${user?.spentMicros}, ${server?.spentMicros}) disagree with the ledger (${userSpent}, ${serverSpent})`,
-    );
+  for (const { period, window } of windows) {
+    // A Ledger per period, as standings only read the period of the budget that applies; on the seeding's
+    // clock, so a day that ends during the run does not move the windows under the check.
+    const budget: Budget = { amountMicros: NEVER_DENY.amountMicros, period };
+    const ledger = new Ledger(db, {
+      prices,
+      smartModel: SMART_MODEL,
+      defaultUserBudget: budget,
+      defaultServerCap: budget,
+      now: () => now,
+    });
+    const [user, server] = ledger.standings(userId, guildId);
+    const userSpent = spentBy.pluck().get({ guildId, userId, start: window.startMs, end: window.endMs });
+    const serverSpent = spentBy
+      .pluck()
+      .get({ guildId, userId: null, start: window.startMs, end: window.endMs });
+    if (user?.spentMicros !== userSpent || server?.spentMicros !== serverSpent) {
+      throw new Error(
+        `${period} standings (${user?.spentMicros}, ${server?.spentMicros}) disagree with the ledger (${userSpent}, ${serverSpent})`,
+      );
+    }
   }
 }
 
@@ -600,35 +679,6 @@ function measureReserveSettle(ledger: Ledger, population: Population, random: ()
     p99Us: percentile(samplesNs, 99) / NS_PER_US,
     pairsPerSecond: MEASURED_PAIRS / (loopNs / 1e9),
   };
-}
-
-/**
- * The per-user period aggregate /usage needs: one user's calls, tokens and cost in a server over a
- * window, per model, plus what the same tokens would have cost on the smart model. A candidate for
- * src/db/ledger.ts (in DMs it would need isNull(usageLedger.guildId) instead of eq).
- */
-function usageByModel(db: AppDatabase, userId: string, guildId: string, window: PeriodWindow) {
-  return db
-    .select({
-      model: usageLedger.model,
-      calls: count(),
-      inputTokens: sum(usageLedger.inputTokens).mapWith(Number),
-      cachedInputTokens: sum(usageLedger.cachedInputTokens).mapWith(Number),
-      cacheWriteTokens: sum(usageLedger.cacheWriteTokens).mapWith(Number),
-      outputTokens: sum(usageLedger.outputTokens).mapWith(Number),
-      costMicros: sum(usageLedger.costMicros).mapWith(Number),
-      smartCostMicros: sum(usageLedger.smartCostMicros).mapWith(Number),
-    })
-    .from(usageLedger)
-    .where(
-      and(
-        eq(usageLedger.guildId, guildId),
-        eq(usageLedger.userId, userId),
-        gte(usageLedger.chargedAt, window.startMs),
-        lt(usageLedger.chargedAt, window.endMs),
-      ),
-    )
-    .groupBy(usageLedger.model);
 }
 
 function measureUsageAggregates(

@@ -43,11 +43,16 @@ CREATE TABLE `spend_counters` (
 	`kind` text NOT NULL,
 	`guild_key` text NOT NULL,
 	`user_key` text NOT NULL,
-	`period` text NOT NULL,
-	`period_start` integer NOT NULL,
-	`spent_micros` integer DEFAULT 0 NOT NULL,
-	`reserved_micros` integer DEFAULT 0 NOT NULL,
-	PRIMARY KEY(`kind`, `guild_key`, `user_key`, `period`, `period_start`)
+	`day_start` integer NOT NULL,
+	`day_spent_micros` integer NOT NULL,
+	`day_reserved_micros` integer NOT NULL,
+	`week_start` integer NOT NULL,
+	`week_spent_micros` integer NOT NULL,
+	`week_reserved_micros` integer NOT NULL,
+	`month_start` integer NOT NULL,
+	`month_spent_micros` integer NOT NULL,
+	`month_reserved_micros` integer NOT NULL,
+	PRIMARY KEY(`kind`, `guild_key`, `user_key`)
 ) WITHOUT ROWID;
 --> statement-breakpoint
 CREATE TABLE `usage_ledger` (
@@ -73,4 +78,4 @@ CREATE TABLE `usage_ledger` (
 );
 --> statement-breakpoint
 CREATE UNIQUE INDEX `usage_ledger_request_id` ON `usage_ledger` (`request_id`);--> statement-breakpoint
-CREATE INDEX `usage_ledger_user_period` ON `usage_ledger` (`guild_id`,`user_id`,`charged_at`);
+CREATE INDEX `usage_ledger_user_period` ON `usage_ledger` (`guild_id`,`user_id`,`charged_at`,`model`,`cost_micros`,`smart_cost_micros`,`input_tokens`,`cached_input_tokens`,`cache_write_tokens`,`output_tokens`);

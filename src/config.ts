@@ -139,6 +139,21 @@ const VARIABLES = {
       'a JSON file of model prices (USD per million tokens) that overrides or adds to the built-in table',
     schema: optionalText,
   },
+  FIRST_TOKEN_TIMEOUT_SECONDS: {
+    secret: false,
+    purpose: 'how long to wait for a model to start answering before aborting the request (1 to 120)',
+    schema: z.coerce.number().min(1).max(120).default(20),
+  },
+  PROVIDER_DEADLINE_SECONDS: {
+    secret: false,
+    purpose: 'how long a model call may keep retrying before giving up or falling back (5 to 600)',
+    schema: z.coerce.number().min(5).max(600).default(60),
+  },
+  RETRY_AFTER_CAP_SECONDS: {
+    secret: false,
+    purpose: "the longest wait honoured from a provider's retry-after before retrying (1 to 60)",
+    schema: z.coerce.number().min(1).max(60).default(10),
+  },
   LOG_LEVEL: {
     secret: false,
     purpose: 'how much to log',
@@ -172,6 +187,7 @@ export interface Config {
   maxOutputTokens: number;
   systemPrompt: string;
   operatorIds: readonly string[];
+  providers: { firstTokenTimeoutMs: number; deadlineMs: number; retryAfterCapMs: number };
   logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -249,6 +265,11 @@ export function loadConfig(environment: Record<string, string | undefined> = rea
     maxOutputTokens: variables.MAX_OUTPUT_TOKENS,
     systemPrompt: variables.SYSTEM_PROMPT,
     operatorIds: variables.BOT_OPERATOR_IDS,
+    providers: {
+      firstTokenTimeoutMs: variables.FIRST_TOKEN_TIMEOUT_SECONDS * 1000,
+      deadlineMs: variables.PROVIDER_DEADLINE_SECONDS * 1000,
+      retryAfterCapMs: variables.RETRY_AFTER_CAP_SECONDS * 1000,
+    },
     logLevel: variables.LOG_LEVEL,
   };
 }

@@ -3,6 +3,7 @@ import { formatUsd } from './core/money.js';
 import { closeDatabase, migrate, openDatabase } from './db/database.js';
 import { Ledger } from './db/ledger.js';
 import { createLogger } from './log.js';
+import { createModelGateway } from './providers/index.js';
 
 /** How often reservations held past their TTL are charged and freed. */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -29,6 +30,7 @@ async function main(): Promise<void> {
     defaultUserBudget: config.defaultUserBudget,
     defaultServerCap: config.defaultServerCap,
   });
+  const gateway = createModelGateway(config, ledger);
   const swept = ledger.sweepOrphans();
   if (swept > 0)
     log.warn({ swept }, 'charged reservations left open by a previous crash at their reserved amount');
@@ -48,6 +50,8 @@ async function main(): Promise<void> {
     },
     'tierbot ready',
   );
+
+  void gateway;
 
   const shutdown = (signal: NodeJS.Signals) => {
     log.info({ signal }, 'shutting down');

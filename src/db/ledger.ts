@@ -4,12 +4,13 @@ import {
   applicableLimits,
   BUDGET_PERIODS,
   type Budget,
-  type BudgetDenial,
+  type BudgetPeriod,
   type BudgetScope,
   findDenial,
   type LimitStanding,
   periodWindow,
 } from '../core/budget.js';
+import type { ReserveRequest, ReserveResult, SettleResult, UsageLedger } from '../core/ledger.js';
 import type { Micros } from '../core/money.js';
 import {
   costMicros,
@@ -23,7 +24,6 @@ import {
   budgetAudit,
   budgets,
   type CallOutcome,
-  type CallPurpose,
   reservations,
   spendCounters,
   usageLedger,
@@ -44,33 +44,6 @@ export interface LedgerOptions {
   now?: () => number;
   pid?: number;
 }
-
-/** Who is asking, where, and for which model call. `guildId` is null in direct messages. */
-export interface CallContext {
-  requestId: string;
-  turnId: string;
-  userId: string;
-  guildId: string | null;
-  channelId: string | null;
-  provider: string;
-  model: string;
-  purpose: CallPurpose;
-}
-
-export interface ReserveRequest extends CallContext {
-  /** The worst case of the call, from {@link Ledger.worstCaseMicros}. */
-  amountMicros: Micros;
-}
-
-export type ReserveResult =
-  | { ok: true; requestId: string; amountMicros: Micros }
-  | { ok: false; denial: BudgetDenial };
-
-export type SettleResult =
-  | { status: 'settled'; costMicros: Micros; smartCostMicros: Micros; reservedMicros: Micros }
-  /** Already settled, released or swept: settling twice changes nothing. */
-  | { status: 'duplicate' }
-  | { status: 'unknown' };
 
 export interface BudgetChange {
   guildId: string;
@@ -108,36 +81,48 @@ const placeholder = sql.placeholder;
  * running it (about 700 µs against 50 µs for a reserve + settle), and reserve/settle run on every call.
  */
 function prepareStatements(db: AppDatabase) {
-  // One upsert moves the money in every window (day, week, month) of the user and, in a server, of the
-  // server. Written as SQL with named parameters: through drizzle's placeholders its 32 parameters cost
-  // more to bind than the statement takes to run.
+  // One upsert moves the money in the current day, week and month of the user and, in a server, of the
+  // server. A window that has ended starts over; a delta for a window older than the row's is dropped (its
+  // period is closed and the ledger row records it). SQLite evaluates every SET expression against the
+  // row as it was, so the order of the assignments does not matter.
+  // Written as SQL: drizzle's onConflictDoUpdate cannot express the window logic without raw SQL anyway.
+  const windowUpdate = (period: BudgetPeriod) => `
+      ${period}_spent_micros = CASE
+        WHEN ${period}_start = excluded.${period}_start THEN ${period}_spent_micros + excluded.${period}_spent_micros
+        WHEN ${period}_start < excluded.${period}_start THEN excluded.${period}_spent_micros
+        ELSE ${period}_spent_micros END,
+      ${period}_reserved_micros = CASE
+        WHEN ${period}_start = excluded.${period}_start THEN ${period}_reserved_micros + excluded.${period}_reserved_micros
+        WHEN ${period}_start < excluded.${period}_start THEN excluded.${period}_reserved_micros
+        ELSE ${period}_reserved_micros END,
+      ${period}_start = MAX(${period}_start, excluded.${period}_start)`;
   const addToCounters = (kinds: readonly ('user' | 'server')[]) =>
     db.$client.prepare<CounterParameters>(
-      `INSERT INTO spend_counters (kind, guild_key, user_key, period, period_start, spent_micros, reserved_micros)
+      `INSERT INTO spend_counters (kind, guild_key, user_key,
+         day_start, day_spent_micros, day_reserved_micros,
+         week_start, week_spent_micros, week_reserved_micros,
+         month_start, month_spent_micros, month_reserved_micros)
        VALUES ${kinds
-         .flatMap((kind) =>
-           BUDGET_PERIODS.map(
-             (period) =>
-               `('${kind}', @guildKey, ${kind === 'user' ? '@userKey' : "''"}, '${period}', @${period}Start, @spent, @reserved)`,
-           ),
+         .map(
+           (kind) =>
+             `('${kind}', @guildKey, ${kind === 'user' ? '@userKey' : "''"}, ` +
+             BUDGET_PERIODS.map((period) => `@${period}Start, @spent, @reserved`).join(', ') +
+             ')',
          )
          .join(', ')}
-       ON CONFLICT DO UPDATE SET spent_micros = spent_micros + excluded.spent_micros,
-                                 reserved_micros = reserved_micros + excluded.reserved_micros`,
+       ON CONFLICT DO UPDATE SET ${BUDGET_PERIODS.map(windowUpdate).join(',')}`,
     );
   return {
     addToUserCounters: addToCounters(['user']),
     addToUserAndServerCounters: addToCounters(['user', 'server']),
     counter: db
-      .select({ spent: spendCounters.spentMicros, reserved: spendCounters.reservedMicros })
+      .select()
       .from(spendCounters)
       .where(
         and(
           eq(spendCounters.kind, placeholder('kind')),
           eq(spendCounters.guildKey, placeholder('guildKey')),
           eq(spendCounters.userKey, placeholder('userKey')),
-          eq(spendCounters.period, placeholder('period')),
-          eq(spendCounters.periodStart, placeholder('periodStart')),
         ),
       )
       .prepare(),
@@ -219,7 +204,7 @@ function prepareStatements(db: AppDatabase) {
  * estimates and the max_tokens they send), settled spend cannot pass a budget, whatever the interleaving.
  * Settle still records the real cost when it is higher: the ledger never hides money that was spent.
  */
-export class Ledger {
+export class Ledger implements UsageLedger {
   private readonly now: () => number;
   private readonly pid: number;
   private readonly ttlMs: number;
@@ -248,11 +233,8 @@ export class Ledger {
   reserve(request: ReserveRequest): ReserveResult {
     this.priceOf(request.model);
     return this.immediate(() => {
-      const createdAt = this.now();
-      const denial = findDenial(
-        this.standingsAt(request.userId, request.guildId, createdAt),
-        request.amountMicros,
-      );
+      const { standings, atMs: createdAt } = this.standingsAt(request.userId, request.guildId, this.now());
+      const denial = findDenial(standings, request.amountMicros);
       if (denial) return { ok: false, denial };
       this.statements.insertReservation.run({
         requestId: request.requestId,
@@ -289,6 +271,19 @@ export class Ledger {
     return this.immediate(() => this.close(requestId, 'failed', reportedUsage));
   }
 
+  /** Frees a reservation whose call never reached a provider (a circuit opened in between): no ledger row. */
+  cancel(requestId: string): void {
+    this.immediate(() => {
+      const reservation = this.statements.reservation.get({ requestId });
+      if (!reservation) return;
+      this.addToCounters(reservation.userId, reservation.guildId, reservation.createdAt, {
+        spent: 0,
+        reserved: -reservation.amountMicros,
+      });
+      this.statements.deleteReservation.run({ requestId });
+    });
+  }
+
   /**
    * Charges reservations that expired (held past the TTL) at their reserved amount: their call may well
    * have been billed, and the worst case is the only safe figure.
@@ -313,7 +308,7 @@ export class Ledger {
 
   /** The limits that apply to a user here and how each stands right now (for /usage and /budget show). */
   standings(userId: string, guildId: string | null): LimitStanding[] {
-    return this.standingsAt(userId, guildId, this.now());
+    return this.standingsAt(userId, guildId, this.now()).standings;
   }
 
   /** Sets a budget and audits the change; returns the budget it replaced. */
@@ -418,12 +413,27 @@ export class Ledger {
     });
   }
 
-  private standingsAt(userId: string, guildId: string | null, atMs: number): LimitStanding[] {
+  /**
+   * The standings at a moment that is never behind the newest window already counted: a process whose
+   * clock lags (skew between processes, a clock stepped back at midnight) would otherwise read the
+   * counters' newer window as empty and have its own charges dropped as belonging to an ended one.
+   */
+  private standingsAt(
+    userId: string,
+    guildId: string | null,
+    clockMs: number,
+  ): { standings: LimitStanding[]; atMs: number } {
     const limits = applicableLimits({
       ...this.budgetSettings(userId, guildId),
       isDirectMessage: guildId === null,
     });
-    return limits.map((limit) => this.standingOf(limit, userId, guildId, atMs));
+    const rows = {
+      user: this.statements.counter.get(counterKey('user', userId, guildId)),
+      server:
+        guildId === null ? undefined : this.statements.counter.get(counterKey('server', userId, guildId)),
+    };
+    const atMs = Math.max(clockMs, rows.user?.dayStart ?? 0, rows.server?.dayStart ?? 0);
+    return { standings: limits.map((limit) => standingOf(limit, rows[limit.kind], atMs)), atMs };
   }
 
   private budgetSettings(userId: string, guildId: string | null) {
@@ -443,22 +453,6 @@ export class Ledger {
       else settings.serverTotal = budget;
     }
     return settings;
-  }
-
-  private standingOf(
-    limit: ApplicableLimit,
-    userId: string,
-    guildId: string | null,
-    atMs: number,
-  ): LimitStanding {
-    const window = periodWindow(limit.budget.period, atMs);
-    const key = counterKey(limit.kind, userId, guildId);
-    const row = this.statements.counter.get({
-      ...key,
-      period: limit.budget.period,
-      periodStart: window.startMs,
-    });
-    return { ...limit, window, spentMicros: row?.spent ?? 0, reservedMicros: row?.reserved ?? 0 };
   }
 
   /** Moves money between "reserved" and "spent" in every window (day, week, month) the call falls in. */
@@ -530,6 +524,46 @@ export class Ledger {
       })
       .run();
     return old;
+  }
+}
+
+function standingOf(
+  limit: ApplicableLimit,
+  row: typeof spendCounters.$inferSelect | undefined,
+  atMs: number,
+): LimitStanding {
+  const window = periodWindow(limit.budget.period, atMs);
+  const counted = row && windowTotals(row, limit.budget.period);
+  // A row still holding an ended window counts as empty for the current one.
+  const isCurrent = counted?.startMs === window.startMs;
+  return {
+    ...limit,
+    window,
+    spentMicros: isCurrent ? counted.spentMicros : 0,
+    reservedMicros: isCurrent ? counted.reservedMicros : 0,
+  };
+}
+
+function windowTotals(row: typeof spendCounters.$inferSelect, period: BudgetPeriod) {
+  switch (period) {
+    case 'day':
+      return {
+        startMs: row.dayStart,
+        spentMicros: row.daySpentMicros,
+        reservedMicros: row.dayReservedMicros,
+      };
+    case 'week':
+      return {
+        startMs: row.weekStart,
+        spentMicros: row.weekSpentMicros,
+        reservedMicros: row.weekReservedMicros,
+      };
+    case 'month':
+      return {
+        startMs: row.monthStart,
+        spentMicros: row.monthSpentMicros,
+        reservedMicros: row.monthReservedMicros,
+      };
   }
 }
 

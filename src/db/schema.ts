@@ -1,8 +1,8 @@
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 import { BUDGET_PERIODS, BUDGET_SCOPES } from '../core/budget.js';
+import { CALL_PURPOSES } from '../core/ledger.js';
 
-export const CALL_PURPOSES = ['draft', 'check', 'refine', 'direct', 'fallback'] as const;
-export type CallPurpose = (typeof CALL_PURPOSES)[number];
+export { CALL_PURPOSES, type CallPurpose } from '../core/ledger.js';
 
 /** How a ledger row came to be: a normal settle, a failed call, or a reservation swept after a crash or TTL. */
 export const CALL_OUTCOMES = ['settled', 'failed', 'swept'] as const;
@@ -42,7 +42,20 @@ export const usageLedger = sqliteTable(
   },
   (table) => [
     uniqueIndex('usage_ledger_request_id').on(table.requestId),
-    index('usage_ledger_user_period').on(table.guildId, table.userId, table.chargedAt),
+    // Covers /usage (a member's calls in a period, by model and day): the aggregate reads the index alone,
+    // never the table, which keeps a heavy user's month to a few milliseconds at a million rows.
+    index('usage_ledger_user_period').on(
+      table.guildId,
+      table.userId,
+      table.chargedAt,
+      table.model,
+      table.costMicros,
+      table.smartCostMicros,
+      table.inputTokens,
+      table.cachedInputTokens,
+      table.cacheWriteTokens,
+      table.outputTokens,
+    ),
   ],
 );
 
@@ -85,11 +98,13 @@ export const reservations = sqliteTable('reservations', {
 });
 
 /**
- * Running totals per limit window, kept in the same transaction as every reservation and ledger row, so a
- * reservation checks its limits with two point reads instead of summing the ledger. Kept for every period
- * kind, so an admin can switch a budget from monthly to weekly and the totals are already there.
- * `guild_key` is '' for direct messages; `user_key` is '' for a server's total. WITHOUT ROWID in the
- * migration (clustered on its key), for the same reason as reservations.
+ * Running totals of what is spent and held in the *current* day, week and month, one row per member of a
+ * server (or per DM user) and one per server, kept in the same transaction as every reservation and ledger
+ * row. A reservation checks its limits with one point read per limit instead of summing the ledger, and
+ * an admin can switch a budget's period at once, as all three windows are always kept.
+ * A row whose window has ended counts as empty for the new one; a late settle for an ended window only
+ * goes to the ledger (that period is closed). `guild_key` is '' for direct messages, `user_key` '' for a
+ * server's total. WITHOUT ROWID in the migration (clustered on its key), like reservations.
  */
 export const spendCounters = sqliteTable(
   'spend_counters',
@@ -97,14 +112,17 @@ export const spendCounters = sqliteTable(
     kind: text('kind', { enum: ['user', 'server'] }).notNull(),
     guildKey: text('guild_key').notNull(),
     userKey: text('user_key').notNull(),
-    period: text('period', { enum: BUDGET_PERIODS }).notNull(),
-    periodStart: integer('period_start').notNull(),
-    spentMicros: integer('spent_micros').notNull().default(0),
-    reservedMicros: integer('reserved_micros').notNull().default(0),
+    dayStart: integer('day_start').notNull(),
+    daySpentMicros: integer('day_spent_micros').notNull(),
+    dayReservedMicros: integer('day_reserved_micros').notNull(),
+    weekStart: integer('week_start').notNull(),
+    weekSpentMicros: integer('week_spent_micros').notNull(),
+    weekReservedMicros: integer('week_reserved_micros').notNull(),
+    monthStart: integer('month_start').notNull(),
+    monthSpentMicros: integer('month_spent_micros').notNull(),
+    monthReservedMicros: integer('month_reserved_micros').notNull(),
   },
-  (table) => [
-    primaryKey({ columns: [table.kind, table.guildKey, table.userKey, table.period, table.periodStart] }),
-  ],
+  (table) => [primaryKey({ columns: [table.kind, table.guildKey, table.userKey] })],
 );
 
 /** Every budget change: who, when, old → new. A null new amount means the budget was cleared. */

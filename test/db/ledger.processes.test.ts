@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { BUDGET_PERIODS, type BudgetPeriod, periodWindow } from '../../src/core/budget.js';
+import { BUDGET_PERIODS, periodWindow } from '../../src/core/budget.js';
 import type { AppDatabase } from '../../src/db/database.js';
 import { createLedger, FAST_MODEL, temporaryDatabase } from '../support/ledger.js';
 import type { HammerConfiguration, HammerReport } from './fixtures/hammer-worker.js';
@@ -97,19 +97,8 @@ function bookedTotals(db: AppDatabase) {
     .prepare<[], { open: number }>('SELECT COUNT(*) AS open FROM reservations')
     .get();
   const counters = sqlite
-    .prepare<
-      [],
-      {
-        kind: string;
-        user_key: string;
-        period: BudgetPeriod;
-        period_start: number;
-        spent: number;
-        reserved: number;
-      }
-    >(
-      `SELECT kind, user_key, period, period_start, spent_micros AS spent, reserved_micros AS reserved
-       FROM spend_counters WHERE guild_key = '${GUILD_ID}' ORDER BY kind, period`,
+    .prepare<[], Record<string, string | number>>(
+      `SELECT * FROM spend_counters WHERE guild_key = '${GUILD_ID}' ORDER BY kind, user_key`,
     )
     .all();
   return {
@@ -162,18 +151,19 @@ describe('Ledger shared by several processes', () => {
         // Every grant was closed exactly once, for what its worker was told it cost.
         expect(totals.ledgerRows).toBe(sum('grants'));
         expect(totals.spentMicros).toBe(sum('chargedMicros'));
-        // The running totals of the user and of the server, in every window, say the same as the ledger.
-        const expectedCounters = ['server', 'user'].flatMap((kind) =>
-          [...BUDGET_PERIODS].sort().map((counterPeriod) => ({
-            kind,
-            user_key: kind === 'user' ? USER_ID : '',
-            period: counterPeriod,
-            period_start: periodWindow(counterPeriod, NOW_MS).startMs,
-            spent: totals.spentMicros,
-            reserved: 0,
-          })),
+        // The running totals of the user and of the server hold the round's day, week and month, each
+        // with everything the ledger charged and nothing still held.
+        const expectedWindows = Object.fromEntries(
+          BUDGET_PERIODS.flatMap((counterPeriod) => [
+            [`${counterPeriod}_start`, periodWindow(counterPeriod, NOW_MS).startMs],
+            [`${counterPeriod}_spent_micros`, totals.spentMicros],
+            [`${counterPeriod}_reserved_micros`, 0],
+          ]),
         );
-        expect(totals.counters).toEqual(expectedCounters);
+        expect(totals.counters).toEqual([
+          { kind: 'server', guild_key: GUILD_ID, user_key: '', ...expectedWindows },
+          { kind: 'user', guild_key: GUILD_ID, user_key: USER_ID, ...expectedWindows },
+        ]);
       } finally {
         cleanup();
       }

@@ -262,3 +262,24 @@ describe('construction', () => {
     expect(() => createLedger(db, { smartModel: SMART_MODEL })).not.toThrow();
   });
 });
+
+describe('clocks', () => {
+  it("when one process's clock lags behind a day another already started, then its calls still count against that day", () => {
+    const midnight = Date.parse('2026-11-25T00:00:00Z');
+    const budget = { amountMicros: 1_000, period: 'day' as const };
+    const ahead = createLedger(db, { defaultUserBudget: budget, now: () => midnight + 1 });
+    const behind = createLedger(db, { defaultUserBudget: budget, now: () => midnight - 1 });
+    expect(ahead.reserve(callRequest({ requestId: 'ahead', amountMicros: 600 })).ok).toBe(true);
+
+    const granted = Array.from({ length: 10 }, (_, index) =>
+      behind.reserve(callRequest({ requestId: `behind-${index}`, amountMicros: 600 })),
+    ).filter((result) => result.ok);
+    expect(granted).toEqual([]);
+    ahead.settle('ahead', usage);
+    expect(behind.reserve(callRequest({ requestId: 'fits', amountMicros: 550 })).ok).toBe(true);
+    expect(ahead.standings('user-1', 'guild-1')[0]).toMatchObject({
+      spentMicros: USAGE_COST,
+      reservedMicros: 550,
+    });
+  });
+});

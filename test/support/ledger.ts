@@ -2,9 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Budget } from '../../src/core/budget.js';
+import type { ReserveRequest } from '../../src/core/ledger.js';
 import { buildPriceTable, DEFAULT_PRICES, type PriceTable } from '../../src/core/pricing.js';
 import { type AppDatabase, closeDatabase, migrate, openDatabase } from '../../src/db/database.js';
-import { Ledger, type LedgerOptions, type ReserveRequest } from '../../src/db/ledger.js';
+import { Ledger, type LedgerOptions } from '../../src/db/ledger.js';
 
 export const SMART_MODEL = 'claude-haiku-4-5';
 export const FAST_MODEL = 'gpt-4o-mini';

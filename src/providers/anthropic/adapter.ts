@@ -1,0 +1,163 @@
+import type Anthropic from '@anthropic-ai/sdk';
+import type { MessageDeltaUsage, StopReason, Usage } from '@anthropic-ai/sdk/resources/messages';
+import {
+  type ChatModel,
+  type ChatRequest,
+  type ChatResult,
+  ProviderError,
+  type StructuredRequest,
+  type StructuredResult,
+} from '../../core/chat.js';
+import type { TokenUsage } from '../../core/pricing.js';
+import { estimateAnthropicInputTokens } from '../estimate.js';
+import type { AdapterOptions } from '../openai/adapter.js';
+import { startFirstTokenTimer } from '../timer.js';
+import {
+  convertAnthropicUsage,
+  mapAnthropicError,
+  mapAnthropicStopReason,
+  toAnthropicMessages,
+  toAnthropicSystem,
+} from './mappers.js';
+
+/** Output limits of the models tierbot knows; others get a cautious default. */
+const MAX_OUTPUT_TOKENS: Readonly<Record<string, number>> = {
+  'claude-haiku-4-5': 64_000,
+  'claude-haiku-4-5-20251001': 64_000,
+  'claude-3-5-haiku': 8_192,
+  'claude-3-5-haiku-20241022': 8_192,
+  'claude-sonnet-4-5': 64_000,
+};
+const DEFAULT_MAX_OUTPUT_TOKENS = 4_096;
+
+/**
+ * Claude models over the official `@anthropic-ai/sdk` (messages.stream). No sampling parameters are
+ * sent: the installed SDK (1.x) has no `temperature` in its request type, and the defaults suit chat.
+ */
+export class AnthropicChatModel implements ChatModel {
+  readonly provider = 'anthropic' as const;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly client: Anthropic,
+    private readonly options: AdapterOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  maxOutputTokensOf(model: string): number {
+    return MAX_OUTPUT_TOKENS[model] ?? DEFAULT_MAX_OUTPUT_TOKENS;
+  }
+
+  estimateInputTokens(request: ChatRequest): number {
+    return estimateAnthropicInputTokens(request);
+  }
+
+  async stream(request: ChatRequest, onDelta?: (text: string) => void): Promise<ChatResult> {
+    const startedAt = this.now();
+    const timer = startFirstTokenTimer(request.signal, this.options.firstTokenTimeoutMs);
+    let text = '';
+    let startUsage: Usage | undefined;
+    let deltaUsage: MessageDeltaUsage | undefined;
+    let stopReason: StopReason | null = null;
+    let firstTokenAt: number | null = null;
+    const usageSoFar = () => (startUsage ? convertAnthropicUsage(startUsage, deltaUsage) : undefined);
+    try {
+      const stream = this.client.messages.stream(
+        {
+          model: request.model,
+          max_tokens: this.clamp(request),
+          system: toAnthropicSystem(request.system),
+          messages: toAnthropicMessages(request.messages),
+        },
+        { signal: timer.signal },
+      );
+      for await (const event of stream) {
+        switch (event.type) {
+          case 'message_start':
+            startUsage = event.message.usage;
+            break;
+          case 'content_block_delta':
+            if (event.delta.type === 'text_delta' && event.delta.text !== '') {
+              const piece = event.delta.text;
+              if (firstTokenAt === null) {
+                firstTokenAt = this.now();
+                timer.firstTokenArrived();
+              }
+              text += piece;
+              timer.deliver(() => onDelta?.(piece));
+            }
+            break;
+          case 'message_delta':
+            deltaUsage = event.usage;
+            stopReason = event.delta.stop_reason ?? stopReason;
+            break;
+        }
+      }
+    } catch (error) {
+      timer.rethrowCallerError();
+      throw mapAnthropicError(error, { timedOut: timer.timedOut, usage: usageSoFar(), partialText: text });
+    } finally {
+      timer.stop();
+    }
+    const finishReason = mapAnthropicStopReason(stopReason);
+    const usage = usageSoFar();
+    if (!finishReason || !usage) {
+      throw new ProviderError('anthropic', 'truncated', 'the Anthropic stream ended without a stop reason', {
+        usage,
+        partialText: text,
+      });
+    }
+    return {
+      text,
+      finishReason,
+      usage,
+      model: request.model,
+      provider: this.provider,
+      timeToFirstTokenMs: firstTokenAt === null ? null : firstTokenAt - startedAt,
+    };
+  }
+
+  async structured(request: StructuredRequest): Promise<StructuredResult> {
+    const startedAt = this.now();
+    let message: Anthropic.Message;
+    try {
+      message = await this.client.messages.create(
+        {
+          model: request.model,
+          max_tokens: this.clamp(request),
+          system: toAnthropicSystem(request.system),
+          messages: toAnthropicMessages(request.messages),
+          output_config: { format: { type: 'json_schema', schema: request.schema } },
+        },
+        { signal: request.signal, timeout: this.options.firstTokenTimeoutMs },
+      );
+    } catch (error) {
+      throw mapAnthropicError(error);
+    }
+    const text = message.content.map((block) => (block.type === 'text' ? block.text : '')).join('');
+    const finishReason = mapAnthropicStopReason(message.stop_reason) ?? 'error';
+    const usage: TokenUsage = convertAnthropicUsage(message.usage);
+    return {
+      text,
+      finishReason,
+      value: finishReason === 'stop' ? parseJson(text) : undefined,
+      usage,
+      model: request.model,
+      provider: this.provider,
+      timeToFirstTokenMs: this.now() - startedAt,
+    };
+  }
+
+  private clamp(request: ChatRequest): number {
+    return Math.max(1, Math.min(request.maxOutputTokens, this.maxOutputTokensOf(request.model)));
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

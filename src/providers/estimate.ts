@@ -1,0 +1,104 @@
+import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
+import type { ChatRequest, ContentPart } from '../core/chat.js';
+
+/**
+ * Input-token estimates for reservations. They must never be below what a provider bills, so each is an
+ * upper bound by construction, paid for by holding a little more budget while a call runs.
+ */
+
+/** Chat formatting around each message (role markers, separators); OpenAI's cookbook counts 3–4. */
+const TOKENS_PER_MESSAGE = 8;
+/** The reply primer and the system prompt's own framing. */
+const TOKENS_PER_REQUEST = 16;
+
+/**
+ * gpt-4o-mini bills an image at 2,833 tokens plus 5,667 per 512-pixel tile (at high detail, after fitting
+ * it in 2048×2048 and scaling its short side down to 768). Without dimensions, the most tiles an image
+ * can make is 8 (768×2048).
+ * https://platform.openai.com/docs/guides/images-vision#calculating-costs
+ */
+export function openAIImageTokens(width?: number, height?: number): number {
+  const BASE = 2_833;
+  const PER_TILE = 5_667;
+  if (!width || !height) return BASE + 8 * PER_TILE;
+  let scaledWidth = width;
+  let scaledHeight = height;
+  const fit = Math.min(1, 2048 / Math.max(scaledWidth, scaledHeight));
+  scaledWidth *= fit;
+  scaledHeight *= fit;
+  const shortSide = Math.min(scaledWidth, scaledHeight);
+  if (shortSide > 768) {
+    scaledWidth *= 768 / shortSide;
+    scaledHeight *= 768 / shortSide;
+  }
+  return BASE + PER_TILE * Math.ceil(scaledWidth / 512) * Math.ceil(scaledHeight / 512);
+}
+
+/**
+ * Claude bills about width × height / 750 tokens for an image, after scaling it down to fit 1568 pixels on
+ * its long side and about 1.15 megapixels, which caps an image near 1,600 tokens.
+ * https://docs.anthropic.com/en/docs/build-with-claude/vision#calculate-image-costs
+ */
+export function anthropicImageTokens(width?: number, height?: number): number {
+  const CAP = 1_800;
+  if (!width || !height) return CAP;
+  return Math.min(CAP, Math.ceil((width * height) / 750));
+}
+
+/**
+ * A PDF page is billed as its extracted text plus an image of the page. A dense page of small print is
+ * about 2,700 text tokens; with the page image, 5,000 per page is a safe ceiling.
+ */
+const TOKENS_PER_PDF_PAGE = 5_000;
+
+/** Counts pages by their `/Type /Page` objects (not `/Pages`), which every PDF has once per page. */
+export function pdfPageCount(data: Uint8Array): number {
+  const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('latin1');
+  const pages = text.match(/\/Type\s*\/Page(?![a-z])/g)?.length ?? 0;
+  return Math.max(1, pages);
+}
+
+export function pdfTokens(data: Uint8Array): number {
+  return pdfPageCount(data) * TOKENS_PER_PDF_PAGE;
+}
+
+/** OpenAI's models use the o200k_base tokenizer: text is counted exactly. */
+export function estimateOpenAIInputTokens(request: ChatRequest): number {
+  return estimateWith(request, countTokens, (part) => openAIImageTokens(part.width, part.height));
+}
+
+/**
+ * Anthropic publishes no tokenizer. A token always stands for at least one byte of UTF-8, so the byte
+ * length of the text is an upper bound that holds for any language or code (an English prompt uses
+ * about a quarter of it; the difference is only held while the call runs).
+ */
+export function estimateAnthropicInputTokens(request: ChatRequest): number {
+  return estimateWith(
+    request,
+    (text) => Buffer.byteLength(text, 'utf8'),
+    (part) => anthropicImageTokens(part.width, part.height),
+  );
+}
+
+function estimateWith(
+  request: ChatRequest,
+  countText: (text: string) => number,
+  countImage: (part: Extract<ContentPart, { type: 'image' }>) => number,
+): number {
+  let total = TOKENS_PER_REQUEST + countText(request.system);
+  // A structured call's JSON schema is sent to the model as part of its input.
+  if ('schema' in request) total += countText(JSON.stringify(request.schema));
+  for (const message of request.messages) {
+    total += TOKENS_PER_MESSAGE;
+    if (typeof message.content === 'string') {
+      total += countText(message.content);
+      continue;
+    }
+    for (const part of message.content) {
+      if (part.type === 'text') total += countText(part.text);
+      else if (part.type === 'image') total += countImage(part);
+      else total += pdfTokens(part.data);
+    }
+  }
+  return total;
+}

@@ -1,0 +1,297 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  BrokenCircuitError,
+  CircuitState,
+  ConsecutiveBreaker,
+  circuitBreaker,
+  handleWhen,
+  IsolatedCircuitError,
+} from 'cockatiel';
+import type { BudgetDenial } from '../core/budget.js';
+import {
+  type ChatModel,
+  type ChatRequest,
+  type ChatResult,
+  ProviderError,
+  type ProviderName,
+  providerLabel,
+  type StructuredRequest,
+  type StructuredResult,
+} from '../core/chat.js';
+import { newId } from '../core/ids.js';
+import type { CallPurpose, UsageLedger } from '../core/ledger.js';
+import type { Micros } from '../core/money.js';
+
+/** Retries and circuit breaking, tunable per deployment (defaults from the issue that asked for them). */
+export interface GatewayOptions {
+  /** No retry starts after this long from the first attempt (a fallback still gets one attempt). */
+  deadlineMs: number;
+  /** A `retry-after` longer than this is capped: we would rather fall back than keep a user waiting. */
+  retryAfterCapMs: number;
+  /** Exponential backoff for retries without a hint: base × 2^(attempt−1), with full jitter. */
+  backoffBaseMs: number;
+  /** Consecutive server-side failures that open a provider's circuit, and how long it stays open. */
+  breakerThreshold: number;
+  halfOpenAfterMs: number;
+}
+
+export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
+  deadlineMs: 60_000,
+  retryAfterCapMs: 10_000,
+  backoffBaseMs: 500,
+  breakerThreshold: 5,
+  halfOpenAfterMs: 30_000,
+};
+
+/** Who a call is for; every attempt is charged to them under this turn. */
+export interface CallOwner {
+  turnId: string;
+  userId: string;
+  guildId: string | null;
+  channelId: string | null;
+}
+
+export interface CallSpec<Request extends ChatRequest = ChatRequest> {
+  owner: CallOwner;
+  purpose: CallPurpose;
+  request: Request;
+}
+
+/** A call that was answered, possibly by the other provider. */
+export interface Answered<Result extends ChatResult = ChatResult> {
+  ok: true;
+  result: Result;
+  /** What all attempts of this call cost (failed attempts that billed tokens included). */
+  costMicros: Micros;
+  smartCostMicros: Micros;
+  /** Set when the other provider answered because the requested one failed. */
+  fallback?: { from: ProviderName; reason: string } | undefined;
+}
+
+export type GatewayOutcome<Result extends ChatResult = ChatResult> =
+  | Answered<Result>
+  | { ok: false; denial: BudgetDenial; costMicros: Micros; smartCostMicros: Micros };
+
+/** Neither provider could answer. Nothing was charged beyond what a provider reported using. */
+export class ProvidersUnavailableError extends Error {
+  constructor(
+    readonly failures: readonly ProviderError[],
+    readonly costMicros: Micros,
+  ) {
+    super(`both model providers are unavailable: ${failures.map((failure) => failure.message).join('; ')}`);
+    this.name = 'ProvidersUnavailableError';
+  }
+}
+
+/** The requested provider's circuit is open: it failed repeatedly and is being given a rest. */
+class CircuitOpen extends ProviderError {
+  constructor(provider: ProviderName) {
+    super(provider, 'overloaded', `${providerLabel(provider)} is failing; skipping it for now`);
+  }
+}
+
+type Attempt<Result extends ChatResult> = (model: ChatModel, request: ChatRequest) => Promise<Result>;
+
+interface Spend {
+  costMicros: Micros;
+  smartCostMicros: Micros;
+}
+
+/**
+ * Every model call goes through here: each attempt reserves its worst case, runs under the provider's
+ * circuit breaker, and is settled (or released, charging what the provider reported); retryable failures
+ * are retried with backoff before the first token only (a half-shown answer is never silently restarted);
+ * and when the requested provider fails, the other provider's model answers, recorded as `fallback`.
+ */
+export class ModelGateway {
+  private readonly breakers: Record<ProviderName, ReturnType<typeof circuitBreaker>>;
+  /** When each circuit last opened (cockatiel's clock: Date.now). */
+  private readonly openedAt: Record<ProviderName, number> = { openai: 0, anthropic: 0 };
+  private readonly options: GatewayOptions;
+  private readonly now: () => number;
+  private readonly wait: (ms: number, signal?: AbortSignal) => Promise<void>;
+
+  constructor(
+    private readonly dependencies: {
+      models: Record<ProviderName, ChatModel>;
+      ledger: UsageLedger;
+      /** The model each provider answers with when the other one fails. */
+      fallbackModels: Record<ProviderName, string>;
+      options?: Partial<GatewayOptions>;
+      now?: () => number;
+      sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+    },
+  ) {
+    this.options = { ...DEFAULT_GATEWAY_OPTIONS, ...dependencies.options };
+    this.now = dependencies.now ?? Date.now;
+    this.wait = dependencies.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
+    const breaker = () =>
+      circuitBreaker(
+        // Only server-side failures count: budget denials never reach it, and 4xx pass through untouched.
+        handleWhen((error) => error instanceof ProviderError && error.isServerSide),
+        {
+          halfOpenAfter: this.options.halfOpenAfterMs,
+          breaker: new ConsecutiveBreaker(this.options.breakerThreshold),
+        },
+      );
+    this.breakers = { openai: breaker(), anthropic: breaker() };
+    for (const provider of ['openai', 'anthropic'] as const) {
+      this.breakers[provider].onBreak(() => {
+        this.openedAt[provider] = Date.now();
+      });
+    }
+  }
+
+  /** Which provider serves a model: the one whose fallback model it is, else by its name. */
+  providerOf(model: string): ProviderName {
+    const { fallbackModels } = this.dependencies;
+    if (model === fallbackModels.openai) return 'openai';
+    if (model === fallbackModels.anthropic) return 'anthropic';
+    return model.startsWith('claude') ? 'anthropic' : 'openai';
+  }
+
+  /**
+   * False while a provider's circuit is open. cockatiel moves an open circuit to half-open only when a
+   * call is tried, so availability also comes back once the half-open delay has passed.
+   */
+  isAvailable(provider: ProviderName): boolean {
+    return (
+      this.breakers[provider].state !== CircuitState.Open ||
+      Date.now() - this.openedAt[provider] >= this.options.halfOpenAfterMs
+    );
+  }
+
+  stream(spec: CallSpec, onDelta?: (text: string) => void): Promise<GatewayOutcome> {
+    return this.call(spec, (model, request) => model.stream(request, onDelta));
+  }
+
+  structured(spec: CallSpec<StructuredRequest>): Promise<GatewayOutcome<StructuredResult>> {
+    return this.call(spec, (model, request) => model.structured({ ...spec.request, ...request }));
+  }
+
+  private async call<Result extends ChatResult>(
+    spec: CallSpec,
+    attempt: Attempt<Result>,
+  ): Promise<GatewayOutcome<Result>> {
+    const deadline = this.now() + this.options.deadlineMs;
+    const provider = this.providerOf(spec.request.model);
+    const spend: Spend = { costMicros: 0, smartCostMicros: 0 };
+    let failure: ProviderError;
+    try {
+      return await this.withRetries(provider, spec, spec.purpose, attempt, deadline, spend);
+    } catch (error) {
+      if (!(error instanceof ProviderError) || !error.warrantsFallback || error.details.partialText)
+        throw error;
+      failure = error;
+    }
+    const other: ProviderName = provider === 'openai' ? 'anthropic' : 'openai';
+    const fallbackSpec = {
+      ...spec,
+      request: { ...spec.request, model: this.dependencies.fallbackModels[other] },
+    };
+    try {
+      const outcome = await this.withRetries(other, fallbackSpec, 'fallback', attempt, deadline, spend);
+      return outcome.ok
+        ? { ...outcome, fallback: { from: provider, reason: `${providerLabel(provider)} is unavailable` } }
+        : outcome;
+    } catch (error) {
+      if (error instanceof ProviderError && error.kind !== 'aborted') {
+        throw new ProvidersUnavailableError([failure, error], spend.costMicros);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Attempts on one provider until one answers, a failure is final, or the deadline passes. The first
+   * attempt always runs (if the circuit allows); retries only start before the deadline.
+   */
+  private async withRetries<Result extends ChatResult>(
+    provider: ProviderName,
+    spec: CallSpec,
+    purpose: CallPurpose,
+    attempt: Attempt<Result>,
+    deadline: number,
+    spend: Spend,
+  ): Promise<GatewayOutcome<Result>> {
+    for (let attemptNumber = 1; ; attemptNumber += 1) {
+      try {
+        const outcome = await this.attemptOnce(provider, spec, purpose, attempt, spend);
+        return outcome;
+      } catch (error) {
+        if (!(error instanceof ProviderError) || !error.retryable || error instanceof CircuitOpen)
+          throw error;
+        if (error.details.partialText) throw error;
+        const delay = this.retryDelay(attemptNumber, error.details.retryAfterMs);
+        if (this.now() + delay >= deadline) throw error;
+        await this.wait(delay, spec.request.signal);
+      }
+    }
+  }
+
+  private async attemptOnce<Result extends ChatResult>(
+    provider: ProviderName,
+    spec: CallSpec,
+    purpose: CallPurpose,
+    attempt: Attempt<Result>,
+    spend: Spend,
+  ): Promise<GatewayOutcome<Result>> {
+    const { ledger } = this.dependencies;
+    const model = this.dependencies.models[provider];
+    const request = {
+      ...spec.request,
+      maxOutputTokens: Math.min(spec.request.maxOutputTokens, model.maxOutputTokensOf(spec.request.model)),
+    };
+    if (!this.isAvailable(provider)) throw new CircuitOpen(provider);
+
+    const requestId = newId();
+    const reservation = ledger.reserve({
+      ...spec.owner,
+      requestId,
+      provider,
+      model: request.model,
+      purpose,
+      amountMicros: ledger.worstCaseMicros(
+        request.model,
+        model.estimateInputTokens(spec.request),
+        request.maxOutputTokens,
+      ),
+    });
+    if (!reservation.ok) return { ok: false, denial: reservation.denial, ...spend };
+
+    let result: Result;
+    try {
+      result = await this.breakers[provider].execute(() => attempt(model, request));
+    } catch (error) {
+      if (error instanceof BrokenCircuitError || error instanceof IsolatedCircuitError) {
+        ledger.cancel(requestId);
+        throw new CircuitOpen(provider);
+      }
+      const released = ledger.release(
+        requestId,
+        error instanceof ProviderError ? error.details.usage : undefined,
+      );
+      if (released.status === 'settled') {
+        spend.costMicros += released.costMicros;
+        spend.smartCostMicros += released.smartCostMicros;
+      }
+      throw error;
+    }
+    const settled = ledger.settle(requestId, result.usage);
+    if (settled.status === 'settled') {
+      spend.costMicros += settled.costMicros;
+      spend.smartCostMicros += settled.smartCostMicros;
+    }
+    return { ok: true, result, ...spend };
+  }
+
+  /** Honour the provider's hint, capped; otherwise exponential backoff with full jitter. */
+  private retryDelay(attemptNumber: number, retryAfterMs: number | undefined): number {
+    if (retryAfterMs !== undefined) return Math.min(retryAfterMs, this.options.retryAfterCapMs);
+    const ceiling = Math.min(
+      this.options.retryAfterCapMs,
+      this.options.backoffBaseMs * 2 ** (attemptNumber - 1),
+    );
+    return Math.round(Math.random() * ceiling);
+  }
+}

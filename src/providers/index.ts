@@ -1,0 +1,32 @@
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import type { Config } from '../config.js';
+import type { UsageLedger } from '../core/ledger.js';
+import { AnthropicChatModel } from './anthropic/adapter.js';
+import { ModelGateway } from './gateway.js';
+import { OpenAIChatModel } from './openai/adapter.js';
+
+/** The official SDK clients, their adapters, and the gateway every model call goes through. */
+export function createModelGateway(config: Config, ledger: UsageLedger): ModelGateway {
+  const adapterOptions = { firstTokenTimeoutMs: config.providers.firstTokenTimeoutMs };
+  // maxRetries 0: retries are the gateway's, each attempt under its own reservation.
+  const openai = new OpenAI({
+    apiKey: config.openai.apiKey,
+    baseURL: config.openai.baseUrl ?? null,
+    maxRetries: 0,
+  });
+  const anthropic = new Anthropic({
+    apiKey: config.anthropic.apiKey,
+    baseURL: config.anthropic.baseUrl ?? null,
+    maxRetries: 0,
+  });
+  return new ModelGateway({
+    models: {
+      openai: new OpenAIChatModel(openai, adapterOptions),
+      anthropic: new AnthropicChatModel(anthropic, adapterOptions),
+    },
+    ledger,
+    fallbackModels: { openai: config.fastModel, anthropic: config.smartModel },
+    options: { deadlineMs: config.providers.deadlineMs, retryAfterCapMs: config.providers.retryAfterCapMs },
+  });
+}

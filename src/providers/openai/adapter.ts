@@ -1,0 +1,175 @@
+import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
+import type OpenAI from 'openai';
+import { APIUserAbortError } from 'openai/error';
+import {
+  type ChatModel,
+  type ChatRequest,
+  type ChatResult,
+  ProviderError,
+  type StructuredRequest,
+  type StructuredResult,
+} from '../../core/chat.js';
+import type { TokenUsage } from '../../core/pricing.js';
+import { estimateOpenAIInputTokens } from '../estimate.js';
+import { startFirstTokenTimer } from '../timer.js';
+import { convertOpenAIUsage, mapOpenAIError, mapOpenAIFinishReason, toOpenAIMessages } from './mappers.js';
+
+/** Output limits of the models tierbot knows; others get a cautious default. */
+const MAX_OUTPUT_TOKENS: Readonly<Record<string, number>> = {
+  'gpt-4o-mini': 16_384,
+  'gpt-4o': 16_384,
+  'gpt-4.1-mini': 32_768,
+  'gpt-4.1-nano': 32_768,
+};
+const DEFAULT_MAX_OUTPUT_TOKENS = 4_096;
+
+export interface AdapterOptions {
+  /** Abort the HTTP request when no text has come by then, so nothing keeps generating and billing. */
+  firstTokenTimeoutMs: number;
+  now?: () => number;
+}
+
+/** GPT models over the official `openai` SDK (chat.completions, streamed with usage). */
+export class OpenAIChatModel implements ChatModel {
+  readonly provider = 'openai' as const;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly client: OpenAI,
+    private readonly options: AdapterOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  maxOutputTokensOf(model: string): number {
+    return MAX_OUTPUT_TOKENS[model] ?? DEFAULT_MAX_OUTPUT_TOKENS;
+  }
+
+  estimateInputTokens(request: ChatRequest): number {
+    return estimateOpenAIInputTokens(request);
+  }
+
+  async stream(request: ChatRequest, onDelta?: (text: string) => void): Promise<ChatResult> {
+    const startedAt = this.now();
+    const timer = startFirstTokenTimer(request.signal, this.options.firstTokenTimeoutMs);
+    let text = '';
+    let refusal = '';
+    let usage: TokenUsage | undefined;
+    let finishReason: ChatResult['finishReason'] | undefined;
+    let firstTokenAt: number | null = null;
+    try {
+      const stream = await this.client.chat.completions.create(
+        {
+          model: request.model,
+          messages: toOpenAIMessages(request.system, request.messages),
+          max_completion_tokens: this.clamp(request),
+          stream: true,
+          stream_options: { include_usage: true },
+        },
+        { signal: timer.signal },
+      );
+      for await (const chunk of stream) {
+        if (chunk.usage) usage = convertOpenAIUsage(chunk.usage);
+        const choice = chunk.choices[0];
+        if (!choice) continue;
+        const piece = choice.delta?.content ?? '';
+        refusal += choice.delta?.refusal ?? '';
+        if (piece !== '') {
+          if (firstTokenAt === null) {
+            firstTokenAt = this.now();
+            timer.firstTokenArrived();
+          }
+          text += piece;
+          timer.deliver(() => onDelta?.(piece));
+        }
+        if (choice.finish_reason) finishReason = mapOpenAIFinishReason(choice.finish_reason);
+      }
+      // An aborted OpenAI stream ends its iteration quietly instead of throwing.
+      if (timer.signal.aborted) throw new APIUserAbortError();
+    } catch (error) {
+      timer.rethrowCallerError();
+      throw mapOpenAIError(error, { timedOut: timer.timedOut, usage, partialText: text });
+    } finally {
+      timer.stop();
+    }
+    if (!finishReason) {
+      throw new ProviderError('openai', 'truncated', 'the OpenAI stream ended without a finish reason', {
+        usage,
+        partialText: text,
+      });
+    }
+    if (refusal !== '' && text === '') {
+      text = refusal;
+      finishReason = 'refusal';
+    }
+    return {
+      text,
+      finishReason,
+      usage: usage ?? this.usageNotReported(request, text),
+      model: request.model,
+      provider: this.provider,
+      timeToFirstTokenMs: firstTokenAt === null ? null : firstTokenAt - startedAt,
+    };
+  }
+
+  async structured(request: StructuredRequest): Promise<StructuredResult> {
+    const startedAt = this.now();
+    let completion: OpenAI.Chat.Completions.ChatCompletion;
+    try {
+      completion = await this.client.chat.completions.create(
+        {
+          model: request.model,
+          messages: toOpenAIMessages(request.system, request.messages),
+          max_completion_tokens: this.clamp(request),
+          response_format: {
+            type: 'json_schema',
+            json_schema: { name: request.schemaName, schema: request.schema, strict: true },
+          },
+        },
+        { signal: request.signal, timeout: this.options.firstTokenTimeoutMs },
+      );
+    } catch (error) {
+      throw mapOpenAIError(error);
+    }
+    const usage = completion.usage ? convertOpenAIUsage(completion.usage) : undefined;
+    const choice = completion.choices[0];
+    if (!choice) {
+      throw new ProviderError('openai', 'truncated', 'OpenAI answered with no choices', { usage });
+    }
+    const text = choice.message.content ?? choice.message.refusal ?? '';
+    const finishReason = choice.message.refusal
+      ? 'refusal'
+      : (mapOpenAIFinishReason(choice.finish_reason) ?? 'error');
+    return {
+      text,
+      finishReason,
+      value: finishReason === 'stop' ? parseJson(text) : undefined,
+      usage: usage ?? this.usageNotReported(request, text),
+      model: request.model,
+      provider: this.provider,
+      timeToFirstTokenMs: this.now() - startedAt,
+    };
+  }
+
+  private clamp(request: ChatRequest): number {
+    return Math.max(1, Math.min(request.maxOutputTokens, this.maxOutputTokensOf(request.model)));
+  }
+
+  /** With include_usage OpenAI always reports usage; if it ever does not, charge a safe upper bound. */
+  private usageNotReported(request: ChatRequest, text: string): TokenUsage {
+    return {
+      inputTokens: this.estimateInputTokens(request),
+      cachedInputTokens: 0,
+      cacheWriteTokens: 0,
+      outputTokens: Math.max(this.clamp(request), countTokens(text)),
+    };
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,293 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type ChatMessage, type ChatRequest, ProviderError } from '../../src/core/chat.js';
+import { CACHEABLE_PREFIX_CHARACTERS } from '../../src/providers/anthropic/mappers.js';
+import { type ProviderHarness, startProviderHarness } from '../support/providers.js';
+
+/**
+ * The Anthropic adapter driven through the real `@anthropic-ai/sdk` against the loopback fake: what goes on
+ * the wire (system block, cache breakpoints, attachments), and what a caller gets back.
+ */
+
+let harness: ProviderHarness;
+beforeEach(async () => {
+  harness = await startProviderHarness();
+});
+afterEach(async () => {
+  expect(harness.anthropic.unexpected).toEqual([]);
+  await harness.close();
+});
+
+const MODEL = 'claude-haiku-4-5';
+const SYSTEM = 'You are tierbot, a helpful assistant in a Discord server.';
+
+const ask = (overrides: Partial<ChatRequest> = {}): ChatRequest => ({
+  model: MODEL,
+  system: SYSTEM,
+  messages: [{ role: 'user', content: 'What is a monad?' }],
+  maxOutputTokens: 256,
+  ...overrides,
+});
+
+const failureOf = (pending: Promise<unknown>): Promise<unknown> =>
+  pending.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (error: unknown) => error,
+  );
+
+/** Sends one streamed call that answers "ok" and returns the body the fake received. */
+async function bodySentFor(request: ChatRequest) {
+  harness.anthropic.script({ type: 'stream', text: 'ok' });
+  await harness.anthropicModel.stream(request);
+  return harness.anthropic.requests.at(-1)?.body;
+}
+
+describe('what a streamed call sends', () => {
+  it('when a question is streamed, then the system prompt is one text block with a cache breakpoint, max_tokens is sent and no temperature is', async () => {
+    const body = await bodySentFor(ask());
+
+    expect(harness.anthropic.requests[0]?.path).toBe('/v1/messages');
+    expect(body).toMatchObject({ model: MODEL, stream: true, max_tokens: 256 });
+    expect(body.system).toEqual([{ type: 'text', text: SYSTEM, cache_control: { type: 'ephemeral' } }]);
+    expect(body).not.toHaveProperty('temperature');
+    expect(body.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'What is a monad?' }] }]);
+  });
+
+  it('when more output is asked for than Claude 3.5 Haiku allows, then max_tokens is clamped to 8,192', async () => {
+    const body = await bodySentFor(ask({ model: 'claude-3-5-haiku', maxOutputTokens: 50_000 }));
+
+    expect(body.max_tokens).toBe(8_192);
+  });
+
+  it('when the history before the newest message is long, then its last block carries a second cache breakpoint', async () => {
+    const longAnswer = 'A monad is a way of sequencing computations. '.repeat(
+      Math.ceil(CACHEABLE_PREFIX_CHARACTERS / 40),
+    );
+    const body = await bodySentFor(
+      ask({
+        messages: [
+          { role: 'user', content: 'Explain monads in depth.' },
+          { role: 'assistant', content: longAnswer },
+          { role: 'user', content: 'Shorter, please.' },
+        ],
+      }),
+    );
+
+    expect(body.messages).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'Explain monads in depth.' }] },
+      {
+        role: 'assistant',
+        content: [{ type: 'text', text: longAnswer, cache_control: { type: 'ephemeral' } }],
+      },
+      { role: 'user', content: [{ type: 'text', text: 'Shorter, please.' }] },
+    ]);
+  });
+
+  it('when the history is short, then only the system prompt has a cache breakpoint', async () => {
+    const body = await bodySentFor(
+      ask({
+        messages: [
+          { role: 'user', content: 'Hi!' },
+          { role: 'assistant', content: 'Hello! How can I help?' },
+          { role: 'user', content: 'What is a monad?' },
+        ],
+      }),
+    );
+
+    expect(JSON.stringify(body.messages)).not.toContain('cache_control');
+    expect(body.system[0].cache_control).toEqual({ type: 'ephemeral' });
+  });
+
+  it('when two messages of one role follow each other, then they are merged into one turn', async () => {
+    const body = await bodySentFor(
+      ask({
+        messages: [
+          { role: 'user', content: 'alice: what is a monad?' },
+          { role: 'user', content: 'bob: and a functor?' },
+          { role: 'assistant', content: 'Both are patterns.' },
+          { role: 'assistant', content: 'Let me explain.' },
+          { role: 'user', content: 'alice: go on' },
+        ],
+      }),
+    );
+
+    expect(body.messages).toEqual([
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'alice: what is a monad?' },
+          { type: 'text', text: 'bob: and a functor?' },
+        ],
+      },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'text', text: 'Both are patterns.' },
+          { type: 'text', text: 'Let me explain.' },
+        ],
+      },
+      { role: 'user', content: [{ type: 'text', text: 'alice: go on' }] },
+    ]);
+  });
+
+  it('when the user attaches an image and a PDF, then they go as a base64 image block and a base64 document block', async () => {
+    const png = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    const pdf = new TextEncoder().encode('%PDF-1.4\n1 0 obj << /Type /Page >> endobj\n%%EOF\n');
+    const attachments: ChatMessage = {
+      role: 'user',
+      content: [
+        { type: 'text', text: 'Does the chart match the report?' },
+        { type: 'image', mediaType: 'image/png', data: png, width: 800, height: 600 },
+        { type: 'pdf', data: pdf, name: 'report.pdf' },
+      ],
+    };
+    const body = await bodySentFor(ask({ messages: [attachments] }));
+
+    expect(body.messages[0].content).toEqual([
+      { type: 'text', text: 'Does the chart match the report?' },
+      {
+        type: 'image',
+        source: { type: 'base64', media_type: 'image/png', data: Buffer.from(png).toString('base64') },
+      },
+      {
+        type: 'document',
+        source: { type: 'base64', media_type: 'application/pdf', data: Buffer.from(pdf).toString('base64') },
+        title: 'report.pdf',
+      },
+    ]);
+  });
+});
+
+describe('what a streamed call returns', () => {
+  it('when the stream finishes, then usage joins message_start (input side) and message_delta (output)', async () => {
+    harness.anthropic.script({
+      type: 'stream',
+      chunks: ['A monad ', 'is a ', 'monoid.'],
+      stopReason: 'end_turn',
+      usage: {
+        inputTokens: 25,
+        outputTokens: 503,
+        cacheReadInputTokens: 1_800,
+        cacheCreationInputTokens: 400,
+      },
+    });
+    const deltas: string[] = [];
+    const result = await harness.anthropicModel.stream(ask(), (delta) => deltas.push(delta));
+
+    expect(deltas).toEqual(['A monad ', 'is a ', 'monoid.']);
+    expect(result).toEqual({
+      text: 'A monad is a monoid.',
+      finishReason: 'stop',
+      // Anthropic's three input counts are disjoint; the normalised shape keeps them apart.
+      usage: { inputTokens: 25, cachedInputTokens: 1_800, cacheWriteTokens: 400, outputTokens: 503 },
+      provider: 'anthropic',
+      model: MODEL,
+      timeToFirstTokenMs: expect.any(Number),
+    });
+  });
+
+  it.each([
+    ['max_tokens', 'length'],
+    ['refusal', 'refusal'],
+    ['stop_sequence', 'stop'],
+  ] as const)("when Claude stops with '%s', then the finish reason is '%s'", async (wire, expected) => {
+    harness.anthropic.script({ type: 'stream', text: 'Once upon a time', stopReason: wire });
+    const result = await harness.anthropicModel.stream(ask());
+
+    expect(result).toMatchObject({ text: 'Once upon a time', finishReason: expected });
+  });
+
+  it('when the stream ends with no message_delta stop reason, then it is a truncation with the text and usage so far', async () => {
+    harness.anthropic.script({
+      type: 'stream',
+      chunks: ['The answer ', 'is '],
+      stopReason: null,
+      usage: { inputTokens: 1_000, outputTokens: 40 },
+    });
+    const failure = await failureOf(harness.anthropicModel.stream(ask()));
+
+    expect(failure).toBeInstanceOf(ProviderError);
+    expect(failure).toMatchObject({
+      provider: 'anthropic',
+      kind: 'truncated',
+      details: { partialText: 'The answer is ', usage: { inputTokens: 1_000 } },
+    });
+  });
+});
+
+describe('our own bugs', () => {
+  it('when our delta callback throws, then that error surfaces unchanged, not as a ProviderError', async () => {
+    const bug = new RangeError('Discord message too long');
+    harness.anthropic.script({ type: 'stream', chunks: ['one ', 'two '] });
+    const failure = await failureOf(
+      harness.anthropicModel.stream(ask(), () => {
+        throw bug;
+      }),
+    );
+
+    expect(failure).toBe(bug);
+  });
+
+  // KNOWN BUG, kept as `it.fails` so the suite stays green: flip it to `it` once fixed. Same defect as in
+  // openai.test.ts: the callback is called again for every text delta already received after it threw, and
+  // src/providers/timer.ts `deliver()` keeps the last error instead of the first.
+  it.fails('when our delta callback throws, then it is not called again and its first error surfaces', async () => {
+    harness.anthropic.script({ type: 'stream', chunks: ['one ', 'two ', 'three ', 'four'] });
+    const thrown: Error[] = [];
+    const failure = await failureOf(
+      harness.anthropicModel.stream(ask(), (delta) => {
+        const bug = new Error(`could not show ${JSON.stringify(delta)}`);
+        thrown.push(bug);
+        throw bug;
+      }),
+    );
+
+    expect(thrown).toHaveLength(1);
+    expect(failure).toBe(thrown[0]);
+  });
+});
+
+describe('structured calls', () => {
+  const VERDICT_SCHEMA = {
+    type: 'object',
+    properties: { isGoodEnough: { type: 'boolean' }, reason: { type: 'string' } },
+    required: ['isGoodEnough', 'reason'],
+    additionalProperties: false,
+  };
+
+  it('when a structured call is made, then it sends output_config.format as a JSON schema and returns the parsed value', async () => {
+    harness.anthropic.script({
+      type: 'message',
+      text: '{"isGoodEnough":true,"reason":"Accurate and short."}',
+      usage: { inputTokens: 300, outputTokens: 12 },
+    });
+    const result = await harness.anthropicModel.structured({
+      ...ask(),
+      schemaName: 'draft_verdict',
+      schema: VERDICT_SCHEMA,
+    });
+
+    const [request] = harness.anthropic.requests;
+    expect(request?.body.stream).toBeUndefined();
+    expect(request?.body.output_config).toEqual({ format: { type: 'json_schema', schema: VERDICT_SCHEMA } });
+    expect(request?.body.max_tokens).toBe(256);
+    expect(result).toMatchObject({
+      value: { isGoodEnough: true, reason: 'Accurate and short.' },
+      finishReason: 'stop',
+      usage: { inputTokens: 300, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 12 },
+      provider: 'anthropic',
+    });
+  });
+
+  it('when a structured answer is cut off at max_tokens, then there is no value', async () => {
+    harness.anthropic.script({ type: 'message', text: '{"isGoodEnough":tr', stopReason: 'max_tokens' });
+    const result = await harness.anthropicModel.structured({
+      ...ask(),
+      schemaName: 'draft_verdict',
+      schema: VERDICT_SCHEMA,
+    });
+
+    expect(result).toMatchObject({ value: undefined, finishReason: 'length' });
+  });
+});
