@@ -55,6 +55,28 @@ CREATE TABLE `spend_counters` (
 	PRIMARY KEY(`kind`, `guild_key`, `user_key`)
 ) WITHOUT ROWID;
 --> statement-breakpoint
+CREATE TABLE `turns` (
+	`turn_id` text PRIMARY KEY NOT NULL,
+	`user_id` text NOT NULL,
+	`guild_id` text,
+	`channel_id` text,
+	`status` text NOT NULL,
+	`models` text NOT NULL,
+	`final_model` text NOT NULL,
+	`escalation_source` text,
+	`escalation_reason` text,
+	`category` text,
+	`confidence` real,
+	`tokens` integer NOT NULL,
+	`cost_micros` integer NOT NULL,
+	`smart_only_cost_micros` integer NOT NULL,
+	`question` text NOT NULL,
+	`answer` text NOT NULL,
+	`created_at` integer NOT NULL
+);
+--> statement-breakpoint
+CREATE INDEX `turns_user_channel` ON `turns` (`user_id`,`channel_id`,`created_at`);--> statement-breakpoint
+CREATE INDEX `turns_user_guild` ON `turns` (`guild_id`,`user_id`,`created_at`);--> statement-breakpoint
 CREATE TABLE `usage_ledger` (
 	`id` integer PRIMARY KEY NOT NULL,
 	`request_id` text NOT NULL,

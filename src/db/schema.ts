@@ -1,4 +1,4 @@
-import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 import { BUDGET_PERIODS, BUDGET_SCOPES } from '../core/budget.js';
 import { CALL_PURPOSES } from '../core/ledger.js';
 
@@ -141,4 +141,36 @@ export const budgetAudit = sqliteTable(
     changedAt: integer('changed_at').notNull(),
   },
   (table) => [index('budget_audit_guild').on(table.guildId, table.changedAt)],
+);
+
+/**
+ * One row per turn: where it went and why, what it cost, and what the smart model alone would have cost.
+ * The question and answer are kept (clipped) so /escalate can improve on a user's latest answer.
+ */
+export const turns = sqliteTable(
+  'turns',
+  {
+    turnId: text('turn_id').primaryKey(),
+    userId: text('user_id').notNull(),
+    guildId: text('guild_id'),
+    channelId: text('channel_id'),
+    status: text('status', { enum: ['answered', 'denied'] }).notNull(),
+    models: text('models').notNull(),
+    finalModel: text('final_model').notNull(),
+    escalationSource: text('escalation_source'),
+    escalationReason: text('escalation_reason'),
+    category: text('category'),
+    /** The check's confidence, 0 to 1 (a judgement, not money: a float is fine here). */
+    confidence: real('confidence'),
+    tokens: integer('tokens').notNull(),
+    costMicros: integer('cost_micros').notNull(),
+    smartOnlyCostMicros: integer('smart_only_cost_micros').notNull(),
+    question: text('question').notNull(),
+    answer: text('answer').notNull(),
+    createdAt: integer('created_at').notNull(),
+  },
+  (table) => [
+    index('turns_user_channel').on(table.userId, table.channelId, table.createdAt),
+    index('turns_user_guild').on(table.guildId, table.userId, table.createdAt),
+  ],
 );

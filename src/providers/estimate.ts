@@ -1,3 +1,4 @@
+import { inflateSync } from 'node:zlib';
 import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import type { ChatRequest, ContentPart } from '../core/chat.js';
 
@@ -51,10 +52,32 @@ export function anthropicImageTokens(width?: number, height?: number): number {
  */
 const TOKENS_PER_PDF_PAGE = 5_000;
 
-/** Counts pages by their `/Type /Page` objects (not `/Pages`), which every PDF has once per page. */
+const PAGE_OBJECT = /\/Type\s*\/Page(?![a-z])/g;
+const FLATE_STREAM = /\/FlateDecode[\s\S]*?stream\r?\n/g;
+/** Inflating object streams is bounded: a PDF may not make the estimate itself expensive. */
+const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Counts pages by their `/Type /Page` objects (not `/Pages`), which every PDF has once per page, in the
+ * file and inside its compressed object streams (where pdfTeX and most modern writers put them).
+ */
 export function pdfPageCount(data: Uint8Array): number {
-  const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('latin1');
-  const pages = text.match(/\/Type\s*\/Page(?![a-z])/g)?.length ?? 0;
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const text = bytes.toString('latin1');
+  let pages = text.match(PAGE_OBJECT)?.length ?? 0;
+  let inflatedBytes = 0;
+  for (const match of text.matchAll(FLATE_STREAM)) {
+    const start = (match.index ?? 0) + match[0].length;
+    const end = text.indexOf('endstream', start);
+    if (end < 0 || inflatedBytes > MAX_INFLATED_BYTES) break;
+    try {
+      const inflated = inflateSync(bytes.subarray(start, end), { maxOutputLength: MAX_INFLATED_BYTES });
+      inflatedBytes += inflated.length;
+      pages += inflated.toString('latin1').match(PAGE_OBJECT)?.length ?? 0;
+    } catch {
+      // Not a stream zlib can read (or truncated): its pages, if any, are not counted here.
+    }
+  }
   return Math.max(1, pages);
 }
 
@@ -62,9 +85,16 @@ export function pdfTokens(data: Uint8Array): number {
   return pdfPageCount(data) * TOKENS_PER_PDF_PAGE;
 }
 
+/** Special-token text a user types ("<|endoftext|>") is billed as ordinary text; counting must not throw. */
+const AS_ORDINARY_TEXT = { disallowedSpecial: new Set<string>() };
+
 /** OpenAI's models use the o200k_base tokenizer: text is counted exactly. */
+export function countOpenAITokens(text: string): number {
+  return countTokens(text, AS_ORDINARY_TEXT);
+}
+
 export function estimateOpenAIInputTokens(request: ChatRequest): number {
-  return estimateWith(request, countTokens, (part) => openAIImageTokens(part.width, part.height));
+  return estimateWith(request, countOpenAITokens, (part) => openAIImageTokens(part.width, part.height));
 }
 
 /**

@@ -7,7 +7,12 @@ import {
   handleWhen,
   IsolatedCircuitError,
 } from 'cockatiel';
-import type { BudgetDenial } from '../core/budget.js';
+import {
+  type CallOutcome,
+  type CallSpec,
+  type ModelCaller,
+  ProvidersUnavailableError,
+} from '../core/calls.js';
 import {
   type ChatModel,
   type ChatRequest,
@@ -43,46 +48,6 @@ export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
   halfOpenAfterMs: 30_000,
 };
 
-/** Who a call is for; every attempt is charged to them under this turn. */
-export interface CallOwner {
-  turnId: string;
-  userId: string;
-  guildId: string | null;
-  channelId: string | null;
-}
-
-export interface CallSpec<Request extends ChatRequest = ChatRequest> {
-  owner: CallOwner;
-  purpose: CallPurpose;
-  request: Request;
-}
-
-/** A call that was answered, possibly by the other provider. */
-export interface Answered<Result extends ChatResult = ChatResult> {
-  ok: true;
-  result: Result;
-  /** What all attempts of this call cost (failed attempts that billed tokens included). */
-  costMicros: Micros;
-  smartCostMicros: Micros;
-  /** Set when the other provider answered because the requested one failed. */
-  fallback?: { from: ProviderName; reason: string } | undefined;
-}
-
-export type GatewayOutcome<Result extends ChatResult = ChatResult> =
-  | Answered<Result>
-  | { ok: false; denial: BudgetDenial; costMicros: Micros; smartCostMicros: Micros };
-
-/** Neither provider could answer. Nothing was charged beyond what a provider reported using. */
-export class ProvidersUnavailableError extends Error {
-  constructor(
-    readonly failures: readonly ProviderError[],
-    readonly costMicros: Micros,
-  ) {
-    super(`both model providers are unavailable: ${failures.map((failure) => failure.message).join('; ')}`);
-    this.name = 'ProvidersUnavailableError';
-  }
-}
-
 /** The requested provider's circuit is open: it failed repeatedly and is being given a rest. */
 class CircuitOpen extends ProviderError {
   constructor(provider: ProviderName) {
@@ -103,7 +68,7 @@ interface Spend {
  * are retried with backoff before the first token only (a half-shown answer is never silently restarted);
  * and when the requested provider fails, the other provider's model answers, recorded as `fallback`.
  */
-export class ModelGateway {
+export class ModelGateway implements ModelCaller {
   private readonly breakers: Record<ProviderName, ReturnType<typeof circuitBreaker>>;
   /** When each circuit last opened (cockatiel's clock: Date.now). */
   private readonly openedAt: Record<ProviderName, number> = { openai: 0, anthropic: 0 };
@@ -161,18 +126,18 @@ export class ModelGateway {
     );
   }
 
-  stream(spec: CallSpec, onDelta?: (text: string) => void): Promise<GatewayOutcome> {
+  stream(spec: CallSpec, onDelta?: (text: string) => void): Promise<CallOutcome> {
     return this.call(spec, (model, request) => model.stream(request, onDelta));
   }
 
-  structured(spec: CallSpec<StructuredRequest>): Promise<GatewayOutcome<StructuredResult>> {
+  structured(spec: CallSpec<StructuredRequest>): Promise<CallOutcome<StructuredResult>> {
     return this.call(spec, (model, request) => model.structured({ ...spec.request, ...request }));
   }
 
   private async call<Result extends ChatResult>(
     spec: CallSpec,
     attempt: Attempt<Result>,
-  ): Promise<GatewayOutcome<Result>> {
+  ): Promise<CallOutcome<Result>> {
     const deadline = this.now() + this.options.deadlineMs;
     const provider = this.providerOf(spec.request.model);
     const spend: Spend = { costMicros: 0, smartCostMicros: 0 };
@@ -213,7 +178,7 @@ export class ModelGateway {
     attempt: Attempt<Result>,
     deadline: number,
     spend: Spend,
-  ): Promise<GatewayOutcome<Result>> {
+  ): Promise<CallOutcome<Result>> {
     for (let attemptNumber = 1; ; attemptNumber += 1) {
       try {
         const outcome = await this.attemptOnce(provider, spec, purpose, attempt, spend);
@@ -235,7 +200,7 @@ export class ModelGateway {
     purpose: CallPurpose,
     attempt: Attempt<Result>,
     spend: Spend,
-  ): Promise<GatewayOutcome<Result>> {
+  ): Promise<CallOutcome<Result>> {
     const { ledger } = this.dependencies;
     const model = this.dependencies.models[provider];
     const request = {

@@ -39,6 +39,8 @@ export function startFirstTokenTimer(
     },
     firstTokenArrived: clear,
     deliver(callback) {
+      // After the callback failed once, the chunks still buffered are not delivered: the turn is over.
+      if (callerError) return;
       try {
         callback();
       } catch (error) {

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ProvidersUnavailableError } from '../../src/core/calls.js';
 import type { ChatRequest } from '../../src/core/chat.js';
 import { ProviderError } from '../../src/core/chat.js';
-import { ProvidersUnavailableError } from '../../src/providers/gateway.js';
 import { anthropicErrors } from '../fakes/anthropic.js';
 import { openaiErrors } from '../fakes/openai.js';
 import { FAST_MODEL, SMART_MODEL } from '../support/ledger.js';

@@ -352,7 +352,7 @@ describe('mapAnthropicError', () => {
   // exposes it as `errorCode`); mapAnthropicError looks at `error.type` and at the message ("spend limit",
   // "credit balance", "billing"), and the real message says "API usage limits", so it maps to rate_limited:
   // the gateway retries a request that cannot succeed until the month resets.
-  it.fails('when Anthropic answers 429 with error_code enforced_spend_limit_reached, then it is quota', () => {
+  it('when Anthropic answers 429 with error_code enforced_spend_limit_reached, then it is quota', () => {
     const thrown = anthropicErrorFor(anthropicErrors.spendLimit());
     expect(thrown.errorCode).toBe('enforced_spend_limit_reached');
 

@@ -225,7 +225,7 @@ describe('streams that end badly', () => {
   // throws, the adapter keeps iterating the chunks already received and calls the callback again for each;
   // src/providers/timer.ts `deliver()` then overwrites the remembered error, so the *last* error surfaces
   // and the first (the root cause) is lost.
-  it.fails('when our delta callback throws, then it is not called again and its first error surfaces', async () => {
+  it('when our delta callback throws, then it is not called again and its first error surfaces', async () => {
     harness.openai.script({ type: 'stream', chunks: ['one ', 'two ', 'three ', 'four'] });
     const thrown: Error[] = [];
     const failure = await failureOf(

@@ -135,11 +135,15 @@ export function mapAnthropicError(error: unknown, context: ErrorContext = {}): P
     const status = error.status;
     const body = error.error as { error?: { type?: string; message?: string } } | undefined;
     const type = body?.error?.type ?? '';
+    // The specific cause comes in error.details.error_code (a 429 enforced_spend_limit_reached is not a
+    // rate limit: retrying cannot help until the month resets).
+    const errorCode = error.errorCode ?? '';
     const message = body?.error?.message ?? '';
     const withStatus = { ...details, status };
     if (
       QUOTA_ERROR_CODES.has(type) ||
-      /credit balance|spend limit|billing/i.test(message) ||
+      QUOTA_ERROR_CODES.has(errorCode) ||
+      /credit balance/i.test(message) ||
       status === 402
     ) {
       return new ProviderError(

@@ -1,4 +1,3 @@
-import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import type OpenAI from 'openai';
 import { APIUserAbortError } from 'openai/error';
 import {
@@ -10,7 +9,7 @@ import {
   type StructuredResult,
 } from '../../core/chat.js';
 import type { TokenUsage } from '../../core/pricing.js';
-import { estimateOpenAIInputTokens } from '../estimate.js';
+import { countOpenAITokens, estimateOpenAIInputTokens } from '../estimate.js';
 import { startFirstTokenTimer } from '../timer.js';
 import { convertOpenAIUsage, mapOpenAIError, mapOpenAIFinishReason, toOpenAIMessages } from './mappers.js';
 
@@ -161,7 +160,7 @@ export class OpenAIChatModel implements ChatModel {
       inputTokens: this.estimateInputTokens(request),
       cachedInputTokens: 0,
       cacheWriteTokens: 0,
-      outputTokens: Math.max(this.clamp(request), countTokens(text)),
+      outputTokens: Math.max(this.clamp(request), countOpenAITokens(text)),
     };
   }
 }

@@ -1,0 +1,66 @@
+import type { BudgetDenial } from './budget.js';
+import type {
+  ChatRequest,
+  ChatResult,
+  ProviderError,
+  ProviderName,
+  StructuredRequest,
+  StructuredResult,
+} from './chat.js';
+import type { CallPurpose } from './ledger.js';
+import type { Micros } from './money.js';
+
+/** Who a model call is for: every attempt is charged to them under this turn. */
+export interface CallOwner {
+  turnId: string;
+  userId: string;
+  guildId: string | null;
+  channelId: string | null;
+}
+
+export interface CallSpec<Request extends ChatRequest = ChatRequest> {
+  owner: CallOwner;
+  purpose: CallPurpose;
+  request: Request;
+}
+
+/** A call that was answered, possibly by the other provider. */
+export interface Answered<Result extends ChatResult = ChatResult> {
+  ok: true;
+  result: Result;
+  /** What all attempts of this call cost (failed attempts that billed tokens included). */
+  costMicros: Micros;
+  /** What the same tokens would have cost on the smart model. */
+  smartCostMicros: Micros;
+  /** Set when the other provider answered because the requested one failed. */
+  fallback?: { from: ProviderName; reason: string } | undefined;
+}
+
+export interface Denied {
+  ok: false;
+  denial: BudgetDenial;
+  costMicros: Micros;
+  smartCostMicros: Micros;
+}
+
+export type CallOutcome<Result extends ChatResult = ChatResult> = Answered<Result> | Denied;
+
+/**
+ * How the engine calls models: every call reserves its worst case, is retried or sent to the other
+ * provider when one fails, and is settled in the ledger. Implemented by the gateway in src/providers/.
+ */
+export interface ModelCaller {
+  stream(spec: CallSpec, onDelta?: (text: string) => void): Promise<CallOutcome>;
+  structured(spec: CallSpec<StructuredRequest>): Promise<CallOutcome<StructuredResult>>;
+}
+
+/** Neither provider could answer. Nothing was charged beyond what a provider reported using. */
+export class ProvidersUnavailableError extends Error {
+  constructor(
+    readonly failures: readonly ProviderError[],
+    readonly costMicros: Micros,
+  ) {
+    super(`both model providers are unavailable: ${failures.map((failure) => failure.message).join('; ')}`);
+    this.name = 'ProvidersUnavailableError';
+  }
+}

@@ -1,0 +1,413 @@
+import { type BudgetDenial, describeDenial, formatResetTime, type LimitStanding } from './budget.js';
+import type { Answered, CallOutcome, CallOwner, ModelCaller } from './calls.js';
+import type { ChatMessage, ChatResult, ContentPart, ProviderName } from './chat.js';
+import {
+  CHECK_MAX_OUTPUT_TOKENS,
+  CHECK_SCHEMA,
+  CHECK_SCHEMA_NAME,
+  CHECK_SYSTEM_PROMPT,
+  type CheckCategory,
+  type CheckVerdict,
+  checkPrompt,
+  type Decision,
+  decideFromVerdict,
+  type EscalationMode,
+  type EscalationPolicy,
+  freeSignal,
+  parseVerdict,
+  refineInstruction,
+} from './escalation.js';
+import type { CallPurpose } from './ledger.js';
+import type { Micros } from './money.js';
+import { type TokenUsage, totalTokens } from './pricing.js';
+
+/** Which model a person asked for: /ask model:… (auto by default), or /escalate (smart). */
+export type ModelChoice = 'auto' | 'fast' | 'smart';
+
+/** A user's share of a budget at which they are warned. */
+export const BUDGET_WARNING_SHARE = 0.8;
+
+export interface TurnRequest {
+  turnId: string;
+  owner: Omit<CallOwner, 'turnId'>;
+  /** The conversation, ending with the message to answer (from the user). */
+  conversation: readonly ChatMessage[];
+  mode: EscalationMode;
+  choice: ModelChoice;
+  /**
+   * /escalate without a prompt: an earlier answer the smart model should improve on. No draft is
+   * written; the smart model refines this one.
+   */
+  earlierAnswer?: string | undefined;
+  /** Notes from building the conversation (e.g. "⚠️ using the last 12 messages"). */
+  warnings?: readonly string[];
+  signal?: AbortSignal | undefined;
+}
+
+export type TurnEvent =
+  /** Text as it streams. `draft` text may still be replaced; `final` text is the answer. */
+  | { type: 'delta'; text: string; phase: 'draft' | 'final' }
+  /** The draft will be replaced: the smart model is refining it. */
+  | { type: 'refining'; model: string; reason: string };
+
+/** What is kept of a turn: its route, reason and cost, and (clipped) its question and answer. */
+export interface TurnRecord {
+  turnId: string;
+  userId: string;
+  guildId: string | null;
+  channelId: string | null;
+  status: TurnResult['status'];
+  models: string[];
+  finalModel: string;
+  escalation: TurnResult['escalation'];
+  tokens: number;
+  costMicros: Micros;
+  smartOnlyCostMicros: Micros;
+  question: string;
+  answer: string;
+  createdAt: number;
+}
+
+/** Where turns are kept: for /escalate (a user's latest question here) and /usage (answers by reason). */
+export interface TurnLog {
+  record(turn: TurnRecord): void;
+  /** The user's latest answered turn in a channel (or DM channel). */
+  latest(userId: string, channelId: string | null): TurnRecord | undefined;
+}
+
+export interface TurnDependencies {
+  models: ModelCaller;
+  fastModel: string;
+  smartModel: string;
+  /** Display names, for what people read ("refining with Claude Haiku…"). */
+  modelLabel(model: string): string;
+  systemPrompt: string;
+  maxOutputTokens: number;
+  policy: EscalationPolicy;
+  /** How the user's limits stand after the turn, for the "budget near its end" warning. */
+  standings?(userId: string, guildId: string | null): LimitStanding[];
+  turns?: TurnLog;
+  now?: () => number;
+}
+
+export interface CallSummary {
+  purpose: CallPurpose;
+  model: string;
+  provider: ProviderName;
+  usage: TokenUsage;
+  costMicros: Micros;
+}
+
+export type EscalationSource = 'check' | 'signal' | 'user' | 'pdf' | 'fallback';
+
+export interface TurnResult {
+  turnId: string;
+  status: 'answered' | 'denied';
+  /** The answer to show (empty when denied). */
+  text: string;
+  /** The model that wrote the final text. */
+  model: string;
+  /** The models that wrote, in order: one, or the draft's then the refiner's. */
+  models: string[];
+  escalation?: { source: EscalationSource; reason: string; category?: CheckCategory; confidence?: number };
+  /** What the check said, when one ran. */
+  check?: CheckVerdict;
+  /** Why a refinement that was called for did not happen (the budget could not cover it). */
+  keptDraft?: string;
+  /** A provider failed and the other answered. */
+  fallback?: { from: ProviderName; reason: string };
+  denial?: BudgetDenial;
+  calls: CallSummary[];
+  tokens: number;
+  costMicros: Micros;
+  /** What the same turn would have cost sent to the smart model alone. */
+  smartOnlyCostMicros: Micros;
+  warnings: string[];
+}
+
+/**
+ * One turn of conversation, told as the product works:
+ * pre-route on free signals (a PDF, a request for the smart model); reserve and stream a draft from the
+ * fast model; check it; refine it with the smart model when the check, a free signal or the person asks
+ * and the budget allows; every call is settled in the ledger under the turn's id.
+ */
+export async function answerTurn(
+  turn: TurnRequest,
+  dependencies: TurnDependencies,
+  onEvent: (event: TurnEvent) => void = () => {},
+): Promise<TurnResult> {
+  const result = await tellTurn(turn, dependencies, onEvent);
+  dependencies.turns?.record(toRecord(turn, result, dependencies.now?.() ?? Date.now()));
+  return result;
+}
+
+async function tellTurn(
+  turn: TurnRequest,
+  dependencies: TurnDependencies,
+  onEvent: (event: TurnEvent) => void,
+): Promise<TurnResult> {
+  const story = new TurnStory(turn, dependencies, onEvent);
+
+  if (turn.earlierAnswer !== undefined) {
+    return story.refine(turn.earlierAnswer, { source: 'user', reason: 'requested by user' }, 'refine');
+  }
+  const preRoute = preRouteOf(turn);
+  if (preRoute) return story.answerWithSmartModel(preRoute);
+
+  const draft = await story.draft();
+  if (!draft.ok) return story.denied(draft.denial);
+  // The fast model's provider failed and the smart model wrote the draft: nothing left to refine.
+  if (draft.result.provider !== story.fastProvider) return story.finish(draft.result);
+
+  const decision = await story.decide(draft.result);
+  if (!decision.refine) return story.finish(draft.result);
+  return story.refine(draft.result.text, escalationOf(decision), 'refine');
+}
+
+/** Turns keep their question and answer for /escalate, clipped: enough to improve on, never unbounded. */
+const KEPT_CHARACTERS = 16_000;
+
+function toRecord(turn: TurnRequest, result: TurnResult, createdAt: number): TurnRecord {
+  return {
+    turnId: turn.turnId,
+    userId: turn.owner.userId,
+    guildId: turn.owner.guildId,
+    channelId: turn.owner.channelId,
+    status: result.status,
+    models: result.models,
+    finalModel: result.model,
+    escalation: result.escalation,
+    tokens: result.tokens,
+    costMicros: result.costMicros,
+    smartOnlyCostMicros: result.smartOnlyCostMicros,
+    question: questionText(turn.conversation).slice(0, KEPT_CHARACTERS),
+    answer: result.text.slice(0, KEPT_CHARACTERS),
+    createdAt,
+  };
+}
+
+/** Free, deterministic reasons to skip the draft: the person asked for the smart model, or sent a PDF. */
+function preRouteOf(turn: TurnRequest): { source: EscalationSource; reason: string } | undefined {
+  if (turn.choice === 'smart') return { source: 'user', reason: 'requested by user' };
+  const question = turn.conversation.at(-1);
+  const hasPdf =
+    typeof question?.content !== 'string' && question?.content.some((part) => part.type === 'pdf');
+  // GPT-4o Mini cannot read PDFs natively; Claude can.
+  if (hasPdf) return { source: 'pdf', reason: 'PDF' };
+  return undefined;
+}
+
+function escalationOf(decision: Extract<Decision, { refine: true }>): NonNullable<TurnResult['escalation']> {
+  if (!decision.verdict) return { source: 'signal', reason: decision.reason };
+  return {
+    source: 'check',
+    reason: decision.reason,
+    category: decision.verdict.category,
+    confidence: decision.verdict.confidence,
+  };
+}
+
+/** The state of one turn as it unfolds; each method is one step of {@link answerTurn}. */
+class TurnStory {
+  private readonly calls: CallSummary[] = [];
+  private readonly models: string[] = [];
+  private costMicros = 0;
+  private smartOnlyCostMicros: Micros | undefined;
+  private fallback: TurnResult['fallback'];
+  private escalation: TurnResult['escalation'];
+  private check: CheckVerdict | undefined;
+  private keptDraft: string | undefined;
+  readonly fastProvider: ProviderName;
+
+  constructor(
+    private readonly turn: TurnRequest,
+    private readonly dependencies: TurnDependencies,
+    private readonly onEvent: (event: TurnEvent) => void,
+  ) {
+    this.fastProvider = dependencies.fastModel.startsWith('claude') ? 'anthropic' : 'openai';
+  }
+
+  private get owner(): CallOwner {
+    return { ...this.turn.owner, turnId: this.turn.turnId };
+  }
+
+  async draft(): Promise<CallOutcome> {
+    const outcome = await this.dependencies.models.stream(
+      {
+        owner: this.owner,
+        purpose: 'draft',
+        request: this.request(this.dependencies.fastModel, this.turn.conversation),
+      },
+      (text) => this.onEvent({ type: 'delta', text, phase: 'draft' }),
+    );
+    this.record(outcome, 'draft');
+    return outcome;
+  }
+
+  /** Free signals first; then, in auto mode, one small structured call to the fast model. */
+  async decide(draft: ChatResult): Promise<Decision> {
+    if (this.turn.mode !== 'auto') return { refine: false };
+    const signal = freeSignal(draft);
+    if (signal) return { refine: true, reason: signal };
+    const outcome = await this.dependencies.models.structured({
+      owner: this.owner,
+      purpose: 'check',
+      request: {
+        model: this.dependencies.fastModel,
+        system: CHECK_SYSTEM_PROMPT,
+        messages: [{ role: 'user', content: checkPrompt(questionText(this.turn.conversation), draft.text) }],
+        maxOutputTokens: CHECK_MAX_OUTPUT_TOKENS,
+        schemaName: CHECK_SCHEMA_NAME,
+        schema: CHECK_SCHEMA,
+        signal: this.turn.signal,
+      },
+    });
+    this.record(outcome, 'check', { writesText: false });
+    // A check that could not run (denied, unreadable) leaves the draft as it is: it was already shown.
+    const verdict = outcome.ok ? parseVerdict(outcome.result.value) : undefined;
+    if (!verdict) return { refine: false };
+    this.check = verdict;
+    return decideFromVerdict(verdict, this.dependencies.policy);
+  }
+
+  /** The smart model answers directly: /escalate with a prompt, /ask model:smart, or a PDF. */
+  async answerWithSmartModel(escalation: NonNullable<TurnResult['escalation']>): Promise<TurnResult> {
+    this.escalation = escalation;
+    const outcome = await this.dependencies.models.stream(
+      {
+        owner: this.owner,
+        purpose: 'direct',
+        request: this.request(this.dependencies.smartModel, this.turn.conversation),
+      },
+      (text) => this.onEvent({ type: 'delta', text, phase: 'final' }),
+    );
+    this.record(outcome, 'direct');
+    if (!outcome.ok) return this.denied(outcome.denial);
+    return this.finish(outcome.result);
+  }
+
+  /**
+   * The smart model rewrites an answer, given the conversation, the answer and why it falls short.
+   * When the budget cannot cover it, the answer stands and the result says why.
+   */
+  async refine(
+    answer: string,
+    escalation: NonNullable<TurnResult['escalation']>,
+    purpose: CallPurpose,
+  ): Promise<TurnResult> {
+    const { smartModel, modelLabel, fastModel } = this.dependencies;
+    this.onEvent({ type: 'refining', model: smartModel, reason: escalation.reason });
+    const conversation = withRefineInstruction(this.turn.conversation, answer, escalation.reason);
+    const outcome = await this.dependencies.models.stream(
+      { owner: this.owner, purpose, request: this.request(smartModel, conversation) },
+      (text) => this.onEvent({ type: 'delta', text, phase: 'final' }),
+    );
+    this.record(outcome, purpose);
+    if (!outcome.ok) {
+      if (this.models.length === 0) return this.denied(outcome.denial);
+      this.keptDraft =
+        `kept the ${modelLabel(fastModel)} answer: ${outcome.denial.limit.kind === 'user' ? 'your' : "this server's"} ` +
+        `budget can't cover ${modelLabel(smartModel)}; resets ${formatResetTime(outcome.denial.resetsAtMs)}`;
+      return this.finish({ text: answer, model: this.models.at(-1) ?? fastModel });
+    }
+    this.escalation = escalation;
+    return this.finish(outcome.result);
+  }
+
+  denied(denial: BudgetDenial): TurnResult {
+    return {
+      ...this.summary(),
+      status: 'denied',
+      text: '',
+      model: '',
+      denial,
+      warnings: [describeDenial(denial)],
+    };
+  }
+
+  finish(final: Pick<ChatResult, 'text' | 'model'>): TurnResult {
+    return { ...this.summary(), status: 'answered', text: final.text, model: final.model };
+  }
+
+  private summary(): Omit<TurnResult, 'status' | 'text' | 'model'> {
+    return {
+      turnId: this.turn.turnId,
+      models: [...this.models],
+      ...(this.escalation ? { escalation: this.escalation } : {}),
+      ...(this.check ? { check: this.check } : {}),
+      ...(this.keptDraft ? { keptDraft: this.keptDraft } : {}),
+      ...(this.fallback ? { fallback: this.fallback } : {}),
+      calls: [...this.calls],
+      tokens: this.calls.reduce((sum, call) => sum + totalTokens(call.usage), 0),
+      costMicros: this.costMicros,
+      smartOnlyCostMicros: this.smartOnlyCostMicros ?? this.costMicros,
+      warnings: [...(this.turn.warnings ?? []), ...this.budgetWarnings()],
+    };
+  }
+
+  /** Keeps the call's cost, its summary, who wrote text, and what it would have cost on the smart model. */
+  private record(outcome: CallOutcome, purpose: CallPurpose, { writesText = true } = {}): void {
+    this.costMicros += outcome.costMicros;
+    if (!outcome.ok) return;
+    const answered: Answered = outcome;
+    this.calls.push({
+      purpose: answered.fallback ? 'fallback' : purpose,
+      model: answered.result.model,
+      provider: answered.result.provider,
+      usage: answered.result.usage,
+      costMicros: answered.costMicros,
+    });
+    if (answered.fallback) {
+      this.fallback = answered.fallback;
+      this.escalation ??= { source: 'fallback', reason: `fallback: ${answered.fallback.reason}` };
+    }
+    if (!writesText) return;
+    this.models.push(answered.result.model);
+    // The first answer's tokens on the smart model are what the turn would have cost without the cascade.
+    this.smartOnlyCostMicros ??= answered.smartCostMicros;
+  }
+
+  private request(model: string, messages: readonly ChatMessage[]) {
+    return {
+      model,
+      system: this.dependencies.systemPrompt,
+      messages,
+      maxOutputTokens: this.dependencies.maxOutputTokens,
+      signal: this.turn.signal,
+    };
+  }
+
+  private budgetWarnings(): string[] {
+    const standings = this.dependencies.standings?.(this.turn.owner.userId, this.turn.owner.guildId) ?? [];
+    const user = standings.find((standing) => standing.kind === 'user');
+    if (!user || user.budget.amountMicros === 0) return [];
+    const share = (user.spentMicros + user.reservedMicros) / user.budget.amountMicros;
+    if (share < BUDGET_WARNING_SHARE) return [];
+    return [
+      `${Math.min(100, Math.floor(share * 100))}% of your budget used; resets ${formatResetTime(user.window.endMs)}`,
+    ];
+  }
+}
+
+/** The text of the newest message, for the check (attachments are noted, not sent). */
+export function questionText(conversation: readonly ChatMessage[]): string {
+  const question = conversation.at(-1);
+  if (!question) return '';
+  if (typeof question.content === 'string') return question.content;
+  return question.content.map((part) => (part.type === 'text' ? part.text : `[${part.type}]`)).join('\n');
+}
+
+function withRefineInstruction(
+  conversation: readonly ChatMessage[],
+  answer: string,
+  reason: string,
+): ChatMessage[] {
+  const question = conversation.at(-1);
+  if (!question) return [{ role: 'user', content: refineInstruction(answer, reason) }];
+  const instruction: ContentPart = { type: 'text', text: refineInstruction(answer, reason) };
+  const content: ContentPart[] =
+    typeof question.content === 'string'
+      ? [{ type: 'text', text: question.content }, instruction]
+      : [...question.content, instruction];
+  return [...conversation.slice(0, -1), { role: question.role, content }];
+}
