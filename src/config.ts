@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { BUDGET_PERIODS, type Budget } from './core/budget.js';
+import { CHECK_CATEGORIES, DEFAULT_POLICY, type EscalationPolicy } from './core/escalation.js';
 import { parseUsdAmount } from './core/money.js';
 import {
   buildPriceTable,
@@ -42,7 +43,11 @@ const VARIABLES = {
   DISCORD_TOKEN: {
     secret: true,
     purpose: 'the bot token (Discord developer portal → your application → Bot → Reset Token)',
-    schema: z.string().regex(/^[\w-]+\.[\w-]+\.[\w-]+$/, 'is not shaped like a Discord bot token'),
+    // Required by the bot (checked in loadConfig), not by the terminal chat.
+    schema: z
+      .string()
+      .regex(/^[\w-]+\.[\w-]+\.[\w-]+$/, 'is not shaped like a Discord bot token')
+      .optional(),
   },
   DISCORD_APPLICATION_ID: {
     secret: false,
@@ -139,6 +144,29 @@ const VARIABLES = {
       'a JSON file of model prices (USD per million tokens) that overrides or adds to the built-in table',
     schema: optionalText,
   },
+  CHECK_CONFIDENCE_THRESHOLD: {
+    secret: false,
+    purpose: 'a draft the check accepts with less confidence than this is refined anyway (0 to 1)',
+    schema: z.coerce.number().min(0).max(1).default(DEFAULT_POLICY.confidenceThreshold),
+  },
+  ALWAYS_REFINE: {
+    secret: false,
+    purpose: `comma-separated question categories whose drafts are always refined, or "none" (${CHECK_CATEGORIES.join(', ')})`,
+    schema: z
+      .string()
+      .optional()
+      .transform((text) =>
+        text === undefined
+          ? [...DEFAULT_POLICY.alwaysRefine]
+          : text.trim() === 'none'
+            ? []
+            : text
+                .split(',')
+                .map((category) => category.trim())
+                .filter((category) => category !== ''),
+      )
+      .pipe(z.array(z.enum(CHECK_CATEGORIES))),
+  },
   FIRST_TOKEN_TIMEOUT_SECONDS: {
     secret: false,
     purpose: 'how long to wait for a model to start answering before aborting the request (1 to 120)',
@@ -169,13 +197,15 @@ const environmentSchema = z.object(
   },
 );
 
-export interface Config {
-  discord: {
-    token: string;
-    applicationId: string;
-    guildId: string | undefined;
-    apiUrl: string | undefined;
-  };
+export interface DiscordConfig {
+  token: string;
+  applicationId: string;
+  guildId: string | undefined;
+  apiUrl: string | undefined;
+}
+
+/** What the engine needs: models, keys, database, budgets. The terminal chat runs on this alone. */
+export interface ModelConfig {
   openai: { apiKey: string; baseUrl: string | undefined };
   anthropic: { apiKey: string; baseUrl: string | undefined };
   databasePath: string;
@@ -188,7 +218,12 @@ export interface Config {
   systemPrompt: string;
   operatorIds: readonly string[];
   providers: { firstTokenTimeoutMs: number; deadlineMs: number; retryAfterCapMs: number };
+  policy: EscalationPolicy;
   logLevel: (typeof LOG_LEVELS)[number];
+}
+
+export interface Config extends ModelConfig {
+  discord: DiscordConfig;
 }
 
 /** Thrown when configuration is missing or invalid; its message names every problem and never a secret. */
@@ -212,13 +247,31 @@ export function readEnvironment(envFile = '.env'): Record<string, string | undef
   return { ...fromFile, ...process.env };
 }
 
+/** The bot's configuration; throws a {@link ConfigError} naming every problem. */
 export function loadConfig(environment: Record<string, string | undefined> = readEnvironment()): Config {
+  return parseConfig(environment, true) as Config;
+}
+
+/** The configuration without Discord, for the terminal chat. */
+export function loadModelConfig(
+  environment: Record<string, string | undefined> = readEnvironment(),
+): ModelConfig {
+  return parseConfig(environment, false);
+}
+
+function parseConfig(
+  environment: Record<string, string | undefined>,
+  needsDiscord: boolean,
+): ModelConfig & { discord?: DiscordConfig } {
   // An empty value counts as unset, as a blank line in .env means "not configured".
   const present = Object.fromEntries(
     Object.keys(VARIABLES).map((name) => [name, blankToUndefined(environment[name])]),
   );
   const parsed = environmentSchema.safeParse(present);
   const problems = parsed.success ? [] : parsed.error.issues.map((issue) => describeIssue(issue, present));
+  if (needsDiscord && present.DISCORD_TOKEN === undefined) {
+    problems.unshift(`DISCORD_TOKEN: required but not set — ${VARIABLES.DISCORD_TOKEN.purpose}`);
+  }
 
   // The checks below need values that parsed; they run on the raw ones too, so that one start-up names
   // every problem at once.
@@ -233,24 +286,28 @@ export function loadConfig(environment: Record<string, string | undefined> = rea
     }
   }
   const variables = parsed.data;
-  const applicationId = variables
-    ? (variables.DISCORD_APPLICATION_ID ?? applicationIdFromToken(variables.DISCORD_TOKEN))
-    : undefined;
-  if (variables && !applicationId) {
+  const token = variables?.DISCORD_TOKEN;
+  const applicationId = token
+    ? (variables?.DISCORD_APPLICATION_ID ?? applicationIdFromToken(token))
+    : variables?.DISCORD_APPLICATION_ID;
+  if (needsDiscord && token && !applicationId) {
     problems.push(
       `DISCORD_APPLICATION_ID: could not be derived from DISCORD_TOKEN; set it — ${VARIABLES.DISCORD_APPLICATION_ID.purpose}`,
     );
   }
-  if (!variables || !prices || !applicationId || problems.length > 0)
-    throw new ConfigError([...new Set(problems)]);
+  if (!variables || !prices || problems.length > 0) throw new ConfigError([...new Set(problems)]);
 
   return {
-    discord: {
-      token: variables.DISCORD_TOKEN,
-      applicationId,
-      guildId: variables.DISCORD_GUILD_ID,
-      apiUrl: variables.DISCORD_API_URL,
-    },
+    ...(token && applicationId
+      ? {
+          discord: {
+            token,
+            applicationId,
+            guildId: variables.DISCORD_GUILD_ID,
+            apiUrl: variables.DISCORD_API_URL,
+          },
+        }
+      : {}),
     openai: { apiKey: variables.OPENAI_API_KEY, baseUrl: variables.OPENAI_BASE_URL },
     anthropic: { apiKey: variables.ANTHROPIC_API_KEY, baseUrl: variables.ANTHROPIC_BASE_URL },
     databasePath: variables.DATABASE_PATH,
@@ -269,6 +326,10 @@ export function loadConfig(environment: Record<string, string | undefined> = rea
       firstTokenTimeoutMs: variables.FIRST_TOKEN_TIMEOUT_SECONDS * 1000,
       deadlineMs: variables.PROVIDER_DEADLINE_SECONDS * 1000,
       retryAfterCapMs: variables.RETRY_AFTER_CAP_SECONDS * 1000,
+    },
+    policy: {
+      confidenceThreshold: variables.CHECK_CONFIDENCE_THRESHOLD,
+      alwaysRefine: variables.ALWAYS_REFINE,
     },
     logLevel: variables.LOG_LEVEL,
   };

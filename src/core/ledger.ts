@@ -24,8 +24,7 @@ export interface ReserveRequest extends CallContext {
 }
 
 export type ReserveResult =
-  | { ok: true; requestId: string; amountMicros: Micros }
-  | { ok: false; denial: BudgetDenial };
+  { ok: true; requestId: string; amountMicros: Micros } | { ok: false; denial: BudgetDenial };
 
 export type SettleResult =
   | { status: 'settled'; costMicros: Micros; smartCostMicros: Micros; reservedMicros: Micros }

@@ -1,13 +1,13 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import type { Config } from '../config.js';
+import type { ModelConfig } from '../config.js';
 import type { UsageLedger } from '../core/ledger.js';
 import { AnthropicChatModel } from './anthropic/adapter.js';
 import { ModelGateway } from './gateway.js';
 import { OpenAIChatModel } from './openai/adapter.js';
 
 /** The official SDK clients, their adapters, and the gateway every model call goes through. */
-export function createModelGateway(config: Config, ledger: UsageLedger): ModelGateway {
+export function createModelGateway(config: ModelConfig, ledger: UsageLedger): ModelGateway {
   const adapterOptions = { firstTokenTimeoutMs: config.providers.firstTokenTimeoutMs };
   // maxRetries 0: retries are the gateway's, each attempt under its own reservation.
   const openai = new OpenAI({

@@ -15,7 +15,7 @@ export interface RecordedRequest {
   /** Header names lower-cased; repeated headers joined with ", ". */
   headers: Record<string, string>;
   /** The parsed JSON body; the raw text when it is not JSON; undefined when empty. */
-  // biome-ignore lint/suspicious/noExplicitAny: tests read vendor request fields straight off the body.
+  // `any`: tests read vendor request fields straight off the body.
   body: any;
 }
 

@@ -1,0 +1,71 @@
+import type { ModelConfig } from './config.js';
+import { modelLabel } from './core/models.js';
+import type { TurnDependencies } from './core/turn.js';
+import { type AppDatabase, closeDatabase, migrate, openDatabase } from './db/database.js';
+import { Ledger } from './db/ledger.js';
+import { SqliteTurnLog } from './db/turns.js';
+import type { Logger } from './log.js';
+import { createModelGateway } from './providers/index.js';
+import type { ModelGateway } from './providers/gateway.js';
+
+/** How often reservations held past their TTL are charged and freed. */
+const SWEEP_INTERVAL_MS = 60_000;
+
+export interface App {
+  db: AppDatabase;
+  ledger: Ledger;
+  gateway: ModelGateway;
+  turns: SqliteTurnLog;
+  /** Everything answerTurn() needs, wired to the real pieces. */
+  engine: TurnDependencies;
+  close(): void;
+}
+
+/**
+ * The pieces every entry point shares: the database (migrated once), the ledger (with reservations left
+ * by a crash swept), the model gateway and the engine's dependencies. The bot (src/main.ts) adds Discord;
+ * the terminal chat (src/chat.ts) adds stdin and stdout.
+ */
+export function createApp(config: ModelConfig, log: Logger): App {
+  const db = openDatabase(config.databasePath);
+  const { applied } = migrate(db);
+  if (applied > 0) log.info({ applied }, 'database migrated');
+  const ledger = new Ledger(db, {
+    prices: config.prices,
+    smartModel: config.smartModel,
+    defaultUserBudget: config.defaultUserBudget,
+    defaultServerCap: config.defaultServerCap,
+  });
+  const swept = ledger.sweepOrphans();
+  if (swept > 0) log.warn({ swept }, 'charged reservations left open by a crash at their reserved amount');
+  const sweeper = setInterval(() => {
+    const expired = ledger.sweepExpired();
+    if (expired > 0) log.warn({ expired }, 'charged reservations held past their TTL');
+  }, SWEEP_INTERVAL_MS);
+  sweeper.unref();
+
+  const gateway = createModelGateway(config, ledger);
+  const turns = new SqliteTurnLog(db);
+  const engine: TurnDependencies = {
+    models: gateway,
+    fastModel: config.fastModel,
+    smartModel: config.smartModel,
+    modelLabel,
+    systemPrompt: config.systemPrompt,
+    maxOutputTokens: config.maxOutputTokens,
+    policy: config.policy,
+    standings: (userId, guildId) => ledger.standings(userId, guildId),
+    turns,
+  };
+  return {
+    db,
+    ledger,
+    gateway,
+    turns,
+    engine,
+    close() {
+      clearInterval(sweeper);
+      closeDatabase(db);
+    },
+  };
+}
