@@ -22,6 +22,8 @@ export interface CallSpec<Request extends ChatRequest = ChatRequest> {
   owner: CallOwner;
   purpose: CallPurpose;
   request: Request;
+  /** Called once, when the first attempt's reservation is granted and the call is about to be sent. */
+  onStarted?: () => void;
 }
 
 /** A call that was answered, possibly by the other provider. */

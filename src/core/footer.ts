@@ -7,7 +7,7 @@ import type { TurnResult } from './turn.js';
  * Renderers add their own prefix (Discord subtext `-# `, the terminal `-- `).
  */
 export function footerLines(result: TurnResult): string[] {
-  if (result.status === 'denied') return result.warnings;
+  if (result.status !== 'answered') return result.warnings;
   const reason = result.escalation ? ` (${result.escalation.category ?? result.escalation.reason})` : '';
   const summary = [
     `${result.models.join(' → ')}${reason}`,

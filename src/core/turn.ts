@@ -24,6 +24,8 @@ import { type TokenUsage, totalTokens } from './pricing.js';
 /** Which model a person asked for: /ask model:… (auto by default), or /escalate (smart). */
 export type ModelChoice = 'auto' | 'fast' | 'smart';
 
+const ESCALATION_OFF = 'escalation to the smart model is turned off in this server';
+
 /** A user's share of a budget at which they are warned. */
 export const BUDGET_WARNING_SHARE = 0.8;
 
@@ -102,7 +104,8 @@ export type EscalationSource = 'check' | 'signal' | 'user' | 'pdf' | 'fallback';
 
 export interface TurnResult {
   turnId: string;
-  status: 'answered' | 'denied';
+  /** denied: a budget could not cover the call; refused: the request is not allowed here. */
+  status: 'answered' | 'denied' | 'refused';
   /** The answer to show (empty when denied). */
   text: string;
   /** The model that wrote the final text. */
@@ -148,6 +151,8 @@ async function tellTurn(
 ): Promise<TurnResult> {
   const story = new TurnStory(turn, dependencies, onEvent);
 
+  const asksForSmartModel = turn.earlierAnswer !== undefined || turn.choice === 'smart';
+  if (asksForSmartModel && turn.mode === 'off') return story.refused(ESCALATION_OFF);
   if (turn.earlierAnswer !== undefined) {
     return story.refine(turn.earlierAnswer, { source: 'user', reason: 'requested by user' }, 'refine');
   }
@@ -156,6 +161,8 @@ async function tellTurn(
 
   const draft = await story.draft();
   if (!draft.ok) return story.denied(draft.denial);
+  // The person asked for the fast model: its answer is the answer, unchecked.
+  if (turn.choice === 'fast') return story.finish(draft.result);
   // The fast model's provider failed and the smart model wrote the draft: nothing left to refine.
   if (draft.result.provider !== story.fastProvider) return story.finish(draft.result);
 
@@ -189,6 +196,8 @@ function toRecord(turn: TurnRequest, result: TurnResult, createdAt: number): Tur
 /** Free, deterministic reasons to skip the draft: the person asked for the smart model, or sent a PDF. */
 function preRouteOf(turn: TurnRequest): { source: EscalationSource; reason: string } | undefined {
   if (turn.choice === 'smart') return { source: 'user', reason: 'requested by user' };
+  // With escalation off, a PDF goes to the fast model too (OpenAI reads it as a file part).
+  if (turn.mode === 'off') return undefined;
   const question = turn.conversation.at(-1);
   const hasPdf =
     typeof question?.content !== 'string' && question?.content.some((part) => part.type === 'pdf');
@@ -296,10 +305,15 @@ class TurnStory {
     purpose: CallPurpose,
   ): Promise<TurnResult> {
     const { smartModel, modelLabel, fastModel } = this.dependencies;
-    this.onEvent({ type: 'refining', model: smartModel, reason: escalation.reason });
     const conversation = withRefineInstruction(this.turn.conversation, answer, escalation.reason);
     const outcome = await this.dependencies.models.stream(
-      { owner: this.owner, purpose, request: this.request(smartModel, conversation) },
+      {
+        owner: this.owner,
+        purpose,
+        request: this.request(smartModel, conversation),
+        // Announced once the budget has covered it: a refinement that cannot happen is never shown.
+        onStarted: () => this.onEvent({ type: 'refining', model: smartModel, reason: escalation.reason }),
+      },
       (text) => this.onEvent({ type: 'delta', text, phase: 'final' }),
     );
     this.record(outcome, purpose);
@@ -315,14 +329,20 @@ class TurnStory {
   }
 
   denied(denial: BudgetDenial): TurnResult {
+    const summary = this.summary();
     return {
-      ...this.summary(),
+      ...summary,
       status: 'denied',
       text: '',
       model: '',
       denial,
-      warnings: [describeDenial(denial)],
+      warnings: [describeDenial(denial), ...summary.warnings],
     };
+  }
+
+  refused(reason: string): TurnResult {
+    const summary = this.summary();
+    return { ...summary, status: 'refused', text: '', model: '', warnings: [reason, ...summary.warnings] };
   }
 
   finish(final: Pick<ChatResult, 'text' | 'model'>): TurnResult {
@@ -357,11 +377,12 @@ class TurnStory {
       usage: answered.result.usage,
       costMicros: answered.costMicros,
     });
+    // A check answered by the other provider changes nothing the person sees.
+    if (!writesText) return;
     if (answered.fallback) {
       this.fallback = answered.fallback;
       this.escalation ??= { source: 'fallback', reason: `fallback: ${answered.fallback.reason}` };
     }
-    if (!writesText) return;
     this.models.push(answered.result.model);
     // The first answer's tokens on the smart model are what the turn would have cost without the cascade.
     this.smartOnlyCostMicros ??= answered.smartCostMicros;

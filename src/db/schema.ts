@@ -154,7 +154,7 @@ export const turns = sqliteTable(
     userId: text('user_id').notNull(),
     guildId: text('guild_id'),
     channelId: text('channel_id'),
-    status: text('status', { enum: ['answered', 'denied'] }).notNull(),
+    status: text('status', { enum: ['answered', 'denied', 'refused'] }).notNull(),
     models: text('models').notNull(),
     finalModel: text('final_model').notNull(),
     escalationSource: text('escalation_source'),

@@ -48,6 +48,10 @@ export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
   halfOpenAfterMs: 30_000,
 };
 
+function costsOf(spend: Spend): { costMicros: Micros; smartCostMicros: Micros } {
+  return { costMicros: spend.costMicros, smartCostMicros: spend.smartCostMicros };
+}
+
 /** The requested provider's circuit is open: it failed repeatedly and is being given a rest. */
 class CircuitOpen extends ProviderError {
   constructor(provider: ProviderName) {
@@ -60,6 +64,8 @@ type Attempt<Result extends ChatResult> = (model: ChatModel, request: ChatReques
 interface Spend {
   costMicros: Micros;
   smartCostMicros: Micros;
+  /** Whether onStarted was called (once per call, whatever the retries and fallbacks). */
+  started?: boolean;
 }
 
 /**
@@ -222,7 +228,11 @@ export class ModelGateway implements ModelCaller {
         request.maxOutputTokens,
       ),
     });
-    if (!reservation.ok) return { ok: false, denial: reservation.denial, ...spend };
+    if (!reservation.ok) return { ok: false, denial: reservation.denial, ...costsOf(spend) };
+    if (!spend.started) {
+      spend.started = true;
+      spec.onStarted?.();
+    }
 
     let result: Result;
     try {
@@ -247,7 +257,7 @@ export class ModelGateway implements ModelCaller {
       spend.costMicros += settled.costMicros;
       spend.smartCostMicros += settled.smartCostMicros;
     }
-    return { ok: true, result, ...spend };
+    return { ok: true, result, ...costsOf(spend) };
   }
 
   /** Honour the provider's hint, capped; otherwise exponential backoff with full jitter. */

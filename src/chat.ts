@@ -1,0 +1,218 @@
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { type App, createApp } from './app.js';
+import { ConfigError, loadModelConfig, type ModelConfig } from './config.js';
+import { describePeriod, formatResetTime } from './core/budget.js';
+import { ProvidersUnavailableError } from './core/calls.js';
+import { type ChatMessage, ProviderError } from './core/chat.js';
+import { footerLines } from './core/footer.js';
+import { newId } from './core/ids.js';
+import { formatUsd, parseUsdAmount } from './core/money.js';
+import { modelLabel } from './core/models.js';
+import { answerTurn, type ModelChoice, type TurnRequest } from './core/turn.js';
+import { usageByModel } from './db/usage.js';
+import { createLogger } from './log.js';
+
+/**
+ * The terminal chat: the same engine, ledger and budgets as the bot, with Discord replaced by stdin and
+ * stdout. Each line is a message; the answer streams out, then one footer line starting with `-- `.
+ * `/escalate [prompt]`, `/usage` and `/budget <usd>` work as lines. With stdin piped, it answers each
+ * line in turn and exits at the end of input.
+ */
+
+/** The terminal is one "server" with one channel, so /budget can set a budget there. */
+const TERMINAL = 'terminal';
+/** How much of the conversation is sent with each message. */
+const HISTORY_MESSAGES = 20;
+const EXIT_CONFIG = 78;
+
+const USAGE = 'usage: npm run chat -- [--user NAME]';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { user: { type: 'string', default: 'console' } } });
+  const userId = values.user.trim() || 'console';
+
+  let config: ModelConfig;
+  try {
+    config = loadModelConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw error;
+  }
+  // Logs go to stderr, and only warnings by default: stdout is the conversation.
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, pino.destination(2));
+  const app = createApp(config, log);
+  const chat = new TerminalChat(app, config, userId);
+
+  const isInteractive = process.stdin.isTTY === true;
+  const lines = createInterface({ input: process.stdin, terminal: isInteractive, prompt: '> ' });
+  if (isInteractive) {
+    process.stdout.write(
+      `tierbot in your terminal, as ${userId}. Ask anything; /escalate [prompt], /usage, /budget <usd>; Ctrl-D to quit.\n`,
+    );
+    lines.prompt();
+  }
+  lines.on('SIGINT', () => chat.cancel() || lines.close());
+  for await (const line of lines) {
+    await chat.handle(line);
+    if (isInteractive) lines.prompt();
+  }
+  app.close();
+}
+
+class TerminalChat {
+  private history: ChatMessage[] = [];
+  private controller: AbortController | undefined;
+
+  constructor(
+    private readonly app: App,
+    private readonly config: ModelConfig,
+    private readonly userId: string,
+  ) {}
+
+  /** Cancels the answer in progress; false when there is none. */
+  cancel(): boolean {
+    if (!this.controller) return false;
+    this.controller.abort();
+    return true;
+  }
+
+  async handle(line: string): Promise<void> {
+    const text = line.trim();
+    if (text === '') return;
+    const [command, ...rest] = text.split(/\s+/);
+    const argument = rest.join(' ');
+    switch (command) {
+      case '/usage':
+        return this.showUsage();
+      case '/budget':
+        return this.setBudget(argument);
+      case '/escalate':
+        return argument ? this.ask(argument, 'smart') : this.escalateLatest();
+      default:
+        if (text.startsWith('/'))
+          return say(`unknown command ${command}; try /escalate, /usage or /budget <usd>`);
+        return this.ask(text, 'auto');
+    }
+  }
+
+  private ask(question: string, choice: ModelChoice): Promise<void> {
+    return this.run(
+      { conversation: [...this.history, { role: 'user', content: question }], choice },
+      { role: 'user', content: question },
+    );
+  }
+
+  /** /escalate alone: Claude Haiku answers the latest question again, improving on the earlier answer. */
+  private escalateLatest(): Promise<void> {
+    const latest = this.app.turns.latest(this.userId, TERMINAL);
+    if (!latest) return Promise.resolve(say('nothing to escalate yet: ask a question first'));
+    const question: ChatMessage = { role: 'user', content: latest.question };
+    const before = this.history.at(-1)?.role === 'assistant' ? this.history.slice(0, -2) : this.history;
+    return this.run({ conversation: [...before, question], choice: 'smart', earlierAnswer: latest.answer });
+  }
+
+  private async run(
+    turn: Pick<TurnRequest, 'conversation' | 'choice' | 'earlierAnswer'>,
+    asked?: ChatMessage,
+  ): Promise<void> {
+    this.controller = new AbortController();
+    let wroteText = false;
+    try {
+      const result = await answerTurn(
+        {
+          ...turn,
+          turnId: newId(),
+          owner: { userId: this.userId, guildId: TERMINAL, channelId: TERMINAL },
+          mode: 'auto',
+          signal: this.controller.signal,
+        },
+        this.app.engine,
+        (event) => {
+          if (event.type === 'refining') {
+            process.stdout.write(`\n[refining with ${modelLabel(event.model)}: ${event.reason}]\n`);
+          } else {
+            process.stdout.write(event.text);
+            wroteText = true;
+          }
+        },
+      );
+      if (result.status === 'denied') {
+        say(`-- no model called · ${footerLines(result).join(' · ')}`);
+        return;
+      }
+      say(`${wroteText ? '\n' : `${result.text}\n`}-- ${footerLines(result).join(' · ')}`);
+      if (asked) this.remember(asked, result.text);
+      else this.replaceLastAnswer(result.text);
+    } catch (error) {
+      if (wroteText) process.stdout.write('\n');
+      say(`-- ${describeFailure(error)}`);
+    } finally {
+      this.controller = undefined;
+    }
+  }
+
+  private remember(question: ChatMessage, answer: string): void {
+    this.history = [...this.history, question, { role: 'assistant' as const, content: answer }].slice(
+      -HISTORY_MESSAGES,
+    );
+  }
+
+  private replaceLastAnswer(answer: string): void {
+    if (this.history.at(-1)?.role === 'assistant') {
+      this.history = [...this.history.slice(0, -1), { role: 'assistant', content: answer }];
+    }
+  }
+
+  private showUsage(): void {
+    const [user] = this.app.ledger.standings(this.userId, TERMINAL);
+    if (!user) return;
+    const period = describePeriod(user.budget.period);
+    say(`Spent ${formatUsd(user.spentMicros)} of ${formatUsd(user.budget.amountMicros)} ${period}`);
+    const remaining = Math.max(0, user.budget.amountMicros - user.spentMicros - user.reservedMicros);
+    say(`${formatUsd(remaining)} left; resets ${formatResetTime(user.window.endMs)}`);
+    for (const row of usageByModel(this.app.db, this.userId, TERMINAL, user.window).all()) {
+      const tokens = row.inputTokens + row.cachedInputTokens + row.cacheWriteTokens + row.outputTokens;
+      say(
+        `  ${row.model}: ${row.calls} call${row.calls === 1 ? '' : 's'} · ${tokens.toLocaleString('en-US')} tokens · ${formatUsd(row.costMicros)}`,
+      );
+    }
+  }
+
+  private setBudget(argument: string): void {
+    const amount = parseUsdAmount(argument);
+    if (!amount.ok) return say(`usage: /budget <usd> — ${amount.reason}`);
+    const period = this.config.defaultUserBudget.period;
+    this.app.ledger.setBudget(
+      { guildId: TERMINAL, scope: 'user', userId: this.userId, changedBy: this.userId },
+      { amountMicros: amount.micros, period },
+    );
+    say(`your budget is now ${formatUsd(amount.micros)} per ${period}`);
+  }
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof ProvidersUnavailableError) {
+    return 'both model providers are unavailable right now; nothing was charged';
+  }
+  if (error instanceof ProviderError) {
+    if (error.kind === 'aborted') return 'cancelled';
+    if (error.details.partialText) return `the answer was cut off (${error.message})`;
+    return `no answer: ${error.message}`;
+  }
+  throw error;
+}
+
+function say(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+if (process.argv.includes('--help')) {
+  say(USAGE);
+} else {
+  await main();
+}

@@ -1,0 +1,162 @@
+import type { ChatMessage, StructuredRequest } from '../../src/core/chat.js';
+import {
+  CHECK_MAX_OUTPUT_TOKENS,
+  CHECK_SCHEMA,
+  CHECK_SCHEMA_NAME,
+  CHECK_SYSTEM_PROMPT,
+  checkPrompt,
+  DEFAULT_POLICY,
+} from '../../src/core/escalation.js';
+import type { CallPurpose } from '../../src/core/ledger.js';
+import {
+  answerTurn,
+  questionText,
+  type TurnDependencies,
+  type TurnEvent,
+  type TurnRequest,
+  type TurnResult,
+} from '../../src/core/turn.js';
+import { SqliteTurnLog } from '../../src/db/turns.js';
+import { FAST_MODEL, SMART_MODEL } from './ledger.js';
+import { type ProviderHarness, startProviderHarness } from './providers.js';
+
+export const SYSTEM_PROMPT = 'You are tierbot.';
+export const MAX_OUTPUT_TOKENS = 512;
+
+/** Who asks in the engine's tests: one person in one channel of one server. */
+export const PERSON = {
+  userId: 'user-1',
+  guildId: 'guild-1',
+  channelId: 'channel-1',
+};
+
+export interface EngineHarness extends ProviderHarness {
+  dependencies: TurnDependencies;
+  turns: SqliteTurnLog;
+}
+
+export const modelLabel = (model: string) => (model.startsWith('claude') ? 'Claude Haiku' : 'GPT-4o Mini');
+
+/**
+ * The turn engine as the bot wires it: the provider harness (real SDK clients against the loopback fakes,
+ * the real gateway and ledger on a temporary SQLite file) plus the turn log on the same database.
+ */
+export async function startEngine(options: Parameters<typeof startProviderHarness>[0] = {}) {
+  const harness = await startProviderHarness(options);
+  const turns = new SqliteTurnLog(harness.database.db);
+  const dependencies: TurnDependencies = {
+    models: harness.gateway,
+    fastModel: FAST_MODEL,
+    smartModel: SMART_MODEL,
+    modelLabel,
+    systemPrompt: SYSTEM_PROMPT,
+    maxOutputTokens: MAX_OUTPUT_TOKENS,
+    policy: DEFAULT_POLICY,
+    standings: (userId, guildId) => harness.ledger.standings(userId, guildId),
+    turns,
+  };
+  return Object.assign(harness, {
+    dependencies,
+    turns,
+  }) satisfies EngineHarness;
+}
+
+/** `/ask` in auto mode with one question (or a whole conversation ending with it); override any field. */
+export function turnRequest(
+  question: string | readonly ChatMessage[],
+  overrides: Partial<TurnRequest> = {},
+): TurnRequest {
+  return {
+    turnId: 'turn-1',
+    owner: PERSON,
+    conversation: typeof question === 'string' ? [{ role: 'user', content: question }] : question,
+    mode: 'auto',
+    choice: 'auto',
+    ...overrides,
+  };
+}
+
+/** Runs one turn and keeps every event it emitted. */
+export async function runTurn(
+  engine: EngineHarness,
+  request: TurnRequest,
+): Promise<{ result: TurnResult; events: TurnEvent[] }> {
+  const events: TurnEvent[] = [];
+  const result = await answerTurn(request, engine.dependencies, (event) => events.push(event));
+  return { result, events };
+}
+
+export interface TurnLedgerRow {
+  purpose: CallPurpose;
+  provider: string;
+  model: string;
+  outcome: string;
+  costMicros: number;
+}
+
+/** The ledger rows charged under one turn, oldest first. */
+export function turnLedgerRows(engine: EngineHarness, turnId: string): TurnLedgerRow[] {
+  return engine.database.db.$client
+    .prepare(
+      `SELECT purpose, provider, model, outcome, cost_micros AS costMicros
+         FROM usage_ledger WHERE turn_id = ? ORDER BY id`,
+    )
+    .all(turnId) as TurnLedgerRow[];
+}
+
+/** The row the turn log kept for one turn, as stored. */
+export function turnRow(engine: EngineHarness, turnId: string): Record<string, unknown> | undefined {
+  return engine.database.db.$client.prepare('SELECT * FROM turns WHERE turn_id = ?').get(turnId) as
+    Record<string, unknown> | undefined;
+}
+
+/** What the draft of this conversation reserves: its input estimate and every allowed output token. */
+export function draftWorstCaseMicros(engine: EngineHarness, conversation: readonly ChatMessage[]): number {
+  const request = {
+    model: FAST_MODEL,
+    system: SYSTEM_PROMPT,
+    messages: conversation,
+    maxOutputTokens: MAX_OUTPUT_TOKENS,
+  };
+  return engine.ledger.worstCaseMicros(
+    FAST_MODEL,
+    engine.openaiModel.estimateInputTokens(request),
+    MAX_OUTPUT_TOKENS,
+  );
+}
+
+/** What the check of a draft reserves. */
+export function checkWorstCaseMicros(
+  engine: EngineHarness,
+  conversation: readonly ChatMessage[],
+  draft: string,
+): number {
+  const request: StructuredRequest = {
+    model: FAST_MODEL,
+    system: CHECK_SYSTEM_PROMPT,
+    messages: [{ role: 'user', content: checkPrompt(questionText(conversation), draft) }],
+    maxOutputTokens: CHECK_MAX_OUTPUT_TOKENS,
+    schemaName: CHECK_SCHEMA_NAME,
+    schema: CHECK_SCHEMA,
+  };
+  return engine.ledger.worstCaseMicros(
+    FAST_MODEL,
+    engine.openaiModel.estimateInputTokens(request),
+    CHECK_MAX_OUTPUT_TOKENS,
+  );
+}
+
+/** The check's answer as the OpenAI fake sends it: a non-streaming completion holding the JSON verdict. */
+export function checkSays(
+  verdict: 'accept' | 'refine',
+  reason: string,
+  category: string,
+  confidence: number,
+  usage?: { promptTokens: number; completionTokens: number },
+) {
+  return {
+    type: 'completion' as const,
+    content: JSON.stringify({ verdict, reason, category, confidence }),
+    ...(usage ? { usage } : {}),
+  };
+}
