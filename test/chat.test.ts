@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeAnthropic, startFakeAnthropic } from './fakes/anthropic.js';
 import { type FakeOpenAI, startFakeOpenAI } from './fakes/openai.js';
-import { PROJECT_ROOT, tsxArguments } from './support/process.js';
+import { PROJECT_ROOT, type ProcessOutcome, runEntryPoint } from './support/process.js';
 
 let openai: FakeOpenAI;
 let anthropic: FakeAnthropic;
@@ -22,32 +21,18 @@ afterEach(async () => {
 });
 
 /** `npm run chat` with stdin piped: what it printed and how it ended. */
-function chat(
-  input: string,
-  ...args: string[]
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, tsxArguments(join(PROJECT_ROOT, 'src/chat.ts'), ...args), {
-      cwd: directory,
-      env: {
-        PATH: process.env.PATH,
-        OPENAI_API_KEY: 'sk-test-openai-key-0000000000',
-        ANTHROPIC_API_KEY: 'sk-ant-test-key-0000000000',
-        OPENAI_BASE_URL: openai.url,
-        ANTHROPIC_BASE_URL: anthropic.url,
-        DATABASE_PATH: join(directory, 'tierbot.db'),
-      },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
+function chat(input: string, ...args: string[]): Promise<ProcessOutcome> {
+  return runEntryPoint(join(PROJECT_ROOT, 'src/chat.ts'), args, {
+    cwd: directory,
+    input,
+    env: {
+      PATH: process.env.PATH,
+      OPENAI_API_KEY: 'sk-test-openai-key-0000000000',
+      ANTHROPIC_API_KEY: 'sk-ant-test-key-0000000000',
+      OPENAI_BASE_URL: openai.url,
+      ANTHROPIC_BASE_URL: anthropic.url,
+      DATABASE_PATH: join(directory, 'tierbot.db'),
+    },
   });
 }
 
@@ -96,17 +81,10 @@ describe('npm run chat with stdin piped', () => {
   });
 
   it('when a required key is missing, then it says which and exits non-zero without answering', async () => {
-    const child = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const process_ = spawn(process.execPath, tsxArguments(join(PROJECT_ROOT, 'src/chat.ts')), {
-        cwd: directory,
-        env: { PATH: process.env.PATH, OPENAI_API_KEY: 'sk-test', DATABASE_PATH: join(directory, 'x.db') },
-      });
-      let stderr = '';
-      process_.stderr.on('data', (chunk) => {
-        stderr += chunk;
-      });
-      process_.on('close', (code) => resolve({ code, stderr }));
-      process_.stdin.end('hello\n');
+    const child = await runEntryPoint(join(PROJECT_ROOT, 'src/chat.ts'), [], {
+      cwd: directory,
+      input: 'hello\n',
+      env: { PATH: process.env.PATH, OPENAI_API_KEY: 'sk-test', DATABASE_PATH: join(directory, 'x.db') },
     });
     expect(child.code).not.toBe(0);
     expect(child.stderr).toContain('ANTHROPIC_API_KEY: required but not set');

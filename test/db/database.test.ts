@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDatabase, MIGRATIONS_FOLDER, migrate, openDatabase } from '../../src/db/database.js';
-import { tsxArguments } from '../support/process.js';
+import { runEntryPoint } from '../support/process.js';
 
 const directories: string[] = [];
 afterEach(() => {
@@ -18,24 +17,6 @@ function freshPath(): string {
 }
 
 const MIGRATION_COUNT = readdirSync(MIGRATIONS_FOLDER).filter((name) => name.endsWith('.sql')).length;
-
-function run(
-  entryPoint: string,
-  ...args: string[]
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, tsxArguments(entryPoint, ...args));
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('openDatabase and migrate', () => {
   it('when a database is opened, then its directory is created and WAL, a busy timeout and foreign keys are on', () => {
@@ -69,7 +50,7 @@ describe('openDatabase and migrate', () => {
   it('when four processes start together on a new file, then the migrations are applied exactly once', async () => {
     const path = freshPath();
     const worker = join(import.meta.dirname, 'fixtures/migrate-worker.ts');
-    const results = await Promise.all(Array.from({ length: 4 }, () => run(worker, path)));
+    const results = await Promise.all(Array.from({ length: 4 }, () => runEntryPoint(worker, [path])));
     for (const result of results) expect(result).toMatchObject({ code: 0, stderr: '' });
     const applied = results.map((result) => JSON.parse(result.stdout).applied as number);
     expect(applied.reduce((sum, count) => sum + count, 0)).toBe(MIGRATION_COUNT);

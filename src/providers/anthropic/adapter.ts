@@ -10,7 +10,12 @@ import {
 } from '../../core/chat.js';
 import type { TokenUsage } from '../../core/pricing.js';
 import { estimateAnthropicInputTokens } from '../estimate.js';
-import type { AdapterOptions } from '../openai/adapter.js';
+import {
+  type AdapterOptions,
+  clampOutputTokens,
+  maxOutputTokensIn,
+  parseJsonOrUndefined,
+} from '../limits.js';
 import { startFirstTokenTimer } from '../timer.js';
 import {
   convertAnthropicUsage,
@@ -20,7 +25,7 @@ import {
   toAnthropicSystem,
 } from './mappers.js';
 
-/** Output limits of the models tierbot knows; others get a cautious default. */
+/** Output limits of the models tierbot knows. */
 const MAX_OUTPUT_TOKENS: Readonly<Record<string, number>> = {
   'claude-haiku-4-5': 64_000,
   'claude-haiku-4-5-20251001': 64_000,
@@ -28,7 +33,6 @@ const MAX_OUTPUT_TOKENS: Readonly<Record<string, number>> = {
   'claude-3-5-haiku-20241022': 8_192,
   'claude-sonnet-4-5': 64_000,
 };
-const DEFAULT_MAX_OUTPUT_TOKENS = 4_096;
 
 /**
  * Claude models over the official `@anthropic-ai/sdk` (messages.stream). No sampling parameters are
@@ -46,7 +50,7 @@ export class AnthropicChatModel implements ChatModel {
   }
 
   maxOutputTokensOf(model: string): number {
-    return MAX_OUTPUT_TOKENS[model] ?? DEFAULT_MAX_OUTPUT_TOKENS;
+    return maxOutputTokensIn(MAX_OUTPUT_TOKENS, model);
   }
 
   estimateInputTokens(request: ChatRequest): number {
@@ -141,7 +145,7 @@ export class AnthropicChatModel implements ChatModel {
     return {
       text,
       finishReason,
-      value: finishReason === 'stop' ? parseJson(text) : undefined,
+      value: finishReason === 'stop' ? parseJsonOrUndefined(text) : undefined,
       usage,
       model: request.model,
       provider: this.provider,
@@ -150,14 +154,6 @@ export class AnthropicChatModel implements ChatModel {
   }
 
   private clamp(request: ChatRequest): number {
-    return Math.max(1, Math.min(request.maxOutputTokens, this.maxOutputTokensOf(request.model)));
-  }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
+    return clampOutputTokens(request, this.maxOutputTokensOf(request.model));
   }
 }

@@ -10,23 +10,22 @@ import {
 } from '../../core/chat.js';
 import type { TokenUsage } from '../../core/pricing.js';
 import { countOpenAITokens, estimateOpenAIInputTokens } from '../estimate.js';
+import {
+  type AdapterOptions,
+  clampOutputTokens,
+  maxOutputTokensIn,
+  parseJsonOrUndefined,
+} from '../limits.js';
 import { startFirstTokenTimer } from '../timer.js';
 import { convertOpenAIUsage, mapOpenAIError, mapOpenAIFinishReason, toOpenAIMessages } from './mappers.js';
 
-/** Output limits of the models tierbot knows; others get a cautious default. */
+/** Output limits of the models tierbot knows. */
 const MAX_OUTPUT_TOKENS: Readonly<Record<string, number>> = {
   'gpt-4o-mini': 16_384,
   'gpt-4o': 16_384,
   'gpt-4.1-mini': 32_768,
   'gpt-4.1-nano': 32_768,
 };
-const DEFAULT_MAX_OUTPUT_TOKENS = 4_096;
-
-export interface AdapterOptions {
-  /** Abort the HTTP request when no text has come by then, so nothing keeps generating and billing. */
-  firstTokenTimeoutMs: number;
-  now?: () => number;
-}
 
 /** GPT models over the official `openai` SDK (chat.completions, streamed with usage). */
 export class OpenAIChatModel implements ChatModel {
@@ -41,7 +40,7 @@ export class OpenAIChatModel implements ChatModel {
   }
 
   maxOutputTokensOf(model: string): number {
-    return MAX_OUTPUT_TOKENS[model] ?? DEFAULT_MAX_OUTPUT_TOKENS;
+    return maxOutputTokensIn(MAX_OUTPUT_TOKENS, model);
   }
 
   estimateInputTokens(request: ChatRequest): number {
@@ -142,7 +141,7 @@ export class OpenAIChatModel implements ChatModel {
     return {
       text,
       finishReason,
-      value: finishReason === 'stop' ? parseJson(text) : undefined,
+      value: finishReason === 'stop' ? parseJsonOrUndefined(text) : undefined,
       usage: usage ?? this.usageNotReported(request, text),
       model: request.model,
       provider: this.provider,
@@ -151,7 +150,7 @@ export class OpenAIChatModel implements ChatModel {
   }
 
   private clamp(request: ChatRequest): number {
-    return Math.max(1, Math.min(request.maxOutputTokens, this.maxOutputTokensOf(request.model)));
+    return clampOutputTokens(request, this.maxOutputTokensOf(request.model));
   }
 
   /** With include_usage OpenAI always reports usage; if it ever does not, charge a safe upper bound. */
@@ -162,13 +161,5 @@ export class OpenAIChatModel implements ChatModel {
       cacheWriteTokens: 0,
       outputTokens: Math.max(this.clamp(request), countOpenAITokens(text)),
     };
-  }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }
