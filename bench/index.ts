@@ -1,18 +1,25 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { economicsBenchmark } from './economics.bench.js';
+import { engineBenchmark } from './engine.bench.js';
 import { ledgerBenchmark } from './ledger.bench.js';
 import { type Benchmark, type Figure, formatTable, isMet, machineInfo, progress } from './support.js';
 
 /** Every benchmark, run in this order: adding one is one line here. */
-const BENCHMARKS: readonly Benchmark[] = [ledgerBenchmark];
+const BENCHMARKS: readonly Benchmark[] = [ledgerBenchmark, engineBenchmark, economicsBenchmark];
 
 const RESULTS_PATH = fileURLToPath(new URL('./results.json', import.meta.url));
+
+/** `npm run bench -- engine ledger` runs only the benchmarks named; no names runs them all. */
+const chosen = process.argv.slice(2);
+const selected =
+  chosen.length === 0 ? BENCHMARKS : BENCHMARKS.filter((benchmark) => chosen.includes(benchmark.name));
 
 const machine = machineInfo();
 const figures: Figure[] = [];
 const crashed: string[] = [];
 
-for (const benchmark of BENCHMARKS) {
+for (const benchmark of selected) {
   progress(`== ${benchmark.name}`);
   try {
     const measured = await benchmark.run();

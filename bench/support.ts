@@ -7,7 +7,7 @@ export type Target = { atMost: number } | { atLeast: number } | { equals: boolea
 export interface Figure {
   name: string;
   value: number | boolean;
-  /** 'µs', 'ms', 's', 'ops/s', 'MB', 'rows', or '' for a fact. */
+  /** 'µs', 'ms', 's', 'ops/s', 'MB', 'rows', '%', or '' for a fact. */
   unit: string;
   target?: Target;
 }
@@ -107,7 +107,11 @@ export function formatTable(figures: readonly Figure[]): string {
     const measured = formatValue(figure.value, figure.unit);
     return [figure.name, formatTarget(figure), met === false ? `${measured}  ← missed` : measured];
   });
-  const header = ['figure', 'target', 'measured'];
+  return formatColumns(['figure', 'target', 'measured'], rows);
+}
+
+/** Rows of text as left-aligned columns under a header and a rule, for the tables benchmarks print. */
+export function formatColumns(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((title, column) =>
     Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
   );

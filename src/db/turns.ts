@@ -6,32 +6,41 @@ import { turns } from './schema.js';
 
 /** Turns on SQLite: one row each, written after the answer is shown. */
 export class SqliteTurnLog implements TurnLog {
-  constructor(private readonly db: AppDatabase) {}
+  /** Prepared once: a turn is recorded before its answer's last edit, so this stays on the hot path. */
+  private readonly insert;
+
+  constructor(private readonly db: AppDatabase) {
+    this.insert = db.$client.prepare<[Record<string, unknown>]>(
+      `INSERT INTO turns (turn_id, user_id, guild_id, channel_id, status, models, final_model, escalation_source,
+         escalation_reason, category, confidence, tokens, cost_micros, smart_only_cost_micros, question, answer,
+         created_at)
+       VALUES (@turnId, @userId, @guildId, @channelId, @status, @models, @finalModel, @escalationSource,
+         @escalationReason, @category, @confidence, @tokens, @costMicros, @smartOnlyCostMicros, @question, @answer,
+         @createdAt)
+       ON CONFLICT DO NOTHING`,
+    );
+  }
 
   record(turn: TurnRecord): void {
-    this.db
-      .insert(turns)
-      .values({
-        turnId: turn.turnId,
-        userId: turn.userId,
-        guildId: turn.guildId,
-        channelId: turn.channelId,
-        status: turn.status,
-        models: turn.models.join(','),
-        finalModel: turn.finalModel,
-        escalationSource: turn.escalation?.source ?? null,
-        escalationReason: turn.escalation?.reason ?? null,
-        category: turn.escalation?.category ?? null,
-        confidence: turn.escalation?.confidence ?? null,
-        tokens: turn.tokens,
-        costMicros: turn.costMicros,
-        smartOnlyCostMicros: turn.smartOnlyCostMicros,
-        question: turn.question,
-        answer: turn.answer,
-        createdAt: turn.createdAt,
-      })
-      .onConflictDoNothing()
-      .run();
+    this.insert.run({
+      turnId: turn.turnId,
+      userId: turn.userId,
+      guildId: turn.guildId,
+      channelId: turn.channelId,
+      status: turn.status,
+      models: turn.models.join(','),
+      finalModel: turn.finalModel,
+      escalationSource: turn.escalation?.source ?? null,
+      escalationReason: turn.escalation?.reason ?? null,
+      category: turn.escalation?.category ?? null,
+      confidence: turn.escalation?.confidence ?? null,
+      tokens: turn.tokens,
+      costMicros: turn.costMicros,
+      smartOnlyCostMicros: turn.smartOnlyCostMicros,
+      question: turn.question,
+      answer: turn.answer,
+      createdAt: turn.createdAt,
+    });
   }
 
   latest(userId: string, channelId: string | null): TurnRecord | undefined {

@@ -88,9 +88,28 @@ export function pdfTokens(data: Uint8Array): number {
 /** Special-token text a user types ("<|endoftext|>") is billed as ordinary text; counting must not throw. */
 const AS_ORDINARY_TEXT = { disallowedSpecial: new Set<string>() };
 
+/**
+ * Counts already made, by text. Most of what a call sends was counted before: the system prompt, the
+ * check's prompt and schema, and the conversation's history, which every turn sends again. Bounded, oldest
+ * first out.
+ */
+const countCache = new Map<string, number>();
+const COUNT_CACHE_ENTRIES = 2_000;
+/** Short texts are cheaper to count than to keep. */
+const CACHED_MIN_CHARACTERS = 64;
+
 /** OpenAI's models use the o200k_base tokenizer: text is counted exactly. */
 export function countOpenAITokens(text: string): number {
-  return countTokens(text, AS_ORDINARY_TEXT);
+  if (text.length < CACHED_MIN_CHARACTERS) return countTokens(text, AS_ORDINARY_TEXT);
+  const cached = countCache.get(text);
+  if (cached !== undefined) return cached;
+  const count = countTokens(text, AS_ORDINARY_TEXT);
+  if (countCache.size >= COUNT_CACHE_ENTRIES) {
+    const oldest = countCache.keys().next().value;
+    if (oldest !== undefined) countCache.delete(oldest);
+  }
+  countCache.set(text, count);
+  return count;
 }
 
 export function estimateOpenAIInputTokens(request: ChatRequest): number {

@@ -1,0 +1,379 @@
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import { loadModelConfig } from '../src/config.js';
+import type { ChatMessage } from '../src/core/chat.js';
+import { CHECK_SCHEMA, CHECK_SYSTEM_PROMPT, checkPrompt, refineInstruction } from '../src/core/escalation.js';
+import { newId } from '../src/core/ids.js';
+import { modelLabel } from '../src/core/models.js';
+import { answerTurn, type TurnDependencies, type TurnEvent, type TurnRequest } from '../src/core/turn.js';
+import { Ledger } from '../src/db/ledger.js';
+import { SqliteTurnLog } from '../src/db/turns.js';
+import { AnthropicChatModel } from '../src/providers/anthropic/adapter.js';
+import { countOpenAITokens } from '../src/providers/estimate.js';
+import { ModelGateway } from '../src/providers/gateway.js';
+import { OpenAIChatModel } from '../src/providers/openai/adapter.js';
+import { type FakeAnthropic, startFakeAnthropic } from '../test/fakes/anthropic.js';
+import { type FakeOpenAI, startFakeOpenAI } from '../test/fakes/openai.js';
+import { temporaryDatabase } from '../test/support/ledger.js';
+import { CASCADE_FIXTURES, type CascadeFixture } from './fixtures/cascade-prompts.js';
+import {
+  type Benchmark,
+  elapsedNs,
+  type Figure,
+  item,
+  NS_PER_MS,
+  nowNs,
+  percentile,
+  progress,
+} from './support.js';
+
+/*
+ * The engine's own cost per turn: a whole answerTurn() with providers that answer instantly (loopback
+ * fakes, no scripted delays), minus the time spent inside provider HTTP calls. What is left is:
+ * - the ledger: a reserve and a settle transaction per call on a real SQLite file, plus the standings read
+ *   for the budget warning and the turn log's insert;
+ * - token estimation for each reservation (gpt-tokenizer's o200k_base over the system prompt, history and
+ *   question for OpenAI; UTF-8 byte counts for Anthropic);
+ * - the SDKs building requests (message mapping, JSON bodies, headers) and parsing what comes back as far
+ *   as it happens outside the response body's lifetime (the first SSE events can be parsed while it is
+ *   still open; see `stream reading counted as ours` below);
+ * - the gateway (circuit breakers, retry bookkeeping), the check's verdict parsing and our event plumbing
+ *   (every delta becomes a TurnEvent handed to the caller, which here appends it as Discord's message
+ *   editor would).
+ * The fakes run in this process, so their own work (building SSE frames) lands inside provider time.
+ */
+
+const WARM_UP_TURNS = 30;
+const MEASURED_TURNS = 300;
+/** Earlier exchanges sent with each question: the bot answers in a conversation, not a vacuum. */
+const HISTORY_EXCHANGES = 2;
+const OVERHEAD_P50_TARGET_MS = 1;
+const OVERHEAD_P99_TARGET_MS = 5;
+
+const FAST_MODEL = 'gpt-4o-mini';
+const SMART_MODEL = 'claude-haiku-4-5';
+/** The production configuration's defaults, with a budget nothing in the run comes near. */
+const ENVIRONMENT = {
+  OPENAI_API_KEY: 'sk-bench-openai',
+  ANTHROPIC_API_KEY: 'sk-ant-bench',
+  FAST_MODEL,
+  SMART_MODEL,
+  DEFAULT_USER_BUDGET_USD: '10000',
+};
+const PERSON = {
+  userId: '284735639562371072',
+  guildId: '912334873425612830',
+  channelId: '912334873916338216',
+};
+
+type Path = 'accepted' | 'refined';
+const PATHS: readonly Path[] = ['accepted', 'refined'];
+const CALLS_PER_TURN: Record<Path, number> = { accepted: 2, refined: 3 };
+
+type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+/**
+ * A `fetch` for the SDK clients that times every provider call on the wire, without touching the SDKs:
+ * `spanNs` runs from the request's start until its response body has been read to the end (or cancelled),
+ * `waitingNs` only while the fetch itself or a read of its body is pending. The difference is the time
+ * the SDK and our code spend on chunks while the stream is still open.
+ */
+class ProviderClock {
+  spanNs = 0;
+  waitingNs = 0;
+  calls = 0;
+
+  reset(): void {
+    this.spanNs = 0;
+    this.waitingNs = 0;
+    this.calls = 0;
+  }
+
+  readonly fetch: Fetch = async (input, init) => {
+    this.calls += 1;
+    const startNs = nowNs();
+    let isOver = false;
+    const over = () => {
+      if (isOver) return;
+      isOver = true;
+      this.spanNs += elapsedNs(startNs);
+    };
+    let response: Response;
+    try {
+      response = await globalThis.fetch(input, init);
+    } catch (error) {
+      over();
+      throw error;
+    } finally {
+      this.waitingNs += elapsedNs(startNs);
+    }
+    const source = response.body;
+    if (source === null) {
+      over();
+      return response;
+    }
+    const reader = source.getReader();
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          const readNs = nowNs();
+          try {
+            const { done, value } = await reader.read();
+            this.waitingNs += elapsedNs(readNs);
+            if (done) {
+              over();
+              controller.close();
+            } else controller.enqueue(value);
+          } catch (error) {
+            this.waitingNs += elapsedNs(readNs);
+            over();
+            controller.error(error);
+          }
+        },
+        cancel: (reason) => {
+          over();
+          return reader.cancel(reason);
+        },
+      },
+      // Pull only when the SDK reads: the body counts as consumed when the SDK has asked for its end.
+      { highWaterMark: 0 },
+    );
+    return new Response(body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  };
+}
+
+/** One turn as scripted: the request, and what the fakes answer with (token counts from the tokenizer). */
+interface ScriptedTurn {
+  conversation: ChatMessage[];
+  fixture: CascadeFixture;
+  draftUsage: { promptTokens: number; completionTokens: number };
+  checkUsage: { promptTokens: number; completionTokens: number };
+  refineUsage: { inputTokens: number; outputTokens: number };
+}
+
+interface Samples {
+  turnNs: Float64Array;
+  spanOverheadNs: Float64Array;
+  waitingOverheadNs: Float64Array;
+}
+
+export const engineBenchmark: Benchmark = {
+  name: 'engine',
+  async run(): Promise<Figure[]> {
+    const configuration = loadModelConfig(ENVIRONMENT);
+    const clock = new ProviderClock();
+    const [openai, anthropic] = await Promise.all([startFakeOpenAI(), startFakeAnthropic()]);
+    const database = temporaryDatabase();
+    try {
+      // As src/app.ts and src/providers/index.ts wire them, but with the timing fetch and the fakes' URLs.
+      const adapterOptions = { firstTokenTimeoutMs: configuration.providers.firstTokenTimeoutMs };
+      const ledger = new Ledger(database.db, {
+        prices: configuration.prices,
+        smartModel: configuration.smartModel,
+        defaultUserBudget: configuration.defaultUserBudget,
+        defaultServerCap: configuration.defaultServerCap,
+      });
+      const gateway = new ModelGateway({
+        models: {
+          openai: new OpenAIChatModel(
+            new OpenAI({
+              apiKey: configuration.openai.apiKey,
+              baseURL: openai.url,
+              maxRetries: 0,
+              fetch: clock.fetch,
+            }),
+            adapterOptions,
+          ),
+          anthropic: new AnthropicChatModel(
+            new Anthropic({
+              apiKey: configuration.anthropic.apiKey,
+              baseURL: anthropic.url,
+              maxRetries: 0,
+              fetch: clock.fetch,
+            }),
+            adapterOptions,
+          ),
+        },
+        ledger,
+        fallbackModels: { openai: configuration.fastModel, anthropic: configuration.smartModel },
+        options: {
+          deadlineMs: configuration.providers.deadlineMs,
+          retryAfterCapMs: configuration.providers.retryAfterCapMs,
+        },
+      });
+      const dependencies: TurnDependencies = {
+        models: gateway,
+        fastModel: configuration.fastModel,
+        smartModel: configuration.smartModel,
+        modelLabel,
+        systemPrompt: configuration.systemPrompt,
+        maxOutputTokens: configuration.maxOutputTokens,
+        policy: configuration.policy,
+        standings: (userId, guildId) => ledger.standings(userId, guildId),
+        turns: new SqliteTurnLog(database.db),
+      };
+      const turnsFor = scriptedTurns(configuration.systemPrompt);
+
+      const runTurn = async (path: Path, index: number) => {
+        const scripted = item(turnsFor[path], index % turnsFor[path].length);
+        scriptFakes(openai, anthropic, path, scripted);
+        const request: TurnRequest = {
+          turnId: newId(),
+          owner: PERSON,
+          conversation: scripted.conversation,
+          mode: 'auto',
+          choice: 'auto',
+        };
+        let shown = '';
+        const onEvent = (event: TurnEvent) => {
+          if (event.type === 'delta') shown += event.text;
+        };
+        clock.reset();
+        const startNs = nowNs();
+        const result = await answerTurn(request, dependencies, onEvent);
+        const turnNs = elapsedNs(startNs);
+        const expectedModels = path === 'accepted' ? 1 : 2;
+        if (result.status !== 'answered' || result.models.length !== expectedModels || !result.check) {
+          throw new Error(`a ${path} turn went another way: ${JSON.stringify(result)}`);
+        }
+        if (clock.calls !== CALLS_PER_TURN[path] || shown.length < scripted.fixture.answer.length) {
+          throw new Error(
+            `a ${path} turn made ${clock.calls} provider calls and showed ${shown.length} characters`,
+          );
+        }
+        return { turnNs, spanNs: clock.spanNs, waitingNs: clock.waitingNs };
+      };
+
+      progress(`engine: ${WARM_UP_TURNS} warm-up turns of each path…`);
+      for (let index = 0; index < WARM_UP_TURNS; index += 1) {
+        for (const path of PATHS) await runTurn(path, index);
+      }
+      progress(`engine: ${MEASURED_TURNS} measured turns of each path, alternating…`);
+      const samples = Object.fromEntries(
+        PATHS.map((path) => [
+          path,
+          {
+            turnNs: new Float64Array(MEASURED_TURNS),
+            spanOverheadNs: new Float64Array(MEASURED_TURNS),
+            waitingOverheadNs: new Float64Array(MEASURED_TURNS),
+          },
+        ]),
+      ) as Record<Path, Samples>;
+      // Alternating, so that both paths see the same machine and the same growing database.
+      for (let index = 0; index < MEASURED_TURNS; index += 1) {
+        for (const path of PATHS) {
+          const { turnNs, spanNs, waitingNs } = await runTurn(path, WARM_UP_TURNS + index);
+          samples[path].turnNs[index] = turnNs;
+          samples[path].spanOverheadNs[index] = turnNs - spanNs;
+          samples[path].waitingOverheadNs[index] = turnNs - waitingNs;
+        }
+      }
+      const unexpected = openai.unexpected.length + anthropic.unexpected.length;
+      if (unexpected > 0) throw new Error(`${unexpected} provider requests found no scripted response`);
+
+      return PATHS.flatMap((path) => figuresOf(path, samples[path]));
+    } finally {
+      await Promise.all([openai.close(), anthropic.close()]);
+      database.cleanup();
+    }
+  },
+};
+
+function figuresOf(path: Path, samples: Samples): Figure[] {
+  const label =
+    path === 'accepted' ? 'accepted turn (draft + check)' : 'refined turn (draft + check + refine)';
+  const ms = (values: Float64Array, p: number) => percentile(values, p) / NS_PER_MS;
+  return [
+    {
+      name: `${label}, overhead p50`,
+      value: ms(samples.spanOverheadNs, 50),
+      unit: 'ms',
+      target: { atMost: OVERHEAD_P50_TARGET_MS },
+    },
+    {
+      name: `${label}, overhead p99`,
+      value: ms(samples.spanOverheadNs, 99),
+      unit: 'ms',
+      target: { atMost: OVERHEAD_P99_TARGET_MS },
+    },
+    { name: `${label}, whole turn p50`, value: ms(samples.turnNs, 50), unit: 'ms' },
+    {
+      name: `${label}, overhead p50, stream reading counted as ours`,
+      value: ms(samples.waitingOverheadNs, 50),
+      unit: 'ms',
+    },
+    {
+      name: `${label}, overhead p99, stream reading counted as ours`,
+      value: ms(samples.waitingOverheadNs, 99),
+      unit: 'ms',
+    },
+  ];
+}
+
+/**
+ * Every fixture as a turn with the fixtures before it as history. The accepted path skips code, which
+ * the escalation policy always refines.
+ */
+function scriptedTurns(systemPrompt: string): Record<Path, ScriptedTurn[]> {
+  const count = countOpenAITokens;
+  const all = CASCADE_FIXTURES.map((fixture, index): ScriptedTurn => {
+    const history = Array.from({ length: HISTORY_EXCHANGES }, (_, back) => {
+      const earlier = item(
+        CASCADE_FIXTURES,
+        (index - HISTORY_EXCHANGES + back + CASCADE_FIXTURES.length) % CASCADE_FIXTURES.length,
+      );
+      return [
+        { role: 'user', content: earlier.prompt },
+        { role: 'assistant', content: earlier.answer },
+      ] satisfies ChatMessage[];
+    }).flat();
+    const conversation: ChatMessage[] = [...history, { role: 'user', content: fixture.prompt }];
+    const conversationTokens = conversation.reduce(
+      (sum, message) => sum + (typeof message.content === 'string' ? count(message.content) : 0),
+      0,
+    );
+    const answerTokens = count(fixture.answer);
+    return {
+      conversation,
+      fixture,
+      draftUsage: { promptTokens: count(systemPrompt) + conversationTokens, completionTokens: answerTokens },
+      checkUsage: {
+        promptTokens:
+          count(CHECK_SYSTEM_PROMPT) +
+          count(checkPrompt(fixture.prompt, fixture.answer)) +
+          count(JSON.stringify(CHECK_SCHEMA)),
+        completionTokens: count(JSON.stringify(fixture.verdict)),
+      },
+      refineUsage: {
+        inputTokens:
+          count(systemPrompt) +
+          conversationTokens +
+          count(refineInstruction(fixture.answer, fixture.verdict.reason)),
+        outputTokens: answerTokens,
+      },
+    };
+  });
+  return { accepted: all.filter((turn) => turn.fixture.category !== 'code'), refined: all };
+}
+
+function scriptFakes(openai: FakeOpenAI, anthropic: FakeAnthropic, path: Path, turn: ScriptedTurn): void {
+  const { fixture } = turn;
+  const verdict =
+    path === 'accepted'
+      ? {
+          verdict: 'accept',
+          reason: 'fully answers the question',
+          category: fixture.category,
+          confidence: 0.9,
+        }
+      : { verdict: 'refine', reason: fixture.verdict.reason, category: fixture.category, confidence: 0.8 };
+  openai.script(
+    { type: 'stream', text: fixture.answer, usage: turn.draftUsage },
+    { type: 'completion', content: JSON.stringify(verdict), usage: turn.checkUsage },
+  );
+  if (path === 'refined') anthropic.script({ type: 'stream', text: fixture.answer, usage: turn.refineUsage });
+}
