@@ -164,7 +164,7 @@ async function tellTurn(
   // The person asked for the fast model: its answer is the answer, unchecked.
   if (turn.choice === 'fast') return story.finish(draft.result);
   // The fast model's provider failed and the smart model wrote the draft: nothing left to refine.
-  if (draft.result.provider !== story.fastProvider) return story.finish(draft.result);
+  if (draft.fallback) return story.finish(draft.result);
 
   const decision = await story.decide(draft.result);
   if (!decision.refine) return story.finish(draft.result);
@@ -226,15 +226,12 @@ class TurnStory {
   private escalation: TurnResult['escalation'];
   private check: CheckVerdict | undefined;
   private keptDraft: string | undefined;
-  readonly fastProvider: ProviderName;
 
   constructor(
     private readonly turn: TurnRequest,
     private readonly dependencies: TurnDependencies,
     private readonly onEvent: (event: TurnEvent) => void,
-  ) {
-    this.fastProvider = dependencies.fastModel.startsWith('claude') ? 'anthropic' : 'openai';
-  }
+  ) {}
 
   private get owner(): CallOwner {
     return { ...this.turn.owner, turnId: this.turn.turnId };
