@@ -1,12 +1,12 @@
 import { createApp } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
-import { formatUsd } from './core/money.js';
+import { startBot } from './discord/bot.js';
 import { createLogger } from './log.js';
 
 /** sysexits' EX_CONFIG: the configuration is wrong, and restarting will not help. */
 const EXIT_CONFIG = 78;
 
-/** The composition root of the bot: configuration, the app's pieces, and (soon) the Discord client. */
+/** The composition root of the bot: configuration, the app's pieces, and the Discord client. */
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -21,26 +21,16 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const app = createApp(config, log);
 
-  log.info(
-    {
-      database: config.databasePath,
-      fastModel: config.fastModel,
-      smartModel: config.smartModel,
-      userBudget: `${formatUsd(config.defaultUserBudget.amountMicros)}/${config.defaultUserBudget.period}`,
-      serverCap: config.defaultServerCap
-        ? `${formatUsd(config.defaultServerCap.amountMicros)}/${config.defaultServerCap.period}`
-        : 'none',
-    },
-    'tierbot ready',
-  );
+  const bot = await startBot(config, app, log);
 
-  const shutdown = (signal: NodeJS.Signals) => {
-    log.info({ signal }, 'shutting down');
+  const shutdown = async (signal: NodeJS.Signals) => {
+    log.info({ signal }, 'shutting down: finishing answers in progress');
+    await bot.stop();
     app.close();
     process.exit(0);
   };
-  process.once('SIGINT', shutdown);
-  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', (signal) => void shutdown(signal));
+  process.once('SIGTERM', (signal) => void shutdown(signal));
 }
 
 await main();

@@ -1,0 +1,141 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Events, GatewayIntentBits, type Message, Partials } from 'discord.js';
+import type { App } from '../app.js';
+import type { Config } from '../config.js';
+import { ProvidersUnavailableError } from '../core/calls.js';
+import { footerLines } from '../core/footer.js';
+import { newId } from '../core/ids.js';
+import { formatUsd } from '../core/money.js';
+import { modelLabel } from '../core/models.js';
+import { answerTurn } from '../core/turn.js';
+import type { Logger } from '../log.js';
+import { buildConversation, isForBot } from './conversation.js';
+import { EDIT_INTERVAL_MS, LiveReply, NO_MENTIONS } from './live-reply.js';
+
+/** The answer to a bare mention: nothing to ask a model about. */
+export const EMPTY_QUESTION_HINT = 'Ask me something after the mention, or reply to one of my messages.';
+
+/** On SIGTERM, answers in progress get this long to finish before they are cancelled. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+export interface BotOptions {
+  editIntervalMs?: number;
+}
+
+export interface RunningBot {
+  client: Client<true>;
+  /** Stops taking new messages, lets answers in progress finish (or cancels them after 10 s), logs out. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The Discord client: intents for servers, their messages and DMs (MessageContent is privileged: enable it
+ * in the developer portal), partial channels so DMs arrive, and mentions off for everything it sends.
+ */
+export function createDiscordClient(config: Config['discord']): Client {
+  return new Client({
+    intents: [
+      GatewayIntentBits.Guilds,
+      GatewayIntentBits.GuildMessages,
+      GatewayIntentBits.MessageContent,
+      GatewayIntentBits.DirectMessages,
+    ],
+    partials: [Partials.Channel],
+    allowedMentions: NO_MENTIONS,
+    enforceNonce: true,
+    ...(config.apiUrl ? { rest: { api: config.apiUrl } } : {}),
+  });
+}
+
+/** Logs in and answers messages until stopped. */
+export async function startBot(
+  config: Config,
+  app: App,
+  log: Logger,
+  options: BotOptions = {},
+): Promise<RunningBot> {
+  const client = createDiscordClient(config.discord);
+  const inFlight = new Map<Promise<void>, AbortController>();
+  let isStopping = false;
+
+  client.on(Events.MessageCreate, (message) => {
+    if (isStopping || !client.isReady() || !isForBot(message, client.user.id)) return;
+    const controller = new AbortController();
+    const turn = answerMessage(message, client.user.id, app, controller.signal, options).catch(
+      (error: unknown) => log.error({ err: error, messageId: message.id }, 'answering a message failed'),
+    );
+    inFlight.set(turn, controller);
+    void turn.finally(() => inFlight.delete(turn));
+  });
+
+  const ready = new Promise<Client<true>>((resolve) => client.once(Events.ClientReady, resolve));
+  await client.login(config.discord.token);
+  const readyClient = await ready;
+  log.info(
+    {
+      guilds: readyClient.guilds.cache.size,
+      fastModel: config.fastModel,
+      smartModel: config.smartModel,
+      userBudget: `${formatUsd(config.defaultUserBudget.amountMicros)}/${config.defaultUserBudget.period}`,
+    },
+    `tierbot ready as ${readyClient.user.tag}`,
+  );
+
+  return {
+    client: readyClient,
+    async stop() {
+      isStopping = true;
+      const finished = Promise.allSettled([...inFlight.keys()]);
+      const graceOver = sleep(SHUTDOWN_GRACE_MS, undefined, { ref: false }).then(() => 'grace-over' as const);
+      if ((await Promise.race([finished, graceOver])) === 'grace-over') {
+        for (const controller of inFlight.values()) controller.abort();
+        await finished;
+      }
+      await client.destroy();
+    },
+  };
+}
+
+/** One message in, one answer out: streamed, footed, and charged to the person who asked. */
+async function answerMessage(
+  message: Message,
+  botId: string,
+  app: App,
+  signal: AbortSignal,
+  options: BotOptions,
+): Promise<void> {
+  const { messages, warnings } = await buildConversation(message, botId);
+  const question = messages.at(-1)?.content;
+  if (message.attachments.size === 0 && (question === undefined || question === '')) {
+    await message.reply({ content: EMPTY_QUESTION_HINT, allowedMentions: NO_MENTIONS });
+    return;
+  }
+  const live = new LiveReply(message, options.editIntervalMs ?? EDIT_INTERVAL_MS);
+  void live.start();
+  try {
+    const result = await answerTurn(
+      {
+        turnId: newId(),
+        owner: { userId: message.author.id, guildId: message.guildId, channelId: message.channelId },
+        conversation: messages,
+        mode: 'auto',
+        choice: 'auto',
+        warnings,
+        signal,
+      },
+      app.engine,
+      (event) => {
+        if (event.type === 'delta') live.append(event.text);
+        else live.replace(`-# refining with ${modelLabel(event.model)}…`);
+      },
+    );
+    const footer = footerLines(result).map((line) => `-# ${line}`);
+    await live.finish(result.status === 'answered' ? result.text : '', footer);
+  } catch (error) {
+    if (error instanceof ProvidersUnavailableError) {
+      await live.finish('', ['both model providers are unavailable right now; nothing was charged']);
+      throw error;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,82 @@
+import { ChannelType, type Message } from 'discord.js';
+import type { ChatMessage } from '../core/chat.js';
+
+/** How far up a reply chain the context goes. */
+export const MAX_CONTEXT_MESSAGES = 12;
+
+/** Footer lines the bot adds under its answers (Discord subtext), which are not part of the answer. */
+const FOOTER_LINE = /^-# .*$/gm;
+
+/**
+ * Whether a message is for the bot: it mentions the bot, replies to the bot, is in a DM, or is in a thread
+ * the bot started. Never bots (the bot itself included), webhooks, system messages, or empty messages.
+ */
+export function isForBot(message: Message, botId: string): boolean {
+  if (message.author.bot || message.webhookId !== null || message.system) return false;
+  if (message.content.trim() === '' && message.attachments.size === 0) return false;
+  if (message.channel.type === ChannelType.DM) return true;
+  if (message.mentions.users.has(botId)) return true;
+  if (message.mentions.repliedUser?.id === botId) return true;
+  const { channel } = message;
+  return channel.isThread() && channel.ownerId === botId;
+}
+
+export interface BuiltConversation {
+  messages: ChatMessage[];
+  warnings: string[];
+}
+
+/**
+ * The conversation a question belongs to: its reply chain, walked up through `message_reference` (from
+ * the cache, else over REST), oldest first, at most {@link MAX_CONTEXT_MESSAGES} messages. The bot's own
+ * answers are assistant turns (without their footers); other people's messages are labelled with their
+ * display names, so the model can tell speakers apart.
+ */
+export async function buildConversation(question: Message, botId: string): Promise<BuiltConversation> {
+  const chain: Message[] = [question];
+  let current = question;
+  let isCut = false;
+  while (current.reference?.messageId) {
+    if (chain.length >= MAX_CONTEXT_MESSAGES) {
+      isCut = true;
+      break;
+    }
+    const parent = await current.fetchReference().catch(() => undefined);
+    if (!parent) break;
+    chain.unshift(parent);
+    current = parent;
+  }
+  const messages = mergeTurns(chain.map((message) => toChatMessage(message, question.author.id, botId)));
+  const warnings = isCut ? [`⚠️ using the last ${MAX_CONTEXT_MESSAGES} messages`] : [];
+  return { messages, warnings };
+}
+
+function toChatMessage(message: Message, askerId: string, botId: string): ChatMessage {
+  if (message.author.id === botId) {
+    return { role: 'assistant', content: message.content.replace(FOOTER_LINE, '').trim() };
+  }
+  const text = withoutBotMention(message.content, botId);
+  const speaker = message.member?.displayName ?? message.author.displayName;
+  return { role: 'user', content: message.author.id === askerId ? text : `${speaker}: ${text}` };
+}
+
+function withoutBotMention(content: string, botId: string): string {
+  return content.replaceAll(`<@${botId}>`, '').replaceAll(`<@!${botId}>`, '').trim();
+}
+
+/** Consecutive messages of one role become one turn. */
+function mergeTurns(messages: ChatMessage[]): ChatMessage[] {
+  const merged: ChatMessage[] = [];
+  for (const message of messages) {
+    const previous = merged.at(-1);
+    if (previous && previous.role === message.role && typeof previous.content === 'string') {
+      merged[merged.length - 1] = {
+        role: message.role,
+        content: `${previous.content}\n\n${message.content}`,
+      };
+    } else {
+      merged.push(message);
+    }
+  }
+  return merged;
+}

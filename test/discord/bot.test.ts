@@ -1,0 +1,122 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type App, createApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { EMPTY_QUESTION_HINT, type RunningBot, startBot } from '../../src/discord/bot.js';
+import { createLogger } from '../../src/log.js';
+import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
+import { type FakeDiscord, startFakeDiscord } from '../fakes/discord/index.js';
+import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai.js';
+
+let discord: FakeDiscord;
+let openai: FakeOpenAI;
+let anthropic: FakeAnthropic;
+let directory: string;
+let app: App;
+let bot: RunningBot;
+
+/** The bot as `npm start` builds it (configuration, app, Discord), pointed at the loopback servers. */
+beforeEach(async () => {
+  [discord, openai, anthropic] = await Promise.all([
+    startFakeDiscord({ heartbeatIntervalMs: 5_000 }),
+    startFakeOpenAI(),
+    startFakeAnthropic(),
+  ]);
+  directory = mkdtempSync(join(tmpdir(), 'tierbot-bot-'));
+  const config = loadConfig({
+    DISCORD_TOKEN: discord.token,
+    DISCORD_API_URL: discord.apiUrl,
+    OPENAI_API_KEY: 'sk-test-openai-key-0000000000',
+    ANTHROPIC_API_KEY: 'sk-ant-test-key-0000000000',
+    OPENAI_BASE_URL: openai.url,
+    ANTHROPIC_BASE_URL: anthropic.url,
+    DATABASE_PATH: join(directory, 'tierbot.db'),
+  });
+  const log = createLogger('silent');
+  app = createApp(config, log);
+  bot = await startBot(config, app, log, { editIntervalMs: 100 });
+});
+
+afterEach(async () => {
+  await bot.stop();
+  expect(app.ledger.openReservationCount()).toBe(0);
+  app.close();
+  expect([...openai.unexpected, ...anthropic.unexpected]).toEqual([]);
+  discord.assertNothingUnexpected();
+  await Promise.all([discord.close(), openai.close(), anthropic.close()]);
+  rmSync(directory, { recursive: true, force: true });
+});
+
+const accept = JSON.stringify({
+  verdict: 'accept',
+  reason: 'complete',
+  category: 'factual',
+  confidence: 0.95,
+});
+const isBotWrite = (request: { method: string; route?: string }) =>
+  request.route === 'POST /channels/:channel_id/messages' ||
+  request.route === 'PATCH /channels/:channel_id/messages/:message_id';
+
+describe('answering in Discord', () => {
+  it('when someone mentions the bot, then it replies at once, streams by edits, and ends with a footer', async () => {
+    const words = 'A monad is a way to chain computations that carry context along with their values.'.split(
+      ' ',
+    );
+    openai.script(
+      { type: 'stream', chunks: words.map((word) => `${word} `), chunkDelayMs: 40, finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    const question = discord.messageCreate({ content: `<@${discord.bot.id}> what is a monad?` });
+
+    const final = await discord.waitForRequest(
+      (request) => isBotWrite(request) && String(request.body?.content).includes('-# gpt-4o-mini'),
+      { timeoutMs: 10_000 },
+    );
+    const writes = discord.requests.filter(isBotWrite);
+    expect(writes[0]?.method).toBe('POST');
+    expect(writes[0]?.body.message_reference?.message_id).toBe(question.id);
+    expect(writes.filter((request) => request.method === 'PATCH').length).toBeGreaterThanOrEqual(2);
+    expect(final.body.content).toMatch(
+      /^A monad is a way to chain computations that carry context along with their values\.\n-# gpt-4o-mini · [\d,]+ tokens · \$0\.\d{4}$/,
+    );
+    // Every create and edit tells Discord to ping nobody.
+    for (const request of writes) expect(request.body.allowed_mentions).toMatchObject({ parse: [] });
+    expect(openai.requests[0]?.body.messages.at(-1)).toEqual({ role: 'user', content: 'what is a monad?' });
+  });
+
+  it('when a message does not mention the bot in a server channel, then it is ignored', async () => {
+    discord.messageCreate({ content: 'just chatting among ourselves' });
+    openai.script(
+      { type: 'stream', text: 'pong', finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    discord.messageCreate({ content: `<@${discord.bot.id}> ping` });
+    await discord.waitForRequest(
+      (request) => isBotWrite(request) && String(request.body?.content).includes('-#'),
+    );
+    expect(openai.requests).toHaveLength(2);
+    expect(openai.requests[0]?.body.messages.at(-1).content).toBe('ping');
+  });
+
+  it('when someone mentions the bot with nothing else, then it says how to ask and calls no model', async () => {
+    discord.messageCreate({ content: `<@${discord.bot.id}>   ` });
+    const hint = await discord.waitForRequest(isBotWrite);
+    expect(hint.body.content).toBe(EMPTY_QUESTION_HINT);
+    expect(hint.body.allowed_mentions).toMatchObject({ parse: [] });
+    expect(openai.requests).toHaveLength(0);
+  });
+
+  it('when someone writes in a DM, then the bot answers without a mention', async () => {
+    openai.script(
+      { type: 'stream', text: 'Hello!', finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    discord.directMessageCreate({ content: 'hi there' });
+    const final = await discord.waitForRequest(
+      (request) => isBotWrite(request) && String(request.body?.content).includes('-#'),
+    );
+    expect(final.body.content).toMatch(/^Hello!\n-# gpt-4o-mini/);
+  });
+});
