@@ -119,4 +119,52 @@ describe('answering in Discord', () => {
     );
     expect(final.body.content).toMatch(/^Hello!\n-# gpt-4o-mini/);
   });
+
+  it('when a conversation goes on by replies, then the model sees the whole chain, with its own answers as assistant turns', async () => {
+    const footer = (request: { body?: { content?: unknown } }) =>
+      String(request.body?.content).includes('-#');
+    openai.script(
+      { type: 'stream', text: 'Paris.', finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    const first = discord.messageCreate({ content: `<@${discord.bot.id}> capital of France?` });
+    const firstAnswer = await discord.waitForRequest((request) => isBotWrite(request) && footer(request));
+    const answerId =
+      firstAnswer.method === 'POST' ? firstAnswer.responseBody?.id : firstAnswer.params.message_id;
+
+    openai.script(
+      { type: 'stream', text: 'About 2.1 million.', finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    const from = discord.requests.length;
+    discord.messageCreate({ content: 'and its population?', replyTo: answerId });
+    await discord.waitForRequest((request) => isBotWrite(request) && footer(request), { from });
+
+    expect(first.id).toBeDefined();
+    const draft = openai.requests[2]?.body;
+    expect(draft.messages.slice(1)).toEqual([
+      { role: 'user', content: 'capital of France?' },
+      { role: 'assistant', content: 'Paris.' },
+      { role: 'user', content: 'and its population?' },
+    ]);
+  });
+
+  it('when the model writes @everyone, @here, role and user mentions, then nobody is pinged', async () => {
+    const pings = `@everyone @here <@&123456789012345678> <@${discord.user.id}> look!`;
+    openai.script(
+      { type: 'stream', text: pings, finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    discord.messageCreate({ content: `<@${discord.bot.id}> shout` });
+    const final = await discord.waitForRequest(
+      (request) => isBotWrite(request) && String(request.body?.content).includes('-#'),
+    );
+    expect(final.body.content.startsWith(pings)).toBe(true);
+    const writes = discord.requests.filter(isBotWrite);
+    expect(writes.length).toBeGreaterThan(0);
+    for (const request of writes) {
+      expect(request.body.allowed_mentions).toEqual(expect.objectContaining({ parse: [] }));
+      expect(request.body.allowed_mentions.replied_user).toBe(false);
+    }
+  });
 });
