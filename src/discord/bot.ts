@@ -129,8 +129,15 @@ async function answerMessage(
         else live.replace(`-# refining with ${modelLabel(event.model)}…`);
       },
     );
-    const footer = footerLines(result).map((line) => `-# ${line}`);
-    await live.finish(result.status === 'answered' ? result.text : '', footer);
+    if (result.status === 'answered') {
+      await live.finish(
+        result.text,
+        footerLines(result).map((line) => `-# ${line}`),
+      );
+    } else {
+      // A refusal is the message itself, not a footnote: which limit, what is left, when it resets.
+      await live.finish(result.warnings.join('\n'), []);
+    }
   } catch (error) {
     if (error instanceof ProvidersUnavailableError) {
       await live.finish('', ['both model providers are unavailable right now; nothing was charged']);

@@ -53,10 +53,12 @@ export class LiveReply {
     const footerText = footer.join('\n');
     const pieces = splitMessage(text);
     const last = pieces.at(-1);
-    if (last !== undefined && last.length + 1 + footerText.length <= MESSAGE_LIMIT) {
-      pieces[pieces.length - 1] = `${last}\n${footerText}`;
-    } else if (footerText !== '') {
-      pieces.push(footerText);
+    if (footerText !== '') {
+      if (last !== undefined && last.length + 1 + footerText.length <= MESSAGE_LIMIT) {
+        pieces[pieces.length - 1] = `${last}\n${footerText}`;
+      } else {
+        pieces.push(footerText);
+      }
     }
     const sent: Message[] = [];
     for (const [index, piece] of pieces.entries()) {

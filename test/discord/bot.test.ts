@@ -8,7 +8,7 @@ import { EMPTY_QUESTION_HINT, type RunningBot, startBot } from '../../src/discor
 import { createLogger } from '../../src/log.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { type FakeDiscord, startFakeDiscord } from '../fakes/discord/index.js';
-import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai.js';
+import { type FakeOpenAI, openaiErrors, startFakeOpenAI } from '../fakes/openai.js';
 
 let discord: FakeDiscord;
 let openai: FakeOpenAI;
@@ -166,5 +166,33 @@ describe('answering in Discord', () => {
       expect(request.body.allowed_mentions).toEqual(expect.objectContaining({ parse: [] }));
       expect(request.body.allowed_mentions.replied_user).toBe(false);
     }
+  });
+
+  it('when the user has no budget left, then the reply says which limit and when it resets, and no model is called', async () => {
+    app.ledger.setBudget(
+      { guildId: discord.guild.id, scope: 'user', userId: discord.user.id, changedBy: discord.owner.id },
+      { amountMicros: 0, period: 'month' },
+    );
+    discord.messageCreate({ content: `<@${discord.bot.id}> are you there?` });
+    const refusal = await discord.waitForRequest(isBotWrite);
+    expect(refusal.body.content).toMatch(
+      /^Not enough left in your budget: \$0\.0000 of \$0\.0000 spent this month; \$0\.0000 left, .* Resets \w+ \d+, 00:00 UTC\.$/,
+    );
+    expect(openai.requests).toHaveLength(0);
+    expect(anthropic.requests).toHaveLength(0);
+  });
+
+  it('when OpenAI is down, then Claude Haiku answers and the footer says so', async () => {
+    openai.script(openaiErrors.insufficientQuota());
+    anthropic.script({ type: 'stream', text: 'Still here.', stopReason: 'end_turn' });
+    discord.messageCreate({ content: `<@${discord.bot.id}> hello?` });
+    const final = await discord.waitForRequest(
+      (request) => isBotWrite(request) && String(request.body?.content).includes('-#'),
+      { timeoutMs: 10_000 },
+    );
+    expect(final.body.content).toMatch(
+      /^Still here\.\n-# claude-haiku-4-5 \(fallback: OpenAI is unavailable\)/,
+    );
+    expect(final.body.content).toContain('-# answered by claude-haiku-4-5: OpenAI is unavailable');
   });
 });
