@@ -11,6 +11,7 @@ import { answerTurn } from '../core/turn.js';
 import type { Logger } from '../log.js';
 import { buildConversation, isForBot } from './conversation.js';
 import { EDIT_INTERVAL_MS, LiveReply, NO_MENTIONS } from './live-reply.js';
+import { UserLanes } from './user-lanes.js';
 
 /** The answer to a bare mention: nothing to ask a model about. */
 export const EMPTY_QUESTION_HINT = 'Ask me something after the mention, or reply to one of my messages.';
@@ -20,6 +21,7 @@ const SHUTDOWN_GRACE_MS = 10_000;
 
 export interface BotOptions {
   editIntervalMs?: number;
+  shutdownGraceMs?: number;
 }
 
 export interface RunningBot {
@@ -58,12 +60,20 @@ export async function startBot(
   const inFlight = new Map<Promise<void>, AbortController>();
   let isStopping = false;
 
+  const lanes = new UserLanes();
+
   client.on(Events.MessageCreate, (message) => {
     if (isStopping || !client.isReady() || !isForBot(message, client.user.id)) return;
+    const botId = client.user.id;
     const controller = new AbortController();
-    const turn = answerMessage(message, client.user.id, app, controller.signal, options).catch(
-      (error: unknown) => log.error({ err: error, messageId: message.id }, 'answering a message failed'),
-    );
+    const turn = lanes
+      .run(message.author.id, async () => {
+        // A message still waiting its turn when shutdown began is not started.
+        if (!isStopping) await answerMessage(message, botId, app, controller.signal, options);
+      })
+      .catch((error: unknown) =>
+        log.error({ err: error, messageId: message.id }, 'answering a message failed'),
+      );
     inFlight.set(turn, controller);
     void turn.finally(() => inFlight.delete(turn));
   });
@@ -86,7 +96,9 @@ export async function startBot(
     async stop() {
       isStopping = true;
       const finished = Promise.allSettled([...inFlight.keys()]);
-      const graceOver = sleep(SHUTDOWN_GRACE_MS, undefined, { ref: false }).then(() => 'grace-over' as const);
+      const graceOver = sleep(options.shutdownGraceMs ?? SHUTDOWN_GRACE_MS, undefined, { ref: false }).then(
+        () => 'grace-over' as const,
+      );
       if ((await Promise.race([finished, graceOver])) === 'grace-over') {
         for (const controller of inFlight.values()) controller.abort();
         await finished;

@@ -28,7 +28,7 @@ export interface BuiltConversation {
 
 /**
  * The conversation a question belongs to: its reply chain, walked up through `message_reference` (from
- * the cache, else over REST), oldest first, at most {@link MAX_CONTEXT_MESSAGES} messages. The bot's own
+ * the cache, else over REST), or in a thread the thread's recent messages; oldest first, at most {@link MAX_CONTEXT_MESSAGES} messages. The bot's own
  * answers are assistant turns (without their footers); other people's messages are labelled with their
  * display names, so the model can tell speakers apart.
  */
@@ -45,6 +45,17 @@ export async function buildConversation(question: Message, botId: string): Promi
     if (!parent) break;
     chain.unshift(parent);
     current = parent;
+  }
+  // In a thread, a message that replies to nothing continues the thread: its recent messages are the context.
+  if (chain.length === 1 && question.channel.isThread()) {
+    const recent = await question.channel.messages
+      .fetch({ limit: MAX_CONTEXT_MESSAGES, before: question.id })
+      .catch(() => undefined);
+    if (recent) {
+      const earlier = [...recent.values()].sort((a, b) => a.createdTimestamp - b.createdTimestamp);
+      isCut = earlier.length >= MAX_CONTEXT_MESSAGES;
+      chain.unshift(...earlier.slice(-(MAX_CONTEXT_MESSAGES - 1)));
+    }
   }
   const messages = mergeTurns(chain.map((message) => toChatMessage(message, question.author.id, botId)));
   const warnings = isCut ? [`⚠️ using the last ${MAX_CONTEXT_MESSAGES} messages`] : [];

@@ -36,7 +36,7 @@ beforeEach(async () => {
   });
   const log = createLogger('silent');
   app = createApp(config, log);
-  bot = await startBot(config, app, log, { editIntervalMs: 100 });
+  bot = await startBot(config, app, log, { editIntervalMs: 100, shutdownGraceMs: 300 });
 });
 
 afterEach(async () => {
@@ -194,5 +194,51 @@ describe('answering in Discord', () => {
       /^Still here\.\n-# claude-haiku-4-5 \(fallback: OpenAI is unavailable\)/,
     );
     expect(final.body.content).toContain('-# answered by claude-haiku-4-5: OpenAI is unavailable');
+  });
+
+  it('when someone writes in a thread the bot started, then it answers without a mention, with the thread as context', async () => {
+    const thread = discord.createThread({ name: 'monads', ownerId: discord.bot.id });
+    await discord.waitForEvent((event) => event.type === 'sent' && event.t === 'THREAD_CREATE');
+    const answered = (from: number) =>
+      discord.waitForRequest(
+        (request) => isBotWrite(request) && String(request.body?.content).includes('-#'),
+        { from },
+      );
+    openai.script(
+      { type: 'stream', text: 'Monads chain computations.', finishReason: 'stop' },
+      { type: 'completion', content: accept },
+      { type: 'stream', text: 'Yes: Maybe is one.', finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    let from = discord.requests.length;
+    discord.messageCreate({ content: 'tell me about monads', channelId: thread.id });
+    await answered(from);
+    from = discord.requests.length;
+    discord.messageCreate({ content: 'is Maybe a monad?', channelId: thread.id });
+    await answered(from);
+
+    const secondDraft = openai.requests[2]?.body;
+    expect(secondDraft.messages.slice(1)).toEqual([
+      { role: 'user', content: 'tell me about monads' },
+      { role: 'assistant', content: 'Monads chain computations.' },
+      { role: 'user', content: 'is Maybe a monad?' },
+    ]);
+  });
+
+  it('when the bot is stopped mid-answer, then the answer is cancelled after the grace time and nothing stays reserved', async () => {
+    openai.script({ type: 'stream', hang: true });
+    discord.messageCreate({ content: `<@${discord.bot.id}> take your time` });
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (openai.requests.length > 0) {
+          clearInterval(poll);
+          resolve();
+        }
+      }, 10);
+    });
+    await bot.stop();
+    expect(app.ledger.openReservationCount()).toBe(0);
+    expect(openai.closedEarly).toBe(1);
+    expect(anthropic.requests).toHaveLength(0);
   });
 });
