@@ -1,3 +1,11 @@
+CREATE TABLE `answered_channels` (
+	`guild_id` text NOT NULL,
+	`channel_id` text NOT NULL,
+	`added_by` text NOT NULL,
+	`added_at` integer NOT NULL,
+	PRIMARY KEY(`guild_id`, `channel_id`)
+);
+--> statement-breakpoint
 CREATE TABLE `budget_audit` (
 	`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,
 	`guild_id` text NOT NULL,
@@ -24,6 +32,15 @@ CREATE TABLE `budgets` (
 );
 --> statement-breakpoint
 CREATE UNIQUE INDEX `budgets_scope_guild_user` ON `budgets` (`guild_id`,`scope`,`user_id`);--> statement-breakpoint
+CREATE TABLE `guild_settings` (
+	`guild_id` text PRIMARY KEY NOT NULL,
+	`escalation_mode` text DEFAULT 'auto' NOT NULL,
+	`show_footer` integer DEFAULT true NOT NULL,
+	`alerts_channel_id` text,
+	`updated_by` text NOT NULL,
+	`updated_at` integer NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE `reservations` (
 	`request_id` text PRIMARY KEY NOT NULL,
 	`turn_id` text NOT NULL,

@@ -3,6 +3,7 @@ import { modelLabel } from './core/models.js';
 import type { TurnDependencies } from './core/turn.js';
 import { type AppDatabase, closeDatabase, migrate, openDatabase } from './db/database.js';
 import { Ledger } from './db/ledger.js';
+import { SqliteSettings } from './db/settings.js';
 import { SqliteTurnLog } from './db/turns.js';
 import type { Logger } from './log.js';
 import { createModelGateway } from './providers/index.js';
@@ -16,6 +17,7 @@ export interface App {
   ledger: Ledger;
   gateway: ModelGateway;
   turns: SqliteTurnLog;
+  settings: SqliteSettings;
   /** Everything answerTurn() needs, wired to the real pieces. */
   engine: TurnDependencies;
   close(): void;
@@ -62,6 +64,7 @@ export function createApp(config: ModelConfig, log: Logger): App {
     ledger,
     gateway,
     turns,
+    settings: new SqliteSettings(db),
     engine,
     close() {
       clearInterval(sweeper);

@@ -1,5 +1,6 @@
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 import { BUDGET_PERIODS, BUDGET_SCOPES } from '../core/budget.js';
+import { ESCALATION_MODES } from '../core/escalation.js';
 import { CALL_PURPOSES } from '../core/ledger.js';
 
 export { CALL_PURPOSES, type CallPurpose } from '../core/ledger.js';
@@ -173,4 +174,27 @@ export const turns = sqliteTable(
     index('turns_user_channel').on(table.userId, table.channelId, table.createdAt),
     index('turns_user_guild').on(table.guildId, table.userId, table.createdAt),
   ],
+);
+
+/** What a server's admins chose (/settings). A server without a row has the defaults. */
+export const guildSettings = sqliteTable('guild_settings', {
+  guildId: text('guild_id').primaryKey(),
+  escalationMode: text('escalation_mode', { enum: ESCALATION_MODES }).notNull().default('auto'),
+  showFooter: integer('show_footer', { mode: 'boolean' }).notNull().default(true),
+  /** Where server-budget alerts go; null: nowhere. */
+  alertsChannelId: text('alerts_channel_id'),
+  updatedBy: text('updated_by').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+/** Channels where every message is answered without a mention (/settings channel add). */
+export const answeredChannels = sqliteTable(
+  'answered_channels',
+  {
+    guildId: text('guild_id').notNull(),
+    channelId: text('channel_id').notNull(),
+    addedBy: text('added_by').notNull(),
+    addedAt: integer('added_at').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.guildId, table.channelId] })],
 );

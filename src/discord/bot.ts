@@ -63,7 +63,9 @@ export async function startBot(
   const lanes = new UserLanes();
 
   client.on(Events.MessageCreate, (message) => {
-    if (isStopping || !client.isReady() || !isForBot(message, client.user.id)) return;
+    const isAnswered = (guildId: string | null, channelId: string) =>
+      app.settings.isAnsweredChannel(guildId, channelId);
+    if (isStopping || !client.isReady() || !isForBot(message, client.user.id, isAnswered)) return;
     const botId = client.user.id;
     const controller = new AbortController();
     const turn = lanes
@@ -122,6 +124,7 @@ async function answerMessage(
     await message.reply({ content: EMPTY_QUESTION_HINT, allowedMentions: NO_MENTIONS });
     return;
   }
+  const settings = app.settings.of(message.guildId);
   const live = new LiveReply(message, options.editIntervalMs ?? EDIT_INTERVAL_MS);
   void live.start();
   try {
@@ -130,7 +133,7 @@ async function answerMessage(
         turnId: newId(),
         owner: { userId: message.author.id, guildId: message.guildId, channelId: message.channelId },
         conversation: messages,
-        mode: 'auto',
+        mode: settings.escalationMode,
         choice: 'auto',
         warnings,
         signal,
@@ -142,9 +145,11 @@ async function answerMessage(
       },
     );
     if (result.status === 'answered') {
+      // With the footer off, the notes that matter to the person (fallback, kept draft, budget) stay.
+      const lines = settings.showFooter ? footerLines(result) : footerLines(result).slice(1);
       await live.finish(
         result.text,
-        footerLines(result).map((line) => `-# ${line}`),
+        lines.map((line) => `-# ${line}`),
       );
     } else {
       // A refusal is the message itself, not a footnote: which limit, what is left, when it resets.

@@ -8,13 +8,18 @@ export const MAX_CONTEXT_MESSAGES = 12;
 const FOOTER_LINE = /^-# .*$/gm;
 
 /**
- * Whether a message is for the bot: it mentions the bot, replies to the bot, is in a DM, or is in a thread
- * the bot started. Never bots (the bot itself included), webhooks, system messages, or empty messages.
+ * Whether a message is for the bot: it mentions the bot, replies to the bot, is in a DM, in a channel an
+ * admin enabled (/settings channel add), or in a thread the bot started. Never bots (the bot itself included), webhooks, system messages, or empty messages.
  */
-export function isForBot(message: Message, botId: string): boolean {
+export function isForBot(
+  message: Message,
+  botId: string,
+  isAnsweredChannel: (guildId: string | null, channelId: string) => boolean = () => false,
+): boolean {
   if (message.author.bot || message.webhookId !== null || message.system) return false;
   if (message.content.trim() === '' && message.attachments.size === 0) return false;
   if (message.channel.type === ChannelType.DM) return true;
+  if (isAnsweredChannel(message.guildId, message.channelId)) return true;
   if (message.mentions.users.has(botId)) return true;
   if (message.mentions.repliedUser?.id === botId) return true;
   const { channel } = message;

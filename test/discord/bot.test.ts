@@ -49,6 +49,11 @@ afterEach(async () => {
   rmSync(directory, { recursive: true, force: true });
 });
 
+/** Waits until a condition holds, checking every 10 ms (bounded by the test's own timeout). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 const accept = JSON.stringify({
   verdict: 'accept',
   reason: 'complete',
@@ -240,5 +245,32 @@ describe('answering in Discord', () => {
     expect(app.ledger.openReservationCount()).toBe(0);
     expect(openai.closedEarly).toBe(1);
     expect(anthropic.requests).toHaveLength(0);
+  });
+
+  it('when an admin enabled a channel, then every message there is answered without a mention', async () => {
+    app.settings.addAnsweredChannel(discord.guild.id, discord.channel.id, discord.owner.id);
+    openai.script(
+      { type: 'stream', text: 'Sure.', finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    discord.messageCreate({ content: 'anyone know a good pasta recipe?' });
+    const final = await discord.waitForRequest(
+      (request) => isBotWrite(request) && String(request.body?.content).includes('-#'),
+    );
+    expect(final.body.content).toMatch(/^Sure\.\n-# gpt-4o-mini/);
+  });
+
+  it('when a server set escalation to manual and the footer off, then no check runs and only notes show', async () => {
+    app.settings.update(discord.guild.id, { escalationMode: 'manual', showFooter: false }, discord.owner.id);
+    openai.script({ type: 'stream', text: 'Quick answer.', finishReason: 'stop' });
+    discord.messageCreate({ content: `<@${discord.bot.id}> quick one` });
+    // The turn is recorded once it is over (the last edit is sent just after).
+    await until(() => app.turns.latest(discord.user.id, discord.channel.id) !== undefined);
+    await discord.waitForRequest(
+      (request) => isBotWrite(request) && request.body?.content === 'Quick answer.',
+    );
+    const writes = discord.requests.filter(isBotWrite);
+    expect(writes.at(-1)?.body.content).toBe('Quick answer.');
+    expect(openai.requests).toHaveLength(1);
   });
 });
