@@ -273,4 +273,26 @@ describe('answering in Discord', () => {
     expect(writes.at(-1)?.body.content).toBe('Quick answer.');
     expect(openai.requests).toHaveLength(1);
   });
+
+  it('when Discord answers 429 to an edit, then the bot waits and the final text still arrives', async () => {
+    discord.rateLimits.reject('PATCH /channels/:channel_id/messages/:message_id', {
+      retryAfterSeconds: 0.2,
+      times: 2,
+    });
+    const words = 'Rate limits are a fact of life for bots that stream by editing.'.split(' ');
+    openai.script(
+      { type: 'stream', chunks: words.map((word) => `${word} `), chunkDelayMs: 30, finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    discord.messageCreate({ content: `<@${discord.bot.id}> tell me about rate limits` });
+    const final = await discord.waitForRequest(
+      (request) =>
+        isBotWrite(request) && request.status < 300 && String(request.body?.content).includes('-#'),
+      { timeoutMs: 10_000 },
+    );
+    expect(final.body.content).toMatch(
+      /^Rate limits are a fact of life for bots that stream by editing\.\n-# /,
+    );
+    expect(discord.rateLimits.count).toBe(2);
+  });
 });
