@@ -120,8 +120,10 @@ async function answerMessage(
 ): Promise<void> {
   const { messages, warnings } = await buildConversation(message, botId);
   const question = messages.at(-1)?.content;
-  if (message.attachments.size === 0 && (question === undefined || question === '')) {
-    await message.reply({ content: EMPTY_QUESTION_HINT, allowedMentions: NO_MENTIONS });
+  if (question === undefined || question === '') {
+    // Nothing to ask a model: a bare mention, or only attachments that could not be sent (say why).
+    const content = [EMPTY_QUESTION_HINT, ...warnings.map((warning) => `-# ${warning}`)].join('\n');
+    await message.reply({ content, allowedMentions: NO_MENTIONS });
     return;
   }
   const settings = app.settings.of(message.guildId);

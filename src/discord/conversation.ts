@@ -1,5 +1,6 @@
 import { ChannelType, type Message } from 'discord.js';
-import type { ChatMessage } from '../core/chat.js';
+import type { ChatMessage, ContentPart } from '../core/chat.js';
+import { readAttachments } from './attachments.js';
 
 /** How far up a reply chain the context goes. */
 export const MAX_CONTEXT_MESSAGES = 12;
@@ -64,6 +65,16 @@ export async function buildConversation(question: Message, botId: string): Promi
   }
   const messages = mergeTurns(chain.map((message) => toChatMessage(message, question.author.id, botId)));
   const warnings = isCut ? [`⚠️ using the last ${MAX_CONTEXT_MESSAGES} messages`] : [];
+  if (question.attachments.size > 0) {
+    const { parts, notes } = await readAttachments(question.attachments.values());
+    const last = messages.at(-1);
+    if (last && parts.length > 0) {
+      const text = typeof last.content === 'string' ? last.content : '';
+      const content: ContentPart[] = text === '' ? parts : [{ type: 'text', text }, ...parts];
+      messages[messages.length - 1] = { role: 'user', content };
+    }
+    warnings.push(...notes.map((note) => `⚠️ ${note}`));
+  }
   return { messages, warnings };
 }
 

@@ -295,4 +295,53 @@ describe('answering in Discord', () => {
     );
     expect(discord.rateLimits.count).toBe(2);
   });
+
+  it('when a question comes with an image, then the image goes to the model as vision input', async () => {
+    const png = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489', 'hex');
+    openai.script(
+      { type: 'stream', text: 'A tiny image.', finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    discord.messageCreate({
+      content: `<@${discord.bot.id}> what is this?`,
+      attachments: [{ filename: 'pixel.png', content: png, contentType: 'image/png' }],
+    });
+    await discord.waitForRequest(
+      (request) => isBotWrite(request) && String(request.body?.content).includes('-#'),
+    );
+    const parts = openai.requests[0]?.body.messages.at(-1).content;
+    expect(parts[0]).toEqual({ type: 'text', text: 'what is this?' });
+    expect(parts[1].type).toBe('image_url');
+    expect(parts[1].image_url.url).toBe(`data:image/png;base64,${png.toString('base64')}`);
+  });
+
+  it('when a question comes with a PDF, then Claude Haiku reads it natively', async () => {
+    const pdf = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Page >> endobj\n%%EOF\n');
+    anthropic.script({ type: 'stream', text: 'It is a one-page PDF.', stopReason: 'end_turn' });
+    discord.messageCreate({
+      content: `<@${discord.bot.id}> summarise`,
+      attachments: [{ filename: 'report.pdf', content: pdf, contentType: 'application/pdf' }],
+    });
+    const final = await discord.waitForRequest(
+      (request) => isBotWrite(request) && String(request.body?.content).includes('-#'),
+    );
+    expect(final.body.content).toContain('-# claude-haiku-4-5 (PDF)');
+    const blocks = anthropic.requests[0]?.body.messages.at(-1).content;
+    expect(blocks[1]).toMatchObject({ type: 'document', source: { media_type: 'application/pdf' } });
+    expect(openai.requests).toHaveLength(0);
+  });
+
+  it('when attachments lie about their type or are not supported, then they are not sent and the reply says why', async () => {
+    discord.messageCreate({
+      content: `<@${discord.bot.id}>`,
+      attachments: [
+        { filename: 'cat.png', content: 'this is not a png', contentType: 'image/png' },
+        { filename: 'archive.zip', content: 'PK\u0003\u0004', contentType: 'application/zip' },
+      ],
+    });
+    const reply = await discord.waitForRequest(isBotWrite);
+    expect(reply.body.content).toContain('cat.png: not a valid png, jpeg, gif or webp image; not sent');
+    expect(reply.body.content).toContain('archive.zip: this kind of file is not supported');
+    expect(openai.requests).toHaveLength(0);
+  });
 });
