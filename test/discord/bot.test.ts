@@ -344,4 +344,38 @@ describe('answering in Discord', () => {
     expect(reply.body.content).toContain('archive.zip: this kind of file is not supported');
     expect(openai.requests).toHaveLength(0);
   });
+
+  it('when an answer is 6,000 characters with a code fence across a boundary, then it arrives split, fenced and in order', async () => {
+    const code = Array.from(
+      { length: 90 },
+      (_, line) => `    total += values[${line}] * weights[${line}];`,
+    ).join('\n');
+    const answer = `Here is the function.\n\n\`\`\`ts\nfunction score(values: number[], weights: number[]) {\n  let total = 0;\n${code}\n  return total;\n}\n\`\`\`\n\n${'It multiplies each value by its weight and adds them up. '.repeat(45)}`;
+    expect(answer.length).toBeGreaterThan(6_000);
+    openai.script(
+      { type: 'stream', text: answer, finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    discord.messageCreate({ content: `<@${discord.bot.id}> write a weighted sum` });
+    await discord.waitForRequest(
+      (request) => isBotWrite(request) && String(request.body?.content).includes('-# gpt-4o-mini'),
+      { timeoutMs: 10_000 },
+    );
+    const finals = discord
+      .messagesIn(discord.channel.id)
+      .filter((message) => message.author.id === discord.bot.id);
+    expect(finals.length).toBeGreaterThanOrEqual(4);
+    for (const message of finals) {
+      expect(message.content.length).toBeLessThanOrEqual(2_000);
+      expect((message.content.match(/^\`\`\`/gm) ?? []).length % 2).toBe(0);
+    }
+    expect(finals[1]?.content.startsWith('\`\`\`ts\n')).toBe(true);
+    const words = (text: string) =>
+      text
+        .replace(/^\`\`\`\w*$/gm, '')
+        .replace(/^-# .*$/gm, '')
+        .split(/\s+/)
+        .filter(Boolean);
+    expect(words(finals.map((message) => message.content).join('\n'))).toEqual(words(answer));
+  });
 });
