@@ -367,12 +367,12 @@ describe('answering in Discord', () => {
     expect(finals.length).toBeGreaterThanOrEqual(4);
     for (const message of finals) {
       expect(message.content.length).toBeLessThanOrEqual(2_000);
-      expect((message.content.match(/^\`\`\`/gm) ?? []).length % 2).toBe(0);
+      expect((message.content.match(/^```/gm) ?? []).length % 2).toBe(0);
     }
-    expect(finals[1]?.content.startsWith('\`\`\`ts\n')).toBe(true);
+    expect(finals[1]?.content.startsWith('```ts\n')).toBe(true);
     const words = (text: string) =>
       text
-        .replace(/^\`\`\`\w*$/gm, '')
+        .replace(/^```\w*$/gm, '')
         .replace(/^-# .*$/gm, '')
         .split(/\s+/)
         .filter(Boolean);
