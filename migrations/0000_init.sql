@@ -6,6 +6,12 @@ CREATE TABLE `answered_channels` (
 	PRIMARY KEY(`guild_id`, `channel_id`)
 );
 --> statement-breakpoint
+CREATE TABLE `bot_starts` (
+	`id` integer PRIMARY KEY NOT NULL,
+	`started_at` integer NOT NULL,
+	`pid` integer NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE `budget_audit` (
 	`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,
 	`guild_id` text NOT NULL,

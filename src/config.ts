@@ -144,6 +144,11 @@ const VARIABLES = {
       'a JSON file of model prices (USD per million tokens) that overrides or adds to the built-in table',
     schema: optionalText,
   },
+  USER_COOLDOWN_SECONDS: {
+    secret: false,
+    purpose: 'seconds a person must leave between questions in Discord (0 to 3600; 0: no cooldown)',
+    schema: z.coerce.number().int().min(0).max(3_600).default(0),
+  },
   CHECK_CONFIDENCE_THRESHOLD: {
     secret: false,
     purpose: 'a draft the check accepts with less confidence than this is refined anyway (0 to 1)',
@@ -202,6 +207,7 @@ export interface DiscordConfig {
   applicationId: string;
   guildId: string | undefined;
   apiUrl: string | undefined;
+  userCooldownMs: number;
 }
 
 /** What the engine needs: models, keys, database, budgets. The terminal chat runs on this alone. */
@@ -305,6 +311,7 @@ function parseConfig(
             applicationId,
             guildId: variables.DISCORD_GUILD_ID,
             apiUrl: variables.DISCORD_API_URL,
+            userCooldownMs: variables.USER_COOLDOWN_SECONDS * 1000,
           },
         }
       : {}),

@@ -1,5 +1,8 @@
 import { createApp } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loginBackoffMs } from './core/restarts.js';
+import { recordStart } from './db/starts.js';
 import { startBot } from './discord/bot.js';
 import { createLogger } from './log.js';
 
@@ -21,6 +24,16 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const app = createApp(config, log);
 
+  // A process that keeps crashing at start-up backs off before it logs in to Discord again.
+  const earlierStarts = recordStart(app.db, Date.now());
+  const backoffMs = loginBackoffMs(earlierStarts, Date.now());
+  if (backoffMs > 0) {
+    log.warn(
+      { startsInLastFiveMinutes: earlierStarts.length, waitMs: backoffMs },
+      'restarting often: waiting before logging in',
+    );
+    await sleep(backoffMs);
+  }
   const bot = await startBot(config, app, log);
 
   const shutdown = async (signal: NodeJS.Signals) => {

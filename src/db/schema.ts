@@ -198,3 +198,10 @@ export const answeredChannels = sqliteTable(
   },
   (table) => [primaryKey({ columns: [table.guildId, table.channelId] })],
 );
+
+/** When the bot process started, for the crash-loop backoff; old rows are pruned at each start. */
+export const botStarts = sqliteTable('bot_starts', {
+  id: integer('id').primaryKey(),
+  startedAt: integer('started_at').notNull(),
+  pid: integer('pid').notNull(),
+});

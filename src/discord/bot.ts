@@ -11,6 +11,7 @@ import { answerTurn } from '../core/turn.js';
 import type { Logger } from '../log.js';
 import { buildConversation, isForBot } from './conversation.js';
 import { EDIT_INTERVAL_MS, LiveReply, NO_MENTIONS } from './live-reply.js';
+import { Cooldown } from './cooldown.js';
 import { UserLanes } from './user-lanes.js';
 
 /** The answer to a bare mention: nothing to ask a model about. */
@@ -61,12 +62,21 @@ export async function startBot(
   let isStopping = false;
 
   const lanes = new UserLanes();
+  const cooldown = new Cooldown(config.discord.userCooldownMs);
 
   client.on(Events.MessageCreate, (message) => {
     const isAnswered = (guildId: string | null, channelId: string) =>
       app.settings.isAnsweredChannel(guildId, channelId);
     if (isStopping || !client.isReady() || !isForBot(message, client.user.id, isAnswered)) return;
     const botId = client.user.id;
+    const waitMs = cooldown.take(message.author.id);
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000);
+      void message
+        .reply({ content: `⏳ You can ask again in ${seconds} s.`, allowedMentions: NO_MENTIONS })
+        .catch((error: unknown) => log.warn({ err: error }, 'could not send the cooldown notice'));
+      return;
+    }
     const controller = new AbortController();
     const turn = lanes
       .run(message.author.id, async () => {
