@@ -161,6 +161,24 @@ describe('loadConfig', () => {
   });
 });
 
+describe('.env.example', () => {
+  it('when its three secrets are filled in, then it is a valid configuration with the documented defaults', () => {
+    const example = readEnvironment(join(PROJECT_ROOT, '.env.example'));
+    const fromExample = Object.fromEntries(
+      Object.entries(example).filter(([name]) => !(name in process.env)),
+    );
+    const config = loadConfig({ ...fromExample, ...REQUIRED });
+    expect(config).toMatchObject({
+      fastModel: 'gpt-4o-mini',
+      smartModel: 'claude-haiku-4-5',
+      defaultUserBudget: { amountMicros: 1_000_000, period: 'month' },
+      maxOutputTokens: 1024,
+      policy: { confidenceThreshold: 0.6, alwaysRefine: ['code'] },
+      providers: { firstTokenTimeoutMs: 20_000, deadlineMs: 60_000, retryAfterCapMs: 10_000 },
+    });
+  });
+});
+
 describe('readEnvironment', () => {
   it('when a .env file exists, then its values are used unless the real environment sets them', () => {
     const envFile = temporaryFile('.env', 'TIERBOT_TEST_FROM_FILE=file\nTIERBOT_TEST_BOTH=file\n');
