@@ -1,12 +1,18 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { discordBenchmark } from './discord.bench.js';
 import { economicsBenchmark } from './economics.bench.js';
 import { engineBenchmark } from './engine.bench.js';
 import { ledgerBenchmark } from './ledger.bench.js';
 import { type Benchmark, type Figure, formatTable, isMet, machineInfo, progress } from './support.js';
 
 /** Every benchmark, run in this order: adding one is one line here. */
-const BENCHMARKS: readonly Benchmark[] = [ledgerBenchmark, engineBenchmark, economicsBenchmark];
+const BENCHMARKS: readonly Benchmark[] = [
+  ledgerBenchmark,
+  engineBenchmark,
+  economicsBenchmark,
+  discordBenchmark,
+];
 
 const RESULTS_PATH = fileURLToPath(new URL('./results.json', import.meta.url));
 

@@ -18,9 +18,13 @@ const STREAMING_MARK = ' …';
 export class LiveReply {
   private reply: Message | undefined;
   private text = '';
+  /** Shown instead of the text while there is none (e.g. "refining with Claude Haiku…"). */
+  private note = '';
   private shownText = '';
   private pending: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
+  /** A write is on its way: newer text waits for it, then goes in one write (never a queue of them). */
+  private isWriting = false;
   private lastEditAt = 0;
   private isFinished = false;
 
@@ -40,9 +44,10 @@ export class LiveReply {
   }
 
   /** Replaces what is shown (the draft) with a note, e.g. "refining with Claude Haiku…". */
-  replace(text: string): void {
+  replace(note: string): void {
     this.text = '';
-    this.show(text);
+    this.note = note;
+    this.schedule();
   }
 
   /** The final answer and its footer lines (already prefixed), in as many messages as needed. */
@@ -71,29 +76,34 @@ export class LiveReply {
     return sent;
   }
 
+  /** One write at a time, at most one per interval once the reply exists; the first text goes at once. */
   private schedule(): void {
-    if (this.isFinished || this.timer) return;
-    // The first text shows at once; later edits wait out the interval.
+    if (this.isFinished || this.timer || this.isWriting) return;
     const wait = this.reply ? Math.max(0, this.lastEditAt + this.editIntervalMs - Date.now()) : 0;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (this.isFinished) return;
-      const visible = streamingView(this.text);
-      if (visible !== '' && visible !== this.shownText) this.show(visible);
+      this.flush();
     }, wait);
   }
 
-  private show(content: string): void {
-    this.shownText = content;
+  private flush(): void {
+    if (this.isFinished) return;
+    const visible = this.text === '' ? this.note : streamingView(this.text);
+    if (visible === '' || visible === this.shownText) return;
+    this.shownText = visible;
+    this.isWriting = true;
     this.pending = this.pending
-      .then(() => this.write(content))
-      .then(() => {
-        this.lastEditAt = Date.now();
-        // Text that came while this edit was on its way gets the next one.
-        if (streamingView(this.text) !== this.shownText && this.text !== '') this.schedule();
-      })
-      .catch(() => {
+      .then(() => this.write(visible))
+      .then(
+        () => undefined,
         // A failed interim edit is not fatal: the final edit carries the whole answer.
+        () => undefined,
+      )
+      .then(() => {
+        this.isWriting = false;
+        this.lastEditAt = Date.now();
+        // Text that came while this write was on its way goes in the next one.
+        this.schedule();
       });
   }
 

@@ -378,4 +378,25 @@ describe('answering in Discord', () => {
         .filter(Boolean);
     expect(words(finals.map((message) => message.content).join('\n'))).toEqual(words(answer));
   });
+
+  it('when the first reply is slow to arrive, then text that streams meanwhile goes in one write, not a queue of them', async () => {
+    // The first reply is held back by a 429 while 40 deltas arrive.
+    discord.rateLimits.reject('POST /channels/:channel_id/messages', { retryAfterSeconds: 0.3 });
+    const chunks = Array.from({ length: 40 }, (_, index) => `word${index} `);
+    openai.script(
+      { type: 'stream', chunks, chunkDelayMs: 5, finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    discord.messageCreate({ content: `<@${discord.bot.id}> count to forty` });
+    const final = await discord.waitForRequest(
+      (request) =>
+        isBotWrite(request) && request.status < 300 && String(request.body?.content).includes('-#'),
+      { timeoutMs: 10_000 },
+    );
+    expect(final.body.content.startsWith(chunks.join('').trim())).toBe(true);
+    const successfulWrites = discord.requests.filter(
+      (request) => isBotWrite(request) && request.status < 300,
+    );
+    expect(successfulWrites.length).toBeLessThanOrEqual(4);
+  });
 });
