@@ -76,6 +76,18 @@ interface CounterParameters {
 
 const placeholder = sql.placeholder;
 
+/** The columns that say which call a row is about: a reservation and its ledger row share them. */
+const CALL_COLUMNS = [
+  ['request_id', 'requestId'],
+  ['turn_id', 'turnId'],
+  ['user_id', 'userId'],
+  ['guild_id', 'guildId'],
+  ['channel_id', 'channelId'],
+  ['provider', 'provider'],
+  ['model', 'model'],
+  ['purpose', 'purpose'],
+] as const;
+
 /**
  * An INSERT with named parameters, for the hot path's wide rows: binding a dozen or more drizzle
  * placeholders costs more than running the statement. Keys are checked against the table's row type.
@@ -155,14 +167,7 @@ function prepareStatements(db: AppDatabase) {
       )
       .prepare(),
     insertReservation: insertStatement<typeof reservations.$inferInsert>(db, 'reservations', [
-      ['request_id', 'requestId'],
-      ['turn_id', 'turnId'],
-      ['user_id', 'userId'],
-      ['guild_id', 'guildId'],
-      ['channel_id', 'channelId'],
-      ['provider', 'provider'],
-      ['model', 'model'],
-      ['purpose', 'purpose'],
+      ...CALL_COLUMNS,
       ['amount_micros', 'amountMicros'],
       ['created_at', 'createdAt'],
       ['expires_at', 'expiresAt'],
@@ -183,14 +188,7 @@ function prepareStatements(db: AppDatabase) {
       .where(eq(usageLedger.requestId, placeholder('requestId')))
       .prepare(),
     insertLedgerRow: insertStatement<typeof usageLedger.$inferInsert>(db, 'usage_ledger', [
-      ['request_id', 'requestId'],
-      ['turn_id', 'turnId'],
-      ['user_id', 'userId'],
-      ['guild_id', 'guildId'],
-      ['channel_id', 'channelId'],
-      ['provider', 'provider'],
-      ['model', 'model'],
-      ['purpose', 'purpose'],
+      ...CALL_COLUMNS,
       ['outcome', 'outcome'],
       ['input_tokens', 'inputTokens'],
       ['cached_input_tokens', 'cachedInputTokens'],

@@ -289,8 +289,8 @@ function resolveOption(
   }
 }
 
-export type InteractionHandlers = Pick<
-  Handlers,
+/** The routes of interactions and application commands, answered here rather than in routes.ts. */
+export type InteractionRoute =
   | 'POST /interactions/:interaction_id/:interaction_token/callback'
   | 'POST /webhooks/:application_id/:interaction_token'
   | 'GET /webhooks/:application_id/:interaction_token/messages/:message_id'
@@ -301,8 +301,9 @@ export type InteractionHandlers = Pick<
   | 'POST /applications/:application_id/commands'
   | 'GET /applications/:application_id/guilds/:guild_id/commands'
   | 'PUT /applications/:application_id/guilds/:guild_id/commands'
-  | 'POST /applications/:application_id/guilds/:guild_id/commands'
->;
+  | 'POST /applications/:application_id/guilds/:guild_id/commands';
+
+export type InteractionHandlers = Pick<Handlers, InteractionRoute>;
 
 export function createInteractionHandlers(context: FakeContext): InteractionHandlers {
   const { world, dispatcher } = context;

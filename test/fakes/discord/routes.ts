@@ -27,6 +27,7 @@ import {
 } from './payloads.js';
 import { failures, type Handlers, type Outcome, type RecordedFile } from './rest.js';
 import { compareSnowflakes, nextSnowflake } from './snowflake.js';
+import type { InteractionRoute } from './interactions.js';
 import type { FakeChannel, World } from './world.js';
 
 /** What the endpoint handlers share. */
@@ -54,20 +55,7 @@ const SENDABLE_FLAGS =
   MessageFlags.IsComponentsV2;
 const EDITABLE_FLAGS = MessageFlags.SuppressEmbeds | MessageFlags.IsComponentsV2;
 
-export type RouteHandlers = Omit<
-  Handlers,
-  | 'POST /interactions/:interaction_id/:interaction_token/callback'
-  | 'POST /webhooks/:application_id/:interaction_token'
-  | 'GET /webhooks/:application_id/:interaction_token/messages/:message_id'
-  | 'PATCH /webhooks/:application_id/:interaction_token/messages/:message_id'
-  | 'DELETE /webhooks/:application_id/:interaction_token/messages/:message_id'
-  | 'GET /applications/:application_id/commands'
-  | 'PUT /applications/:application_id/commands'
-  | 'POST /applications/:application_id/commands'
-  | 'GET /applications/:application_id/guilds/:guild_id/commands'
-  | 'PUT /applications/:application_id/guilds/:guild_id/commands'
-  | 'POST /applications/:application_id/guilds/:guild_id/commands'
->;
+export type RouteHandlers = Omit<Handlers, InteractionRoute>;
 
 export function createRouteHandlers(context: FakeContext): RouteHandlers {
   const { world, dispatcher } = context;
