@@ -37,6 +37,7 @@ export function createApp(config: ModelConfig, log: Logger): App {
     smartModel: config.smartModel,
     defaultUserBudget: config.defaultUserBudget,
     defaultServerCap: config.defaultServerCap,
+    onWriteError: (error) => log.error({ err: error }, 'could not write settled calls; will retry'),
   });
   const swept = ledger.sweepOrphans();
   if (swept > 0) log.warn({ swept }, 'charged reservations left open by a crash at their reserved amount');
@@ -47,7 +48,9 @@ export function createApp(config: ModelConfig, log: Logger): App {
   sweeper.unref();
 
   const gateway = createModelGateway(config, ledger);
-  const turns = new SqliteTurnLog(db);
+  const turns = new SqliteTurnLog(db, (error) =>
+    log.error({ err: error }, 'could not write turns; will retry'),
+  );
   const engine: TurnDependencies = {
     models: gateway,
     fastModel: config.fastModel,

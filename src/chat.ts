@@ -11,7 +11,6 @@ import { newId } from './core/ids.js';
 import { formatUsd, parseUsdAmount } from './core/money.js';
 import { modelLabel } from './core/models.js';
 import { answerTurn, type ModelChoice, type TurnRequest } from './core/turn.js';
-import { usageByModel } from './db/usage.js';
 import { createLogger } from './log.js';
 
 /**
@@ -175,7 +174,7 @@ class TerminalChat {
     say(`Spent ${formatUsd(user.spentMicros)} of ${formatUsd(user.budget.amountMicros)} ${period}`);
     const remaining = Math.max(0, user.budget.amountMicros - user.spentMicros - user.reservedMicros);
     say(`${formatUsd(remaining)} left; resets ${formatResetTime(user.window.endMs)}`);
-    for (const row of usageByModel(this.app.db, this.userId, TERMINAL, user.window).all()) {
+    for (const row of this.app.ledger.usageByModel(this.userId, TERMINAL, user.window)) {
       const tokens = row.inputTokens + row.cachedInputTokens + row.cacheWriteTokens + row.outputTokens;
       say(
         `  ${row.model}: ${row.calls} call${row.calls === 1 ? '' : 's'} · ${tokens.toLocaleString('en-US')} tokens · ${formatUsd(row.costMicros)}`,

@@ -64,6 +64,22 @@ export function migrate(db: AppDatabase, migrationsFolder = MIGRATIONS_FOLDER): 
   return { applied: apply.immediate() };
 }
 
+/** Writes still waiting behind the work that made them (see write-behind.ts), per open database. */
+const pendingWriters = new WeakMap<AppDatabase, Set<() => void>>();
+
+/** Has `flush` run before the database closes, so writes kept behind a turn are never lost on close. */
+export function flushBeforeClose(db: AppDatabase, flush: () => void): void {
+  const writers = pendingWriters.get(db) ?? new Set();
+  writers.add(flush);
+  pendingWriters.set(db, writers);
+}
+
 export function closeDatabase(db: AppDatabase): void {
-  if (db.$client.open) db.$client.close();
+  if (!db.$client.open) return;
+  try {
+    for (const flush of pendingWriters.get(db) ?? []) flush();
+  } finally {
+    pendingWriters.delete(db);
+    db.$client.close();
+  }
 }

@@ -8,6 +8,7 @@ import {
   type BudgetScope,
   findDenial,
   type LimitStanding,
+  type PeriodWindow,
   periodWindow,
 } from '../core/budget.js';
 import type { ReserveRequest, ReserveResult, SettleResult, UsageLedger } from '../core/ledger.js';
@@ -19,7 +20,9 @@ import {
   type TokenUsage,
   worstCaseCostMicros,
 } from '../core/pricing.js';
-import type { AppDatabase } from './database.js';
+import { type AppDatabase, flushBeforeClose } from './database.js';
+import { type ModelUsage, usageByModel } from './usage.js';
+import { WriteBehind } from './write-behind.js';
 import {
   budgetAudit,
   budgets,
@@ -43,6 +46,27 @@ export interface LedgerOptions {
   reservationTtlMs?: number;
   now?: () => number;
   pid?: number;
+  /**
+   * Hears of a settle that could not be written after the call that needed it (it is tried again with
+   * the next one; until then its reservation holds the worst case). By default the error is thrown.
+   */
+  onWriteError?: (error: unknown) => void;
+}
+
+/** A reservation this process made and has not closed: what settling it needs, without reading its row. */
+interface HeldReservation {
+  userId: string;
+  guildId: string | null;
+  model: string;
+  amountMicros: Micros;
+  createdAt: number;
+}
+
+/** A settle whose cost is known and reported, waiting to be written. */
+interface PendingSettle extends HeldReservation {
+  requestId: string;
+  usage: TokenUsage;
+  costMicros: Micros;
 }
 
 export interface BudgetChange {
@@ -218,6 +242,8 @@ export class Ledger implements UsageLedger {
   private readonly statements: ReturnType<typeof prepareStatements>;
   /** One better-sqlite3 transaction wrapper for every operation (drizzle builds a new one per call). */
   private readonly transaction: { immediate: <T>(work: () => T) => T };
+  private readonly held = new Map<string, HeldReservation>();
+  private readonly settles: WriteBehind<PendingSettle>;
 
   constructor(
     private readonly db: AppDatabase,
@@ -230,6 +256,18 @@ export class Ledger implements UsageLedger {
     this.statements = prepareStatements(db);
     const wrapper = db.$client.transaction((work: () => unknown) => work());
     this.transaction = { immediate: <T>(work: () => T) => wrapper.immediate(work) as T };
+    this.settles = new WriteBehind(
+      (settles) => {
+        this.immediate(() => {
+          for (const { requestId, usage } of settles) this.close(requestId, 'settled', usage);
+        });
+      },
+      options.onWriteError ??
+        ((error) => {
+          throw error;
+        }),
+    );
+    flushBeforeClose(db, () => this.flush());
   }
 
   /** The most a call can cost; throws for a model without a price (never charge $0). */
@@ -261,13 +299,51 @@ export class Ledger implements UsageLedger {
         spent: 0,
         reserved: request.amountMicros,
       });
+      this.held.set(request.requestId, {
+        userId: request.userId,
+        guildId: request.guildId,
+        model: request.model,
+        amountMicros: request.amountMicros,
+        createdAt,
+      });
       return { ok: true, requestId: request.requestId, amountMicros: request.amountMicros };
     });
   }
 
-  /** Records what the call really used and frees its reservation. Idempotent per request id. */
+  /**
+   * Records what the call really used and frees its reservation. Idempotent per request id.
+   *
+   * A reservation this process holds is settled write-behind: its cost is known at once and counts in
+   * every later reserve and standing of this process, and the row is written after the current piece of
+   * work (with other settles, in one transaction), so nobody waits for the commit. Until then other
+   * processes see the reservation's worst case, which only errs on the safe side.
+   */
   settle(requestId: string, usage: TokenUsage): SettleResult {
-    return this.immediate(() => this.close(requestId, 'settled', usage));
+    const held = this.held.get(requestId);
+    if (!held) {
+      this.flush();
+      return this.immediate(() => this.close(requestId, 'settled', usage));
+    }
+    this.held.delete(requestId);
+    const cost = costMicros(usage, this.priceOf(held.model));
+    this.settles.add({ ...held, requestId, usage, costMicros: cost });
+    return {
+      status: 'settled',
+      costMicros: cost,
+      smartCostMicros: costMicros(usage, this.priceOf(this.options.smartModel)),
+      reservedMicros: held.amountMicros,
+    };
+  }
+
+  /** A member's usage over a window, per model (what /usage shows), with every settle written. */
+  usageByModel(userId: string, guildId: string | null, window: PeriodWindow): ModelUsage[] {
+    this.flush();
+    return usageByModel(this.db, userId, guildId, window).all();
+  }
+
+  /** Writes the settles still waiting; call it before reading the ledger's tables directly. */
+  flush(): void {
+    this.settles.flush();
   }
 
   /**
@@ -275,11 +351,13 @@ export class Ledger implements UsageLedger {
    * stream cut mid-answer still bills its tokens), or nothing.
    */
   release(requestId: string, reportedUsage: TokenUsage = NO_USAGE): SettleResult {
+    this.flush();
     return this.immediate(() => this.close(requestId, 'failed', reportedUsage));
   }
 
   /** Frees a reservation whose call never reached a provider (a circuit opened in between): no ledger row. */
   cancel(requestId: string): void {
+    this.flush();
     this.immediate(() => {
       const reservation = this.statements.reservation.get({ requestId });
       if (!reservation) return;
@@ -304,6 +382,7 @@ export class Ledger implements UsageLedger {
    * bot processes may share the file, so a live process's reservations are left alone.
    */
   sweepOrphans(isAlive: (pid: number) => boolean = isProcessAlive): number {
+    this.flush();
     const held = this.db
       .selectDistinct({ pid: reservations.holderPid })
       .from(reservations)
@@ -357,6 +436,7 @@ export class Ledger implements UsageLedger {
   }
 
   openReservationCount(): number {
+    this.flush();
     return this.db.select({ open: count() }).from(reservations).get()?.open ?? 0;
   }
 
@@ -371,6 +451,7 @@ export class Ledger implements UsageLedger {
   }
 
   private close(requestId: string, outcome: CallOutcome, usage: TokenUsage): SettleResult {
+    this.held.delete(requestId);
     const reservation = this.statements.reservation.get({ requestId });
     if (!reservation) {
       return this.statements.ledgerRowOf.get({ requestId }) ? { status: 'duplicate' } : { status: 'unknown' };
@@ -409,6 +490,7 @@ export class Ledger implements UsageLedger {
   }
 
   private sweep(which: SQL | undefined): number {
+    this.flush();
     return this.immediate(() => {
       const stale = this.db
         .select({ requestId: reservations.requestId })
@@ -440,7 +522,10 @@ export class Ledger implements UsageLedger {
         guildId === null ? undefined : this.statements.counter.get(counterKey('server', userId, guildId)),
     };
     const atMs = Math.max(clockMs, rows.user?.dayStart ?? 0, rows.server?.dayStart ?? 0);
-    return { standings: limits.map((limit) => standingOf(limit, rows[limit.kind], atMs)), atMs };
+    const standings = limits.map((limit) =>
+      withPendingSettles(standingOf(limit, rows[limit.kind], atMs), this.settles.pending, userId, guildId),
+    );
+    return { standings, atMs };
   }
 
   private budgetSettings(userId: string, guildId: string | null) {
@@ -549,6 +634,28 @@ function standingOf(
     spentMicros: isCurrent ? counted.spentMicros : 0,
     reservedMicros: isCurrent ? counted.reservedMicros : 0,
   };
+}
+
+/**
+ * A standing as it will be once the settles waiting to be written are: each moves its call's cost into
+ * spent and frees its reservation, in the window it was reserved in (as the counters will count it).
+ */
+function withPendingSettles(
+  standing: LimitStanding,
+  pending: readonly PendingSettle[],
+  userId: string,
+  guildId: string | null,
+): LimitStanding {
+  let { spentMicros, reservedMicros } = standing;
+  for (const settle of pending) {
+    const isCounted = settle.guildId === guildId && (standing.kind === 'server' || settle.userId === userId);
+    const isInWindow =
+      settle.createdAt >= standing.window.startMs && settle.createdAt < standing.window.endMs;
+    if (!isCounted || !isInWindow) continue;
+    spentMicros += settle.costMicros;
+    reservedMicros -= settle.amountMicros;
+  }
+  return { ...standing, spentMicros, reservedMicros };
 }
 
 function windowTotals(row: typeof spendCounters.$inferSelect, period: BudgetPeriod) {

@@ -1,15 +1,29 @@
 import { and, desc, eq, isNull } from 'drizzle-orm';
 import type { CheckCategory } from '../core/escalation.js';
 import type { EscalationSource, TurnLog, TurnRecord } from '../core/turn.js';
-import type { AppDatabase } from './database.js';
+import { type AppDatabase, flushBeforeClose } from './database.js';
 import { turns } from './schema.js';
+import { WriteBehind } from './write-behind.js';
 
-/** Turns on SQLite: one row each, written after the answer is shown. */
+/**
+ * Turns on SQLite: one row each, written behind the answer (a turn is recorded before its answer's last
+ * edit, and nobody waits for the commit).
+ */
 export class SqliteTurnLog implements TurnLog {
-  /** Prepared once: a turn is recorded before its answer's last edit, so this stays on the hot path. */
   private readonly insert;
+  private readonly writes: WriteBehind<TurnRecord>;
 
-  constructor(private readonly db: AppDatabase) {
+  constructor(
+    private readonly db: AppDatabase,
+    onWriteError: (error: unknown) => void = (error) => {
+      throw error;
+    },
+  ) {
+    const insertAll = db.$client.transaction((records: readonly TurnRecord[]) => {
+      for (const record of records) this.write(record);
+    });
+    this.writes = new WriteBehind((records) => insertAll.immediate(records), onWriteError);
+    flushBeforeClose(db, () => this.flush());
     this.insert = db.$client.prepare<[Record<string, unknown>]>(
       `INSERT INTO turns (turn_id, user_id, guild_id, channel_id, status, models, final_model, escalation_source,
          escalation_reason, category, confidence, tokens, cost_micros, smart_only_cost_micros, question, answer,
@@ -22,6 +36,15 @@ export class SqliteTurnLog implements TurnLog {
   }
 
   record(turn: TurnRecord): void {
+    this.writes.add(turn);
+  }
+
+  /** Writes the turns still waiting; on close, and before reading. */
+  flush(): void {
+    this.writes.flush();
+  }
+
+  private write(turn: TurnRecord): void {
     this.insert.run({
       turnId: turn.turnId,
       userId: turn.userId,
@@ -44,6 +67,7 @@ export class SqliteTurnLog implements TurnLog {
   }
 
   latest(userId: string, channelId: string | null): TurnRecord | undefined {
+    this.flush();
     const row = this.db
       .select()
       .from(turns)

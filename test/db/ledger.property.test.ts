@@ -220,7 +220,7 @@ class World {
   private readonly tracked = new Map<string, TrackedLimit>();
   /** The window start each counter row held for each period at the last check: it may only move forward. */
   private readonly counterStarts = new Map<string, number>();
-  private readonly statements;
+  private readonly queries;
 
   constructor(
     db: AppDatabase,
@@ -237,7 +237,7 @@ class World {
     if (!price) throw new Error(`no price for ${FAST_MODEL}`);
     this.price = price;
     const sqlite = db.$client;
-    this.statements = {
+    this.queries = {
       spentInWindow: sqlite.prepare<
         { userId: string | null; startMs: number; endMs: number },
         { total: number }
@@ -269,6 +269,15 @@ class World {
         'SELECT cost_micros, charged_at, outcome FROM usage_ledger WHERE request_id = ?',
       ),
     };
+  }
+
+  /**
+   * The raw tables, read after the ledger writes the settles it keeps behind: standings taken before a
+   * read (with those settles still waiting) are checked against what was then written.
+   */
+  private get statements() {
+    this.ledger.flush();
+    return this.queries;
   }
 
   run(step: Step): void {
@@ -355,6 +364,8 @@ class World {
     this.countLateClose(call);
 
     const result = this.closeCall(call.requestId, how, usage);
+    // Before anything reads the tables: a settle may still be waiting to be written.
+    const counted = this.everyStanding();
 
     expect(result).toEqual({
       status: 'settled',
@@ -385,6 +396,7 @@ class World {
       });
       expect(after.get(userId), `${userId} after closing ${call.requestId}`).toEqual(expected);
     }
+    expect(counted, 'standings before and after the write').toEqual(after);
     this.open.splice(this.open.indexOf(call), 1);
     this.closed.push(call.requestId);
   }

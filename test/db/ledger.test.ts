@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AppDatabase } from '../../src/db/database.js';
+import { type AppDatabase, closeDatabase, openDatabase } from '../../src/db/database.js';
 import type { Ledger } from '../../src/db/ledger.js';
 import { callRequest, createLedger, SMART_MODEL, temporaryDatabase } from '../support/ledger.js';
 
@@ -25,8 +25,10 @@ beforeEach(() => {
 });
 afterEach(() => database.cleanup());
 
-const ledgerRows = () =>
-  db.$client.prepare('SELECT * FROM usage_ledger ORDER BY id').all() as Record<string, unknown>[];
+const ledgerRows = () => {
+  ledger.flush();
+  return db.$client.prepare('SELECT * FROM usage_ledger ORDER BY id').all() as Record<string, unknown>[];
+};
 const userStanding = (userId = 'user-1', guildId: string | null = 'guild-1') =>
   ledger.standings(userId, guildId)[0];
 
@@ -107,6 +109,49 @@ describe('settle', () => {
       }),
     ]);
     expect(ledger.openReservationCount()).toBe(0);
+  });
+
+  it('when a call settles, then this process counts its cost at once and its row is written after the current work, while other processes hold its worst case until then', async () => {
+    const other = createLedger(db, {
+      now: () => clock,
+      defaultUserBudget: { amountMicros: 10_000, period: 'month' },
+    });
+    ledger.reserve(callRequest({ requestId: 'call-1', amountMicros: 4_000 }));
+    ledger.settle('call-1', usage);
+
+    expect(userStanding()).toMatchObject({ spentMicros: USAGE_COST, reservedMicros: 0 });
+    expect(other.standings('user-1', 'guild-1')[0]).toMatchObject({ spentMicros: 0, reservedMicros: 4_000 });
+    expect(db.$client.prepare('SELECT COUNT(*) AS rows FROM usage_ledger').get()).toEqual({ rows: 0 });
+    // A reservation made now is checked against the settled cost, not the worst case.
+    expect(ledger.reserve(callRequest({ requestId: 'call-2', amountMicros: 10_000 - USAGE_COST })).ok).toBe(
+      true,
+    );
+
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(other.standings('user-1', 'guild-1')[0]).toMatchObject({
+      spentMicros: USAGE_COST,
+      reservedMicros: 10_000 - USAGE_COST,
+    });
+    expect(db.$client.prepare('SELECT request_id FROM usage_ledger').all()).toEqual([
+      { request_id: 'call-1' },
+    ]);
+  });
+
+  it('when the database closes with settles still waiting, then they are written first', () => {
+    ledger.reserve(callRequest({ requestId: 'call-1', amountMicros: 4_000 }));
+    ledger.settle('call-1', usage);
+    closeDatabase(db);
+    const reopened = openDatabase(database.path);
+    try {
+      expect(reopened.$client.prepare('SELECT request_id, cost_micros FROM usage_ledger').all()).toEqual([
+        { request_id: 'call-1', cost_micros: USAGE_COST },
+      ]);
+      expect(reopened.$client.prepare('SELECT COUNT(*) AS open FROM reservations').get()).toEqual({
+        open: 0,
+      });
+    } finally {
+      closeDatabase(reopened);
+    }
   });
 
   it('when the same request settles twice, then the second is a no-op', () => {
@@ -276,6 +321,7 @@ describe('clocks', () => {
     ).filter((result) => result.ok);
     expect(granted).toEqual([]);
     ahead.settle('ahead', usage);
+    ahead.flush();
     expect(behind.reserve(callRequest({ requestId: 'fits', amountMicros: 550 })).ok).toBe(true);
     expect(ahead.standings('user-1', 'guild-1')[0]).toMatchObject({
       spentMicros: USAGE_COST,

@@ -96,6 +96,7 @@ export interface TurnLedgerRow {
 
 /** The ledger rows charged under one turn, oldest first. */
 export function turnLedgerRows(engine: EngineHarness, turnId: string): TurnLedgerRow[] {
+  engine.ledger.flush();
   return engine.database.db.$client
     .prepare(
       `SELECT purpose, provider, model, outcome, cost_micros AS costMicros
@@ -106,6 +107,7 @@ export function turnLedgerRows(engine: EngineHarness, turnId: string): TurnLedge
 
 /** The row the turn log kept for one turn, as stored. */
 export function turnRow(engine: EngineHarness, turnId: string): Record<string, unknown> | undefined {
+  engine.turns.flush();
   return engine.database.db.$client.prepare('SELECT * FROM turns WHERE turn_id = ?').get(turnId) as
     Record<string, unknown> | undefined;
 }

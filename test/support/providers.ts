@@ -83,6 +83,7 @@ export async function startProviderHarness(
 export const OWNER = { turnId: 'turn-1', userId: 'user-1', guildId: 'guild-1', channelId: 'channel-1' };
 
 export function ledgerRows(harness: ProviderHarness): Record<string, unknown>[] {
+  harness.ledger.flush();
   return harness.database.db.$client.prepare('SELECT * FROM usage_ledger ORDER BY id').all() as Record<
     string,
     unknown
