@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, Events, GatewayIntentBits, type Message, Partials } from 'discord.js';
+import { type Client, Events, type Message } from 'discord.js';
 import type { App } from '../app.js';
 import type { Config } from '../config.js';
 import { ProvidersUnavailableError } from '../core/calls.js';
@@ -9,6 +9,7 @@ import { formatUsd } from '../core/money.js';
 import { modelLabel } from '../core/models.js';
 import { answerTurn } from '../core/turn.js';
 import type { Logger } from '../log.js';
+import { createDiscordClient } from './client.js';
 import { buildConversation, isForBot } from './conversation.js';
 import { EDIT_INTERVAL_MS, LiveReply, NO_MENTIONS } from './live-reply.js';
 import { Cooldown } from './cooldown.js';
@@ -29,25 +30,6 @@ export interface RunningBot {
   client: Client<true>;
   /** Stops taking new messages, lets answers in progress finish (or cancels them after 10 s), logs out. */
   stop(): Promise<void>;
-}
-
-/**
- * The Discord client: intents for servers, their messages and DMs (MessageContent is privileged: enable it
- * in the developer portal), partial channels so DMs arrive, and mentions off for everything it sends.
- */
-export function createDiscordClient(config: Config['discord']): Client {
-  return new Client({
-    intents: [
-      GatewayIntentBits.Guilds,
-      GatewayIntentBits.GuildMessages,
-      GatewayIntentBits.MessageContent,
-      GatewayIntentBits.DirectMessages,
-    ],
-    partials: [Partials.Channel],
-    allowedMentions: NO_MENTIONS,
-    enforceNonce: true,
-    ...(config.apiUrl ? { rest: { api: config.apiUrl } } : {}),
-  });
 }
 
 /** Logs in and answers messages until stopped. */
