@@ -1,5 +1,6 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
+import { budgetNotices } from '../src/app.js';
 import { loadModelConfig } from '../src/config.js';
 import type { ChatMessage } from '../src/core/chat.js';
 import { CHECK_SCHEMA, CHECK_SYSTEM_PROMPT, checkPrompt, refineInstruction } from '../src/core/escalation.js';
@@ -30,8 +31,10 @@ import {
 /*
  * The engine's own cost per turn: a whole answerTurn() with providers that answer instantly (loopback
  * fakes, no scripted delays), minus the time spent inside provider HTTP calls. What is left is:
- * - the ledger: a reserve and a settle transaction per call on a real SQLite file, plus the standings read
- *   for the budget warning and the turn log's insert;
+ * - the ledger: a reserve transaction per call on a real SQLite file, and the standings read for the
+ *   budget notice. Settles and the turn log are written behind (src/db/write-behind.ts): their rows go in
+ *   one transaction on the event loop's next turn, which comes while the next call is on the wire, so
+ *   they cost the person nothing and land in provider time here;
  * - token estimation for each reservation (gpt-tokenizer's o200k_base over the system prompt, history and
  *   question for OpenAI; UTF-8 byte counts for Anthropic);
  * - the SDKs building requests (message mapping, JSON bodies, headers) and parsing what comes back as far
@@ -205,6 +208,7 @@ export const engineBenchmark: Benchmark = {
           retryAfterCapMs: configuration.providers.retryAfterCapMs,
         },
       });
+      const budgetNotice = budgetNotices(database.db, ledger);
       const dependencies: TurnDependencies = {
         models: gateway,
         fastModel: configuration.fastModel,
@@ -213,7 +217,7 @@ export const engineBenchmark: Benchmark = {
         systemPrompt: configuration.systemPrompt,
         maxOutputTokens: configuration.maxOutputTokens,
         policy: configuration.policy,
-        standings: (userId, guildId) => ledger.standings(userId, guildId),
+        budgetNotice: (userId, guildId) => budgetNotice('user', userId, guildId),
         turns: new SqliteTurnLog(database.db),
       };
       const turnsFor = scriptedTurns(configuration.systemPrompt);

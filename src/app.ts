@@ -1,8 +1,11 @@
 import type { ModelConfig } from './config.js';
+import type { LimitKind } from './core/budget.js';
 import { modelLabel } from './core/models.js';
+import { describeNotice, dueNotice } from './core/notices.js';
 import type { TurnDependencies } from './core/turn.js';
 import { type AppDatabase, closeDatabase, migrate, openDatabase } from './db/database.js';
 import { Ledger } from './db/ledger.js';
+import { SqliteNoticeLog } from './db/notices.js';
 import { SqliteSettings } from './db/settings.js';
 import { SqliteTurnLog } from './db/turns.js';
 import type { Logger } from './log.js';
@@ -20,6 +23,8 @@ export interface App {
   settings: SqliteSettings;
   /** Everything answerTurn() needs, wired to the real pieces. */
   engine: TurnDependencies;
+  /** For the server's alerts channel: a notice if its spending just reached 80% or 100% of its cap. */
+  serverBudgetNotice(guildId: string): string | undefined;
   close(): void;
 }
 
@@ -47,6 +52,7 @@ export function createApp(config: ModelConfig, log: Logger): App {
   }, SWEEP_INTERVAL_MS);
   sweeper.unref();
 
+  const budgetNotice = budgetNotices(db, ledger);
   const gateway = createModelGateway(config, ledger);
   const turns = new SqliteTurnLog(db, (error) =>
     log.error({ err: error }, 'could not write turns; will retry'),
@@ -59,7 +65,7 @@ export function createApp(config: ModelConfig, log: Logger): App {
     systemPrompt: config.systemPrompt,
     maxOutputTokens: config.maxOutputTokens,
     policy: config.policy,
-    standings: (userId, guildId) => ledger.standings(userId, guildId),
+    budgetNotice: (userId, guildId) => budgetNotice('user', userId, guildId),
     turns,
   };
   return {
@@ -69,9 +75,23 @@ export function createApp(config: ModelConfig, log: Logger): App {
     turns,
     settings: new SqliteSettings(db),
     engine,
+    serverBudgetNotice: (guildId) => budgetNotice('server', '', guildId),
     close() {
       clearInterval(sweeper);
       closeDatabase(db);
     },
+  };
+}
+
+/**
+ * The notice a user's (or a server's) limit is due after spending, if it just reached 80% or 100%:
+ * each is given once per period, whichever bot process notices first.
+ */
+export function budgetNotices(db: AppDatabase, ledger: Ledger) {
+  const notices = new SqliteNoticeLog(db);
+  return (kind: LimitKind, userId: string, guildId: string | null): string | undefined => {
+    const standing = ledger.standings(userId, guildId).find((limit) => limit.kind === kind);
+    const percent = standing && dueNotice(standing, { userId, guildId }, (key) => notices.claim(key));
+    return percent && standing ? describeNotice(percent, standing) : undefined;
   };
 }

@@ -1,4 +1,4 @@
-import { type BudgetDenial, describeDenial, formatResetTime, type LimitStanding } from './budget.js';
+import { type BudgetDenial, describeDenial, formatResetTime } from './budget.js';
 import type { Answered, CallOutcome, CallOwner, ModelCaller } from './calls.js';
 import type { ChatMessage, ChatResult, ContentPart, ProviderName } from './chat.js';
 import {
@@ -26,9 +26,6 @@ export type ModelChoice = 'auto' | 'fast' | 'smart';
 
 const ESCALATION_OFF = 'escalation to the smart model is turned off in this server';
 
-/** A user's share of a budget at which they are warned. */
-export const BUDGET_WARNING_SHARE = 0.8;
-
 export interface TurnRequest {
   turnId: string;
   owner: Omit<CallOwner, 'turnId'>;
@@ -43,6 +40,8 @@ export interface TurnRequest {
   earlierAnswer?: string | undefined;
   /** Notes from building the conversation (e.g. "⚠️ using the last 12 messages"). */
   warnings?: readonly string[];
+  /** The chat message that asked (a Discord message id), kept so that it can be answered again. */
+  questionMessageId?: string | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -67,6 +66,7 @@ export interface TurnRecord {
   smartOnlyCostMicros: Micros;
   question: string;
   answer: string;
+  questionMessageId?: string | null;
   createdAt: number;
 }
 
@@ -86,8 +86,11 @@ export interface TurnDependencies {
   systemPrompt: string;
   maxOutputTokens: number;
   policy: EscalationPolicy;
-  /** How the user's limits stand after the turn, for the "budget near its end" warning. */
-  standings?(userId: string, guildId: string | null): LimitStanding[];
+  /**
+   * After the turn: a notice for the user if their spending just reached 80% or 100% of their budget
+   * (each given once per period).
+   */
+  budgetNotice?(userId: string, guildId: string | null): string | undefined;
   turns?: TurnLog;
   now?: () => number;
 }
@@ -189,6 +192,7 @@ function toRecord(turn: TurnRequest, result: TurnResult, createdAt: number): Tur
     smartOnlyCostMicros: result.smartOnlyCostMicros,
     question: questionText(turn.conversation).slice(0, KEPT_CHARACTERS),
     answer: result.text.slice(0, KEPT_CHARACTERS),
+    questionMessageId: turn.questionMessageId ?? null,
     createdAt,
   };
 }
@@ -396,14 +400,10 @@ class TurnStory {
   }
 
   private budgetWarnings(): string[] {
-    const standings = this.dependencies.standings?.(this.turn.owner.userId, this.turn.owner.guildId) ?? [];
-    const user = standings.find((standing) => standing.kind === 'user');
-    if (!user || user.budget.amountMicros === 0) return [];
-    const share = (user.spentMicros + user.reservedMicros) / user.budget.amountMicros;
-    if (share < BUDGET_WARNING_SHARE) return [];
-    return [
-      `${Math.min(100, Math.floor(share * 100))}% of your budget used; resets ${formatResetTime(user.window.endMs)}`,
-    ];
+    // Only a turn that spent something can have moved the user across a threshold.
+    if (this.costMicros === 0) return [];
+    const notice = this.dependencies.budgetNotice?.(this.turn.owner.userId, this.turn.owner.guildId);
+    return notice === undefined ? [] : [notice];
   }
 }
 

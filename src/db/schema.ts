@@ -168,11 +168,42 @@ export const turns = sqliteTable(
     smartOnlyCostMicros: integer('smart_only_cost_micros').notNull(),
     question: text('question').notNull(),
     answer: text('answer').notNull(),
+    /** The chat message that asked (Discord), so that /escalate can answer it again; null if none. */
+    questionMessageId: text('question_message_id'),
     createdAt: integer('created_at').notNull(),
   },
   (table) => [
     index('turns_user_channel').on(table.userId, table.channelId, table.createdAt),
     index('turns_user_guild').on(table.guildId, table.userId, table.createdAt),
+  ],
+);
+
+/**
+ * Answers the smart model was asked to improve (/escalate, the Escalate button): one row per answer, so
+ * a second click finds it taken and charges nothing. A claim whose escalation did not happen is removed.
+ */
+export const escalations = sqliteTable('escalations', {
+  turnId: text('turn_id').primaryKey(),
+  requestedBy: text('requested_by').notNull(),
+  requestedAt: integer('requested_at').notNull(),
+});
+
+/**
+ * Budget notices already given: one per limit, window and threshold (80% and 100%), so that a user or a
+ * server is told once per period.
+ */
+export const budgetNotices = sqliteTable(
+  'budget_notices',
+  {
+    kind: text('kind', { enum: ['user', 'server'] }).notNull(),
+    guildKey: text('guild_key').notNull(),
+    userKey: text('user_key').notNull(),
+    windowStart: integer('window_start').notNull(),
+    percent: integer('percent').notNull(),
+    notifiedAt: integer('notified_at').notNull(),
+  },
+  (table) => [
+    primaryKey({ columns: [table.kind, table.guildKey, table.userKey, table.windowStart, table.percent] }),
   ],
 );
 

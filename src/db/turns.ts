@@ -2,7 +2,7 @@ import { and, desc, eq, isNull } from 'drizzle-orm';
 import type { CheckCategory } from '../core/escalation.js';
 import type { EscalationSource, TurnLog, TurnRecord } from '../core/turn.js';
 import { type AppDatabase, flushBeforeClose } from './database.js';
-import { turns } from './schema.js';
+import { escalations, turns } from './schema.js';
 import { WriteBehind } from './write-behind.js';
 
 /**
@@ -27,10 +27,10 @@ export class SqliteTurnLog implements TurnLog {
     this.insert = db.$client.prepare<[Record<string, unknown>]>(
       `INSERT INTO turns (turn_id, user_id, guild_id, channel_id, status, models, final_model, escalation_source,
          escalation_reason, category, confidence, tokens, cost_micros, smart_only_cost_micros, question, answer,
-         created_at)
+         question_message_id, created_at)
        VALUES (@turnId, @userId, @guildId, @channelId, @status, @models, @finalModel, @escalationSource,
          @escalationReason, @category, @confidence, @tokens, @costMicros, @smartOnlyCostMicros, @question, @answer,
-         @createdAt)
+         @questionMessageId, @createdAt)
        ON CONFLICT DO NOTHING`,
     );
   }
@@ -62,6 +62,7 @@ export class SqliteTurnLog implements TurnLog {
       smartOnlyCostMicros: turn.smartOnlyCostMicros,
       question: turn.question,
       answer: turn.answer,
+      questionMessageId: turn.questionMessageId ?? null,
       createdAt: turn.createdAt,
     });
   }
@@ -81,18 +82,44 @@ export class SqliteTurnLog implements TurnLog {
       .orderBy(desc(turns.createdAt))
       .limit(1)
       .get();
-    if (!row) return undefined;
-    return {
-      ...row,
-      models: row.models === '' ? [] : row.models.split(','),
-      escalation: row.escalationSource
-        ? {
-            source: row.escalationSource as EscalationSource,
-            reason: row.escalationReason ?? '',
-            ...(row.category ? { category: row.category as CheckCategory } : {}),
-            ...(row.confidence === null ? {} : { confidence: row.confidence }),
-          }
-        : undefined,
-    };
+    return row && toRecord(row);
   }
+
+  byId(turnId: string): TurnRecord | undefined {
+    this.flush();
+    const row = this.db.select().from(turns).where(eq(turns.turnId, turnId)).get();
+    return row && toRecord(row);
+  }
+
+  /**
+   * Takes the right to have the smart model improve an answer: true for the first asker only, so a
+   * second click (or a second /escalate) charges nothing. Give it back if the escalation did not happen.
+   */
+  claimEscalation(turnId: string, userId: string, now = Date.now()): boolean {
+    const { changes } = this.db
+      .insert(escalations)
+      .values({ turnId, requestedBy: userId, requestedAt: now })
+      .onConflictDoNothing()
+      .run();
+    return changes === 1;
+  }
+
+  releaseEscalation(turnId: string): void {
+    this.db.delete(escalations).where(eq(escalations.turnId, turnId)).run();
+  }
+}
+
+function toRecord(row: typeof turns.$inferSelect): TurnRecord {
+  return {
+    ...row,
+    models: row.models === '' ? [] : row.models.split(','),
+    escalation: row.escalationSource
+      ? {
+          source: row.escalationSource as EscalationSource,
+          reason: row.escalationReason ?? '',
+          ...(row.category ? { category: row.category as CheckCategory } : {}),
+          ...(row.confidence === null ? {} : { confidence: row.confidence }),
+        }
+      : undefined,
+  };
 }

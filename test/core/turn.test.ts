@@ -578,7 +578,7 @@ describe('budgets', () => {
     expect(result.warnings[1]).toBe('⚠️ using the last 12 messages');
   });
 
-  it('when a turn takes the user past 80% of their budget, then they are warned with the share used and the reset', async () => {
+  it('when a turn takes the user past 80% of their budget, then they are told once in the period, with the share used and the reset', async () => {
     await restartWithUserBudget(3_400);
     // An earlier turn on Claude: 40 × $1/M + 500 × $5/M = 2,540 of 3,400 (74%): no warning yet.
     engine.anthropic.script({
@@ -605,13 +605,24 @@ describe('budgets', () => {
 
     // Draft 24 × $0.15/M + 400 × $0.60/M = 243.6 → 244; check 57: 2,540 + 301 = 2,841 of 3,400 = 83.6%.
     expect(result.costMicros).toBe(301);
-    expect(result.warnings).toEqual([`83% of your budget used; resets ${monthEnd()}`]);
+    expect(result.warnings).toEqual([
+      `80% of your budget used ($0.0028 of $0.0034 this month); resets ${monthEnd()}`,
+    ]);
     expect(footerLines(result).at(-1)).toBe(result.warnings[0]);
     expectTurnAccountedFor(result, {
       openaiRequests: 2,
       anthropicRequests: 1,
       purposes: ['draft', 'check'],
     });
+
+    // Still past 80% but not 100%: nothing new to tell.
+    engine.openai.script(
+      { type: 'stream', text: 'Berlin.', usage: { promptTokens: 24, completionTokens: 10 } },
+      checkSays('accept', 'correct', 'factual', 0.95, { promptTokens: 260, completionTokens: 30 }),
+    );
+    const { result: again } = await runTurn(engine, turnRequest('Capital of Germany?', { turnId: 'turn-3' }));
+    expect(again.status).toBe('answered');
+    expect(again.warnings).toEqual([]);
   });
 });
 

@@ -16,6 +16,7 @@ import {
   type TurnRequest,
   type TurnResult,
 } from '../../src/core/turn.js';
+import { budgetNotices } from '../../src/app.js';
 import { SqliteTurnLog } from '../../src/db/turns.js';
 import { FAST_MODEL, SMART_MODEL } from './ledger.js';
 import { type ProviderHarness, startProviderHarness } from './providers.js';
@@ -44,6 +45,7 @@ export const modelLabel = (model: string) => (model.startsWith('claude') ? 'Clau
 export async function startEngine(options: Parameters<typeof startProviderHarness>[0] = {}) {
   const harness = await startProviderHarness(options);
   const turns = new SqliteTurnLog(harness.database.db);
+  const budgetNotice = budgetNotices(harness.database.db, harness.ledger);
   const dependencies: TurnDependencies = {
     models: harness.gateway,
     fastModel: FAST_MODEL,
@@ -52,7 +54,7 @@ export async function startEngine(options: Parameters<typeof startProviderHarnes
     systemPrompt: SYSTEM_PROMPT,
     maxOutputTokens: MAX_OUTPUT_TOKENS,
     policy: DEFAULT_POLICY,
-    standings: (userId, guildId) => harness.ledger.standings(userId, guildId),
+    budgetNotice: (userId, guildId) => budgetNotice('user', userId, guildId),
     turns,
   };
   return Object.assign(harness, {
