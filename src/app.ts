@@ -8,6 +8,7 @@ import { Ledger } from './db/ledger.js';
 import { SqliteNoticeLog } from './db/notices.js';
 import { SqliteSettings } from './db/settings.js';
 import { SqliteTurnLog } from './db/turns.js';
+import { type UsageQuery, type UsageReport, usageReport } from './db/usage.js';
 import type { Logger } from './log.js';
 import { createModelGateway } from './providers/index.js';
 import type { ModelGateway } from './providers/gateway.js';
@@ -23,6 +24,8 @@ export interface App {
   settings: SqliteSettings;
   /** Everything answerTurn() needs, wired to the real pieces. */
   engine: TurnDependencies;
+  /** What /usage shows, with every row written behind so far included. */
+  usageReport(query: UsageQuery): UsageReport;
   /** For the server's alerts channel: a notice if its spending just reached 80% or 100% of its cap. */
   serverBudgetNotice(guildId: string): string | undefined;
   close(): void;
@@ -76,6 +79,11 @@ export function createApp(config: ModelConfig, log: Logger): App {
     settings: new SqliteSettings(db),
     engine,
     serverBudgetNotice: (guildId) => budgetNotice('server', '', guildId),
+    usageReport(query) {
+      ledger.flush();
+      turns.flush();
+      return usageReport(db, query);
+    },
     close() {
       clearInterval(sweeper);
       closeDatabase(db);

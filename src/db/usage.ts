@@ -34,3 +34,91 @@ export function usageByModel(db: AppDatabase, userId: string, guildId: string | 
 }
 
 export type ModelUsage = ReturnType<ReturnType<typeof usageByModel>['all']>[number];
+
+const DAY_MS = 86_400_000;
+
+export interface UsageQuery {
+  userId: string;
+  /** null: direct messages. */
+  guildId: string | null;
+  window: PeriodWindow;
+  smartModel: string;
+}
+
+export interface DaySpend {
+  /** YYYY-MM-DD, UTC. */
+  day: string;
+  fastMicros: number;
+  smartMicros: number;
+}
+
+export interface AnswersByRoute {
+  /** Why it escalated ("requested by user", "PDF", a check's category…), or null: not escalated. */
+  reason: string | null;
+  answers: number;
+  costMicros: number;
+  smartOnlyCostMicros: number;
+}
+
+export interface UsageReport {
+  byModel: ModelUsage[];
+  /** Only the days with spend, oldest first. */
+  days: DaySpend[];
+  routes: AnswersByRoute[];
+  /** The first charge in the window, if any (for an open-ended window). */
+  firstChargeAt: number | null;
+}
+
+/**
+ * What /usage shows for one member over a window: tokens and cost by model, spend per UTC day split
+ * between the smart model and the rest, and answers by why they escalated (with what sending each to the
+ * smart model alone would have cost). Callers write pending rows first (App.usageReport does).
+ */
+export function usageReport(db: AppDatabase, query: UsageQuery): UsageReport {
+  const { userId, guildId, window, smartModel } = query;
+  const inWindow = (column: 'charged_at' | 'created_at') =>
+    `user_id = @userId AND ${guildId === null ? 'guild_id IS NULL' : 'guild_id = @guildId'}
+     AND ${column} >= @startMs AND ${column} < @endMs`;
+  const parameters = {
+    userId,
+    guildId,
+    startMs: window.startMs,
+    endMs: window.endMs,
+    smartModel,
+    dayMs: DAY_MS,
+  };
+  const days = db.$client
+    .prepare<
+      [typeof parameters],
+      { dayNumber: number; fastMicros: number; smartMicros: number; firstAt: number }
+    >(
+      `SELECT charged_at / @dayMs AS dayNumber,
+              SUM(CASE WHEN model = @smartModel THEN 0 ELSE cost_micros END) AS fastMicros,
+              SUM(CASE WHEN model = @smartModel THEN cost_micros ELSE 0 END) AS smartMicros,
+              MIN(charged_at) AS firstAt
+       FROM usage_ledger WHERE ${inWindow('charged_at')}
+       GROUP BY dayNumber ORDER BY dayNumber`,
+    )
+    .all(parameters);
+  const routes = db.$client
+    .prepare<[typeof parameters], AnswersByRoute>(
+      `SELECT CASE escalation_source
+                WHEN 'check' THEN COALESCE(category, escalation_reason)
+                WHEN 'fallback' THEN 'fallback'
+                ELSE escalation_reason END AS reason,
+              COUNT(*) AS answers, SUM(cost_micros) AS costMicros, SUM(smart_only_cost_micros) AS smartOnlyCostMicros
+       FROM turns WHERE status = 'answered' AND ${inWindow('created_at')}
+       GROUP BY reason ORDER BY answers DESC, reason`,
+    )
+    .all(parameters);
+  return {
+    byModel: usageByModel(db, userId, guildId, window).all(),
+    days: days.map(({ dayNumber, fastMicros, smartMicros }) => ({
+      day: new Date(dayNumber * DAY_MS).toISOString().slice(0, 10),
+      fastMicros,
+      smartMicros,
+    })),
+    routes,
+    firstChargeAt: days[0]?.firstAt ?? null,
+  };
+}

@@ -2,16 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Client, Events, type Message } from 'discord.js';
 import type { App } from '../app.js';
 import type { Config } from '../config.js';
-import { ProvidersUnavailableError } from '../core/calls.js';
-import { footerLines } from '../core/footer.js';
 import { newId } from '../core/ids.js';
 import { formatUsd } from '../core/money.js';
-import { modelLabel } from '../core/models.js';
-import { answerTurn } from '../core/turn.js';
 import type { Logger } from '../log.js';
+import { type AnswerContext, streamTurn } from './answer.js';
 import { createDiscordClient } from './client.js';
+import { handleInteraction, warnIfCommandsDiffer } from './commands/index.js';
 import { buildConversation, isForBot } from './conversation.js';
-import { EDIT_INTERVAL_MS, LiveReply, NO_MENTIONS } from './live-reply.js';
+import { messageSurface, NO_MENTIONS } from './live-reply.js';
 import { Cooldown } from './cooldown.js';
 import { UserLanes } from './user-lanes.js';
 
@@ -45,12 +43,33 @@ export async function startBot(
 
   const lanes = new UserLanes();
   const cooldown = new Cooldown(config.discord.userCooldownMs);
+  const answerContext = (): AnswerContext => ({
+    app,
+    client: client as Client<true>,
+    log,
+    editIntervalMs: options.editIntervalMs,
+  });
+  /** Work in progress, so that shutdown can wait for it (or cancel it after the grace period). */
+  const track = (work: (signal: AbortSignal) => Promise<void>) => {
+    const controller = new AbortController();
+    const task = work(controller.signal);
+    inFlight.set(task, controller);
+    void task.finally(() => inFlight.delete(task));
+  };
+
+  client.on(Events.InteractionCreate, (interaction) => {
+    if (isStopping || !client.isReady()) return;
+    track((signal) =>
+      handleInteraction(interaction, { ...answerContext(), config, signal }).catch((error: unknown) =>
+        log.error({ err: error, interactionId: interaction.id }, 'handling an interaction failed'),
+      ),
+    );
+  });
 
   client.on(Events.MessageCreate, (message) => {
     const isAnswered = (guildId: string | null, channelId: string) =>
       app.settings.isAnsweredChannel(guildId, channelId);
     if (isStopping || !client.isReady() || !isForBot(message, client.user.id, isAnswered)) return;
-    const botId = client.user.id;
     const waitMs = cooldown.take(message.author.id);
     if (waitMs > 0) {
       const seconds = Math.ceil(waitMs / 1000);
@@ -59,22 +78,22 @@ export async function startBot(
         .catch((error: unknown) => log.warn({ err: error }, 'could not send the cooldown notice'));
       return;
     }
-    const controller = new AbortController();
-    const turn = lanes
-      .run(message.author.id, async () => {
-        // A message still waiting its turn when shutdown began is not started.
-        if (!isStopping) await answerMessage(message, botId, app, controller.signal, options);
-      })
-      .catch((error: unknown) =>
-        log.error({ err: error, messageId: message.id }, 'answering a message failed'),
-      );
-    inFlight.set(turn, controller);
-    void turn.finally(() => inFlight.delete(turn));
+    track((signal) =>
+      lanes
+        .run(message.author.id, async () => {
+          // A message still waiting its turn when shutdown began is not started.
+          if (!isStopping) await answerMessage(message, signal, answerContext());
+        })
+        .catch((error: unknown) =>
+          log.error({ err: error, messageId: message.id }, 'answering a message failed'),
+        ),
+    );
   });
 
   const ready = new Promise<Client<true>>((resolve) => client.once(Events.ClientReady, resolve));
   await client.login(config.discord.token);
   const readyClient = await ready;
+  void warnIfCommandsDiffer(readyClient, config, log);
   log.info(
     {
       guilds: readyClient.guilds.cache.size,
@@ -103,14 +122,8 @@ export async function startBot(
 }
 
 /** One message in, one answer out: streamed, footed, and charged to the person who asked. */
-async function answerMessage(
-  message: Message,
-  botId: string,
-  app: App,
-  signal: AbortSignal,
-  options: BotOptions,
-): Promise<void> {
-  const { messages, warnings } = await buildConversation(message, botId);
+async function answerMessage(message: Message, signal: AbortSignal, context: AnswerContext): Promise<void> {
+  const { messages, warnings } = await buildConversation(message, context.client.user.id);
   const question = messages.at(-1)?.content;
   if (question === undefined || question === '') {
     // Nothing to ask a model: a bare mention, or only attachments that could not be sent (say why).
@@ -118,42 +131,20 @@ async function answerMessage(
     await message.reply({ content, allowedMentions: NO_MENTIONS });
     return;
   }
-  const settings = app.settings.of(message.guildId);
-  const live = new LiveReply(message, options.editIntervalMs ?? EDIT_INTERVAL_MS);
-  void live.start();
-  try {
-    const result = await answerTurn(
-      {
-        turnId: newId(),
-        owner: { userId: message.author.id, guildId: message.guildId, channelId: message.channelId },
-        conversation: messages,
-        mode: settings.escalationMode,
-        choice: 'auto',
-        warnings,
-        signal,
-      },
-      app.engine,
-      (event) => {
-        if (event.type === 'delta') live.append(event.text);
-        else live.replace(`-# refining with ${modelLabel(event.model)}…`);
-      },
-    );
-    if (result.status === 'answered') {
-      // With the footer off, the notes that matter to the person (fallback, kept draft, budget) stay.
-      const lines = settings.showFooter ? footerLines(result) : footerLines(result).slice(1);
-      await live.finish(
-        result.text,
-        lines.map((line) => `-# ${line}`),
-      );
-    } else {
-      // A refusal is the message itself, not a footnote: which limit, what is left, when it resets.
-      await live.finish(result.warnings.join('\n'), []);
-    }
-  } catch (error) {
-    if (error instanceof ProvidersUnavailableError) {
-      await live.finish('', ['both model providers are unavailable right now; nothing was charged']);
-      throw error;
-    }
-    throw error;
-  }
+  const settings = context.app.settings.of(message.guildId);
+  await streamTurn(
+    {
+      turnId: newId(),
+      owner: { userId: message.author.id, guildId: message.guildId, channelId: message.channelId },
+      conversation: messages,
+      mode: settings.escalationMode,
+      choice: 'auto',
+      warnings,
+      signal,
+      questionMessageId: message.id,
+    },
+    messageSurface(message),
+    settings,
+    context,
+  );
 }

@@ -1,4 +1,11 @@
-import type { Message, MessageMentionOptions } from 'discord.js';
+import {
+  type ActionRowBuilder,
+  type Message,
+  type MessageActionRowComponentBuilder,
+  type MessageMentionOptions,
+  MessageFlags,
+  type RepliableInteraction,
+} from 'discord.js';
 import { MESSAGE_LIMIT, splitMessage } from './split.js';
 
 /** Discord lets a bot edit a message about five times in five seconds: one edit per ~1.2 s stays clear. */
@@ -6,6 +13,58 @@ export const EDIT_INTERVAL_MS = 1_200;
 
 /** The bot never pings anyone, whatever the model writes: every send and edit says so explicitly. */
 export const NO_MENTIONS: MessageMentionOptions = { parse: [], repliedUser: false };
+
+export type Components = ActionRowBuilder<MessageActionRowComponentBuilder>[];
+
+/** A message of an answer: its text and, on the last one, its buttons. */
+export interface AnswerPiece {
+  content: string;
+  components?: Components;
+}
+
+/** Where an answer goes: a reply to a chat message, or an interaction's own reply. */
+export interface ReplySurface {
+  /** Shows that an answer is coming. */
+  typing(): Promise<void>;
+  /** Sends the answer's first message, or edits it once sent. */
+  write(piece: AnswerPiece): Promise<Message>;
+  /** Sends a further message of the answer after `previous`. */
+  continue(previous: Message, piece: AnswerPiece): Promise<Message>;
+}
+
+/** The answer to a chat message: a reply to it, edited as text comes, continued in replies. */
+export function messageSurface(question: Message): ReplySurface {
+  let reply: Message | undefined;
+  return {
+    async typing() {
+      if ('sendTyping' in question.channel) await question.channel.sendTyping().catch(() => {});
+    },
+    async write(piece) {
+      const options = { ...piece, allowedMentions: NO_MENTIONS };
+      if (reply) return reply.edit(options);
+      reply = await question.reply(options);
+      return reply;
+    },
+    continue: (previous, piece) => previous.reply({ ...piece, allowedMentions: NO_MENTIONS }),
+  };
+}
+
+/**
+ * The answer to a command: the interaction's reply (deferred already, so Discord shows "thinking…"),
+ * edited as text comes, continued in follow-ups with the same visibility.
+ */
+export function interactionSurface(interaction: RepliableInteraction, isPrivate: boolean): ReplySurface {
+  return {
+    typing: () => Promise.resolve(),
+    write: (piece) => interaction.editReply({ ...piece, allowedMentions: NO_MENTIONS }),
+    continue: (_previous, piece) =>
+      interaction.followUp({
+        ...piece,
+        allowedMentions: NO_MENTIONS,
+        ...(isPrivate ? { flags: MessageFlags.Ephemeral } : {}),
+      }),
+  };
+}
 
 /** What shows while text is still coming: the first message's worth, marked as unfinished. */
 const STREAMING_MARK = ' …';
@@ -16,7 +75,6 @@ const STREAMING_MARK = ' …';
  * piles up behind a rate limit), then the final text split across as many replies as it needs.
  */
 export class LiveReply {
-  private reply: Message | undefined;
   private text = '';
   /** Shown instead of the text while there is none (e.g. "refining with Claude Haiku…"). */
   private note = '';
@@ -28,14 +86,17 @@ export class LiveReply {
   private lastEditAt = 0;
   private isFinished = false;
 
+  /** The first message has been sent: later writes are edits, paced by the interval. */
+  private hasWritten = false;
+
   constructor(
-    private readonly question: Message,
+    private readonly surface: ReplySurface,
     private readonly editIntervalMs = EDIT_INTERVAL_MS,
   ) {}
 
   /** Shows that an answer is coming. */
-  async start(): Promise<void> {
-    if ('sendTyping' in this.question.channel) await this.question.channel.sendTyping().catch(() => {});
+  start(): Promise<void> {
+    return this.surface.typing();
   }
 
   append(delta: string): void {
@@ -50,8 +111,11 @@ export class LiveReply {
     this.schedule();
   }
 
-  /** The final answer and its footer lines (already prefixed), in as many messages as needed. */
-  async finish(text: string, footer: readonly string[]): Promise<Message[]> {
+  /**
+   * The final answer and its footer lines (already prefixed), in as many messages as needed; the last
+   * one carries the components (e.g. the Escalate button).
+   */
+  async finish(text: string, footer: readonly string[], components?: Components): Promise<Message[]> {
     this.isFinished = true;
     if (this.timer) clearTimeout(this.timer);
     await this.pending;
@@ -66,12 +130,10 @@ export class LiveReply {
       }
     }
     const sent: Message[] = [];
-    for (const [index, piece] of pieces.entries()) {
-      if (index === 0) sent.push(await this.write(piece));
-      else
-        sent.push(
-          await (sent.at(-1) ?? this.question).reply({ content: piece, allowedMentions: NO_MENTIONS }),
-        );
+    for (const [index, content] of pieces.entries()) {
+      const piece = index === pieces.length - 1 && components ? { content, components } : { content };
+      const previous = sent.at(-1);
+      sent.push(await (previous ? this.surface.continue(previous, piece) : this.write(piece)));
     }
     return sent;
   }
@@ -79,7 +141,7 @@ export class LiveReply {
   /** One write at a time, at most one per interval once the reply exists; the first text goes at once. */
   private schedule(): void {
     if (this.isFinished || this.timer || this.isWriting) return;
-    const wait = this.reply ? Math.max(0, this.lastEditAt + this.editIntervalMs - Date.now()) : 0;
+    const wait = this.hasWritten ? Math.max(0, this.lastEditAt + this.editIntervalMs - Date.now()) : 0;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.flush();
@@ -93,7 +155,7 @@ export class LiveReply {
     this.shownText = visible;
     this.isWriting = true;
     this.pending = this.pending
-      .then(() => this.write(visible))
+      .then(() => this.write({ content: visible }))
       .then(
         () => undefined,
         // A failed interim edit is not fatal: the final edit carries the whole answer.
@@ -107,12 +169,10 @@ export class LiveReply {
       });
   }
 
-  private async write(content: string): Promise<Message> {
-    if (!this.reply) {
-      this.reply = await this.question.reply({ content, allowedMentions: NO_MENTIONS });
-      return this.reply;
-    }
-    return this.reply.edit({ content, allowedMentions: NO_MENTIONS });
+  private async write(piece: AnswerPiece): Promise<Message> {
+    const message = await this.surface.write(piece);
+    this.hasWritten = true;
+    return message;
   }
 }
 

@@ -1,0 +1,136 @@
+import {
+  ActionRowBuilder,
+  ButtonBuilder,
+  ButtonStyle,
+  type Client,
+  type Message,
+  type MessageActionRowComponentBuilder,
+} from 'discord.js';
+import type { App } from '../app.js';
+import { ProvidersUnavailableError } from '../core/calls.js';
+import { footerLines } from '../core/footer.js';
+import { modelLabel } from '../core/models.js';
+import { answerTurn, type TurnRequest, type TurnResult } from '../core/turn.js';
+import type { ServerSettings } from '../db/settings.js';
+import type { Logger } from '../log.js';
+import {
+  type Components,
+  EDIT_INTERVAL_MS,
+  LiveReply,
+  NO_MENTIONS,
+  type ReplySurface,
+} from './live-reply.js';
+
+/** What people are told when neither provider answers. */
+export const PROVIDERS_DOWN = 'both model providers are unavailable right now; nothing was charged';
+
+/** The Escalate button under a fast-model answer: its custom id names the turn it would improve. */
+const ESCALATE_PREFIX = 'escalate:';
+
+export function escalateButtonId(turnId: string): string {
+  return `${ESCALATE_PREFIX}${turnId}`;
+}
+
+/** The turn an Escalate button belongs to, or undefined for any other component. */
+export function turnOfEscalateButton(customId: string): string | undefined {
+  return customId.startsWith(ESCALATE_PREFIX) ? customId.slice(ESCALATE_PREFIX.length) : undefined;
+}
+
+function escalateButton(turnId: string, smartModel: string): Components {
+  return [
+    new ActionRowBuilder<MessageActionRowComponentBuilder>().addComponents(
+      new ButtonBuilder()
+        .setCustomId(escalateButtonId(turnId))
+        .setLabel(`Escalate to ${modelLabel(smartModel)}`)
+        .setStyle(ButtonStyle.Secondary),
+    ),
+  ];
+}
+
+export interface AnswerContext {
+  app: App;
+  client: Client<true>;
+  log: Logger;
+  editIntervalMs?: number | undefined;
+}
+
+/**
+ * Runs a turn and shows it on a surface as it is written: text streamed into the reply, the draft replaced
+ * by "refining with Claude Haiku…" when the smart model takes over, then the final text with its footer
+ * (and, under a fast-model answer, the Escalate button). A server whose spending just crossed 80% or 100%
+ * of its cap hears of it in its alerts channel, after the answer.
+ */
+export async function streamTurn(
+  request: TurnRequest,
+  surface: ReplySurface,
+  settings: ServerSettings,
+  context: AnswerContext,
+  options: StreamOptions = {},
+): Promise<StreamedTurn> {
+  const { app } = context;
+  const live = new LiveReply(surface, context.editIntervalMs ?? EDIT_INTERVAL_MS);
+  void live.start();
+  // A refusal is the message itself, not a footnote: which limit, what is left, when it resets.
+  const refuse = options.refuse ?? ((text: string) => live.finish(text, []).then(() => undefined));
+  let result: TurnResult;
+  try {
+    result = await answerTurn(request, app.engine, (event) => {
+      if (event.type === 'delta') live.append(event.text);
+      else live.replace(`-# refining with ${modelLabel(event.model)}…`);
+    });
+  } catch (error) {
+    if (error instanceof ProvidersUnavailableError) {
+      context.log.error({ err: error, turnId: request.turnId }, 'both model providers failed');
+      await refuse(PROVIDERS_DOWN);
+      return { result: undefined, messages: [] };
+    }
+    throw error;
+  }
+  let messages: Message[] = [];
+  if (result.status === 'answered') {
+    // With the footer off, the notes that matter to the person (fallback, kept draft, budget) stay.
+    const lines = settings.showFooter ? footerLines(result) : footerLines(result).slice(1);
+    const canEscalate = result.model === app.engine.fastModel && settings.escalationMode !== 'off';
+    messages = await live.finish(
+      result.text,
+      lines.map((line) => `-# ${line}`),
+      canEscalate ? escalateButton(request.turnId, app.engine.smartModel) : undefined,
+    );
+  } else {
+    await refuse(result.warnings.join('\n'));
+  }
+  if (request.owner.guildId !== null && result.costMicros > 0) {
+    void alertServer(request.owner.guildId, settings, context);
+  }
+  return { result, messages };
+}
+
+export interface StreamOptions {
+  /**
+   * How a turn that gives no answer (a budget denial, escalation turned off, both providers down) is
+   * told; by default, in place of the answer. Commands tell it privately.
+   */
+  refuse?: (text: string) => Promise<void>;
+}
+
+export interface StreamedTurn {
+  /** undefined: both providers were down. */
+  result: TurnResult | undefined;
+  /** The messages of the answer, first to last (none when refused). */
+  messages: Message[];
+}
+
+/** Tells a server's alerts channel (if it has one) that its spending crossed 80% or 100% of its cap. */
+async function alertServer(guildId: string, settings: ServerSettings, context: AnswerContext): Promise<void> {
+  try {
+    // Without a channel to tell, the notice is not used up: it goes out once one is set.
+    if (settings.alertsChannelId === null) return;
+    const notice = context.app.serverBudgetNotice(guildId);
+    if (notice === undefined) return;
+    const channel = await context.client.channels.fetch(settings.alertsChannelId);
+    if (!channel?.isSendable()) throw new Error('the alerts channel is gone or not a text channel');
+    await channel.send({ content: `⚠️ ${notice}`, allowedMentions: NO_MENTIONS });
+  } catch (error) {
+    context.log.warn({ err: error, guildId }, 'could not post the server budget alert');
+  }
+}

@@ -1,0 +1,148 @@
+import {
+  ChannelType,
+  type ChatInputCommandInteraction,
+  InteractionContextType,
+  MessageFlags,
+  PermissionFlagsBits,
+  SlashCommandBuilder,
+} from 'discord.js';
+import { ESCALATION_MODES, type EscalationMode } from '../../core/escalation.js';
+import { modelLabel } from '../../core/models.js';
+import { NO_MENTIONS } from '../live-reply.js';
+import { type CommandContext, requireAdmin, requireServer, type SlashCommand, UserError } from './command.js';
+
+const TEXT_CHANNELS = [ChannelType.GuildText, ChannelType.GuildAnnouncement] as const;
+
+/** /settings: how tierbot behaves in this server. */
+export const settings: SlashCommand = {
+  data: new SlashCommandBuilder()
+    .setName('settings')
+    .setDescription('How tierbot behaves in this server (Manage Server)')
+    .setDefaultMemberPermissions(PermissionFlagsBits.ManageGuild)
+    .setContexts(InteractionContextType.Guild)
+    .addSubcommand((subcommand) =>
+      subcommand
+        .setName('escalation')
+        .setDescription('When answers go to Claude Haiku')
+        .addStringOption((option) =>
+          option
+            .setName('mode')
+            .setDescription('auto: when a check says so; manual: only when asked; off: never')
+            .setRequired(true)
+            .addChoices(...ESCALATION_MODES.map((mode) => ({ name: mode, value: mode }))),
+        ),
+    )
+    .addSubcommand((subcommand) =>
+      subcommand
+        .setName('footer')
+        .setDescription('The line under each answer: models, reason, tokens, cost')
+        .addBooleanOption((option) => option.setName('show').setDescription('Show it').setRequired(true)),
+    )
+    .addSubcommandGroup((group) =>
+      group
+        .setName('channel')
+        .setDescription('Channels where every message is answered without a mention')
+        .addSubcommand((subcommand) =>
+          subcommand
+            .setName('add')
+            .setDescription('Answer every message in a channel')
+            .addChannelOption((option) =>
+              option
+                .setName('channel')
+                .setDescription('Default: this channel')
+                .addChannelTypes(...TEXT_CHANNELS),
+            ),
+        )
+        .addSubcommand((subcommand) =>
+          subcommand
+            .setName('remove')
+            .setDescription('Back to answering mentions only')
+            .addChannelOption((option) =>
+              option
+                .setName('channel')
+                .setDescription('Default: this channel')
+                .addChannelTypes(...TEXT_CHANNELS),
+            ),
+        )
+        .addSubcommand((subcommand) => subcommand.setName('list').setDescription('The channels answered')),
+    )
+    .addSubcommand((subcommand) =>
+      subcommand
+        .setName('alerts')
+        .setDescription("Where alerts about the server's budget go")
+        .addChannelOption((option) =>
+          option
+            .setName('channel')
+            .setDescription('The channel')
+            .setRequired(true)
+            .addChannelTypes(...TEXT_CHANNELS),
+        ),
+    )
+    .toJSON(),
+
+  async execute(interaction, context) {
+    const guildId = requireServer(interaction, '/settings');
+    requireAdmin(interaction, context, '/settings');
+    const content = apply(interaction, guildId, context);
+    await interaction.reply({ content, flags: MessageFlags.Ephemeral, allowedMentions: NO_MENTIONS });
+  },
+};
+
+function apply(interaction: ChatInputCommandInteraction, guildId: string, context: CommandContext): string {
+  const store = context.app.settings;
+  const by = interaction.user.id;
+  const group = interaction.options.getSubcommandGroup();
+  const subcommand = interaction.options.getSubcommand(true);
+  if (group === 'channel') {
+    if (subcommand === 'list') {
+      const channels = store.answeredChannelsOf(guildId);
+      return channels.length === 0
+        ? 'No channels are answered without a mention.'
+        : `Answered without a mention: ${channels.map((id) => `<#${id}>`).join(', ')}`;
+    }
+    const channelId = interaction.options.getChannel('channel')?.id ?? interaction.channelId;
+    if (subcommand === 'add') {
+      store.addAnsweredChannel(guildId, channelId, by);
+      return `Every message in <#${channelId}> is answered now, without a mention.`;
+    }
+    if (subcommand === 'remove') {
+      store.removeAnsweredChannel(guildId, channelId);
+      return `<#${channelId}> is back to mentions and replies only.`;
+    }
+  }
+  switch (subcommand) {
+    case 'escalation': {
+      const mode = interaction.options.getString('mode', true) as EscalationMode;
+      if (!ESCALATION_MODES.includes(mode)) {
+        throw new UserError(`Not changed: mode must be one of ${ESCALATION_MODES.join(', ')}.`);
+      }
+      store.update(guildId, { escalationMode: mode }, by);
+      const { fastModel, smartModel } = context.app.engine;
+      return `Escalation is now ${mode}: ${modeMeaning(mode, modelLabel(fastModel), modelLabel(smartModel))}.`;
+    }
+    case 'footer': {
+      const show = interaction.options.getBoolean('show', true);
+      store.update(guildId, { showFooter: show }, by);
+      return show
+        ? 'Answers show their footer (models, reason, tokens, cost).'
+        : 'Answers no longer show their footer; notes that matter (fallbacks, budget) still show.';
+    }
+    case 'alerts': {
+      const channel = interaction.options.getChannel('channel', true);
+      store.update(guildId, { alertsChannelId: channel.id }, by);
+      return `Server budget alerts (80% and 100% of its cap) go to <#${channel.id}>.`;
+    }
+  }
+  throw new UserError(`/settings has no subcommand ${[group, subcommand].filter(Boolean).join(' ')}.`);
+}
+
+function modeMeaning(mode: EscalationMode, fast: string, smart: string): string {
+  switch (mode) {
+    case 'auto':
+      return `${fast} answers, and a check sends answers that fall short to ${smart}`;
+    case 'manual':
+      return `${fast} answers; ${smart} only when someone asks (/escalate, the Escalate button)`;
+    case 'off':
+      return `${fast} answers everything`;
+  }
+}
