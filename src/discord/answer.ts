@@ -58,7 +58,7 @@ export interface AnswerContext {
  * Runs a turn and shows it on a surface as it is written: text streamed into the reply, the draft replaced
  * by "refining with Claude Haiku…" when the smart model takes over, then the final text with its footer
  * (and, under a fast-model answer, the Escalate button). A server whose spending just crossed 80% or 100%
- * of its cap hears of it in its alerts channel, after the answer.
+ * of its cap hears of it in its alerts channel, after the answer is shown.
  */
 export async function streamTurn(
   request: TurnRequest,
@@ -100,7 +100,7 @@ export async function streamTurn(
     await refuse(result.warnings.join('\n'));
   }
   if (request.owner.guildId !== null && result.costMicros > 0) {
-    void alertServer(request.owner.guildId, settings, context);
+    await alertServer(request.owner.guildId, settings, context);
   }
   return { result, messages };
 }

@@ -1,65 +1,26 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type App, createApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
-import { EMPTY_QUESTION_HINT, type RunningBot, startBot } from '../../src/discord/bot.js';
-import { createLogger } from '../../src/log.js';
-import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
-import { type FakeDiscord, startFakeDiscord } from '../fakes/discord/index.js';
-import { type FakeOpenAI, openaiErrors, startFakeOpenAI } from '../fakes/openai.js';
+import type { App } from '../../src/app.js';
+import { EMPTY_QUESTION_HINT, type RunningBot } from '../../src/discord/bot.js';
+import type { FakeAnthropic } from '../fakes/anthropic.js';
+import type { FakeDiscord } from '../fakes/discord/index.js';
+import { type FakeOpenAI, openaiErrors } from '../fakes/openai.js';
+import { ACCEPT, type BotHarness, startBotHarness, until } from '../support/bot.js';
 
+let harness: BotHarness;
 let discord: FakeDiscord;
 let openai: FakeOpenAI;
 let anthropic: FakeAnthropic;
-let directory: string;
 let app: App;
 let bot: RunningBot;
 
-/** The bot as `npm start` builds it (configuration, app, Discord), pointed at the loopback servers. */
 beforeEach(async () => {
-  [discord, openai, anthropic] = await Promise.all([
-    startFakeDiscord({ heartbeatIntervalMs: 5_000 }),
-    startFakeOpenAI(),
-    startFakeAnthropic(),
-  ]);
-  directory = mkdtempSync(join(tmpdir(), 'tierbot-bot-'));
-  const config = loadConfig({
-    DISCORD_TOKEN: discord.token,
-    DISCORD_API_URL: discord.apiUrl,
-    OPENAI_API_KEY: 'sk-test-openai-key-0000000000',
-    ANTHROPIC_API_KEY: 'sk-ant-test-key-0000000000',
-    OPENAI_BASE_URL: openai.url,
-    ANTHROPIC_BASE_URL: anthropic.url,
-    DATABASE_PATH: join(directory, 'tierbot.db'),
-  });
-  const log = createLogger('silent');
-  app = createApp(config, log);
-  bot = await startBot(config, app, log, { editIntervalMs: 100, shutdownGraceMs: 300 });
+  harness = await startBotHarness();
+  ({ discord, openai, anthropic, app, bot } = harness);
 });
 
-afterEach(async () => {
-  await bot.stop();
-  expect(app.ledger.openReservationCount()).toBe(0);
-  app.close();
-  expect([...openai.unexpected, ...anthropic.unexpected]).toEqual([]);
-  discord.assertNothingUnexpected();
-  await Promise.all([discord.close(), openai.close(), anthropic.close()]);
-  rmSync(directory, { recursive: true, force: true });
-});
+afterEach(() => harness.close());
 
-/** Waits until a condition holds, checking every 10 ms (bounded by the test's own timeout). */
-async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
-}
-
-const accept = JSON.stringify({
-  verdict: 'accept',
-  reason: 'complete',
-  category: 'factual',
-  confidence: 0.95,
-});
+const accept = ACCEPT;
 const isBotWrite = (request: { method: string; route?: string }) =>
   request.route === 'POST /channels/:channel_id/messages' ||
   request.route === 'PATCH /channels/:channel_id/messages/:message_id';
@@ -103,6 +64,28 @@ describe('answering in Discord', () => {
     );
     expect(openai.requests).toHaveLength(2);
     expect(openai.requests[0]?.body.messages.at(-1).content).toBe('ping');
+  });
+
+  it('when another bot or the bot itself mentions the bot, then it is ignored', async () => {
+    const robot = discord.addUser({ username: 'robot', isBot: true });
+    discord.addMember(robot.id);
+    discord.messageCreate({ authorId: robot.id, content: `<@${discord.bot.id}> answer me, fellow bot` });
+    discord.messageCreate({ authorId: discord.bot.id, content: `<@${discord.bot.id}> talking to myself` });
+    // A person's message after theirs is answered, and it is the only one a model ever sees.
+    openai.script(
+      { type: 'stream', text: 'pong', finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    discord.messageCreate({ content: `<@${discord.bot.id}> ping` });
+    await discord.waitForRequest(
+      (request) => isBotWrite(request) && String(request.body?.content).includes('-#'),
+    );
+    expect(openai.requests.map((request) => request.body.stream === true)).toEqual([true, false]);
+    expect(openai.requests[0]?.body.messages.at(-1).content).toBe('ping');
+    const replies = discord.requests.filter(
+      (request) => request.route === 'POST /channels/:channel_id/messages',
+    );
+    expect(replies).toHaveLength(1);
   });
 
   it('when someone mentions the bot with nothing else, then it says how to ask and calls no model', async () => {

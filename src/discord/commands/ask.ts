@@ -3,7 +3,7 @@ import { newId } from '../../core/ids.js';
 import type { ModelChoice } from '../../core/turn.js';
 import { streamTurn } from '../answer.js';
 import { interactionSurface } from '../live-reply.js';
-import { type SlashCommand, UserError } from './command.js';
+import { replyPrivately, type SlashCommand, UserError } from './command.js';
 
 const MODEL_CHOICES: readonly ModelChoice[] = ['auto', 'fast', 'smart'];
 
@@ -59,6 +59,8 @@ export const ask: SlashCommand = {
       interactionSurface(interaction, isPrivate),
       settings,
       context,
+      // Over budget or providers down: said privately, in place of the answer.
+      { refuse: (text) => replyPrivately(interaction, text) },
     );
   },
 };

@@ -1,0 +1,99 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { expect } from 'vitest';
+import { type App, createApp } from '../../src/app.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import { type RunningBot, startBot } from '../../src/discord/bot.js';
+import { createLogger } from '../../src/log.js';
+import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
+import { type FakeDiscord, startFakeDiscord } from '../fakes/discord/index.js';
+import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai.js';
+
+export interface BotHarness {
+  discord: FakeDiscord;
+  openai: FakeOpenAI;
+  anthropic: FakeAnthropic;
+  config: Config;
+  app: App;
+  bot: RunningBot;
+  /** Every log line the bot wrote, parsed. */
+  logs: Record<string, unknown>[];
+  environment: Record<string, string>;
+  /** Stops the bot, checks nothing was left open or unexpected, and removes everything. */
+  close(): Promise<void>;
+}
+
+/**
+ * The bot as `npm start` builds it (configuration, app, Discord), pointed at the loopback servers, with a
+ * fast edit interval and a short shutdown grace. `before` runs against the fake Discord before the bot
+ * logs in (e.g. to register the commands).
+ */
+export async function startBotHarness(
+  options: {
+    environment?: Record<string, string>;
+    before?: (discord: FakeDiscord, config: Config) => Promise<void>;
+  } = {},
+): Promise<BotHarness> {
+  const [discord, openai, anthropic] = await Promise.all([
+    startFakeDiscord({ heartbeatIntervalMs: 5_000 }),
+    startFakeOpenAI(),
+    startFakeAnthropic(),
+  ]);
+  const directory = mkdtempSync(join(tmpdir(), 'tierbot-bot-'));
+  const environment = {
+    DISCORD_TOKEN: discord.token,
+    DISCORD_API_URL: discord.apiUrl,
+    OPENAI_API_KEY: 'sk-test-openai-key-0000000000',
+    ANTHROPIC_API_KEY: 'sk-ant-test-key-0000000000',
+    OPENAI_BASE_URL: openai.url,
+    ANTHROPIC_BASE_URL: anthropic.url,
+    DATABASE_PATH: join(directory, 'tierbot.db'),
+    ...options.environment,
+  };
+  const config = loadConfig(environment);
+  const logs: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n')) if (line !== '') logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const log = createLogger('info', destination);
+  await options.before?.(discord, config);
+  const app = createApp(config, log);
+  const bot = await startBot(config, app, log, { editIntervalMs: 100, shutdownGraceMs: 300 });
+  return {
+    discord,
+    openai,
+    anthropic,
+    config,
+    app,
+    bot,
+    logs,
+    environment,
+    async close() {
+      await bot.stop();
+      expect(app.ledger.openReservationCount()).toBe(0);
+      app.close();
+      expect([...openai.unexpected, ...anthropic.unexpected]).toEqual([]);
+      discord.assertNothingUnexpected();
+      await Promise.all([discord.close(), openai.close(), anthropic.close()]);
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Waits until a condition holds, checking every 10 ms (bounded by the test's own timeout). */
+export async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+/** What the check says when a draft is fine. */
+export const ACCEPT = JSON.stringify({
+  verdict: 'accept',
+  reason: 'complete',
+  category: 'factual',
+  confidence: 0.95,
+});
