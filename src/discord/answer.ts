@@ -86,6 +86,9 @@ export async function streamTurn(
     }
     throw error;
   }
+  // What the person is about to see as done is on disk first: a crash after the last edit loses no charge.
+  app.ledger.flush();
+  app.turns.flush();
   let messages: Message[] = [];
   if (result.status === 'answered') {
     // With the footer off, the notes that matter to the person (fallback, kept draft, budget) stay.

@@ -10,6 +10,7 @@ import { createDiscordClient } from './client.js';
 import { handleInteraction, warnIfCommandsDiffer } from './commands/index.js';
 import { buildConversation, isForBot } from './conversation.js';
 import { messageSurface, NO_MENTIONS } from './live-reply.js';
+import { RecentIds } from './recent-ids.js';
 import { Cooldown } from './cooldown.js';
 import { UserLanes } from './user-lanes.js';
 
@@ -57,8 +58,11 @@ export async function startBot(
     void task.finally(() => inFlight.delete(task));
   };
 
+  // A message or interaction delivered twice is answered once (one model call, one charge, one reply).
+  const taken = new RecentIds();
+
   client.on(Events.InteractionCreate, (interaction) => {
-    if (isStopping || !client.isReady()) return;
+    if (isStopping || !client.isReady() || !taken.take(interaction.id)) return;
     track((signal) =>
       handleInteraction(interaction, { ...answerContext(), config, signal }).catch((error: unknown) =>
         log.error({ err: error, interactionId: interaction.id }, 'handling an interaction failed'),
@@ -70,6 +74,7 @@ export async function startBot(
     const isAnswered = (guildId: string | null, channelId: string) =>
       app.settings.isAnsweredChannel(guildId, channelId);
     if (isStopping || !client.isReady() || !isForBot(message, client.user.id, isAnswered)) return;
+    if (!taken.take(message.id)) return;
     const waitMs = cooldown.take(message.author.id);
     if (waitMs > 0) {
       const seconds = Math.ceil(waitMs / 1000);
