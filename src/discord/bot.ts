@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Client, Events, type Message } from 'discord.js';
+import { type Client, Events, type Message, type RESTOptions } from 'discord.js';
 import type { App } from '../app.js';
 import type { Config } from '../config.js';
 import { newId } from '../core/ids.js';
@@ -23,6 +23,8 @@ const SHUTDOWN_GRACE_MS = 10_000;
 export interface BotOptions {
   editIntervalMs?: number;
   shutdownGraceMs?: number;
+  /** discord.js REST options over the defaults (tests shorten the request timeout). */
+  rest?: Partial<RESTOptions>;
 }
 
 export interface RunningBot {
@@ -38,7 +40,7 @@ export async function startBot(
   log: Logger,
   options: BotOptions = {},
 ): Promise<RunningBot> {
-  const client = createDiscordClient(config.discord);
+  const client = createDiscordClient(config.discord, options.rest);
   const inFlight = new Map<Promise<void>, AbortController>();
   let isStopping = false;
 

@@ -1,4 +1,4 @@
-import { Client, GatewayIntentBits, Partials } from 'discord.js';
+import { Client, GatewayIntentBits, Partials, type RESTOptions } from 'discord.js';
 import type { Config } from '../config.js';
 import { NO_MENTIONS } from './live-reply.js';
 
@@ -6,7 +6,7 @@ import { NO_MENTIONS } from './live-reply.js';
  * The Discord client: intents for servers, their messages and DMs (MessageContent is privileged: enable it
  * in the developer portal), partial channels so DMs arrive, and mentions off for everything it sends.
  */
-export function createDiscordClient(config: Config['discord']): Client {
+export function createDiscordClient(config: Config['discord'], rest: Partial<RESTOptions> = {}): Client {
   return new Client({
     intents: [
       GatewayIntentBits.Guilds,
@@ -17,6 +17,6 @@ export function createDiscordClient(config: Config['discord']): Client {
     partials: [Partials.Channel],
     allowedMentions: NO_MENTIONS,
     enforceNonce: true,
-    ...(config.apiUrl ? { rest: { api: config.apiUrl } } : {}),
+    rest: { ...(config.apiUrl ? { api: config.apiUrl } : {}), ...rest },
   });
 }

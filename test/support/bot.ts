@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { expect } from 'vitest';
 import { type App, createApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
-import { type RunningBot, startBot } from '../../src/discord/bot.js';
+import { type BotOptions, type RunningBot, startBot } from '../../src/discord/bot.js';
 import { createLogger } from '../../src/log.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { type FakeDiscord, startFakeDiscord } from '../fakes/discord/index.js';
@@ -34,6 +34,8 @@ export async function startBotHarness(
   options: {
     environment?: Record<string, string>;
     before?: (discord: FakeDiscord, config: Config) => Promise<void>;
+    /** Over the harness's bot options (fast edits, short shutdown grace). */
+    bot?: BotOptions;
   } = {},
 ): Promise<BotHarness> {
   const [discord, openai, anthropic] = await Promise.all([
@@ -63,7 +65,7 @@ export async function startBotHarness(
   const log = createLogger('info', destination);
   await options.before?.(discord, config);
   const app = createApp(config, log);
-  const bot = await startBot(config, app, log, { editIntervalMs: 100, shutdownGraceMs: 300 });
+  const bot = await startBot(config, app, log, { editIntervalMs: 100, shutdownGraceMs: 300, ...options.bot });
   return {
     discord,
     openai,
