@@ -25,6 +25,8 @@ export interface BotOptions {
   shutdownGraceMs?: number;
   /** discord.js REST options over the defaults (tests shorten the request timeout). */
   rest?: Partial<RESTOptions>;
+  /** How long an interaction may run before it is stopped (default: 14 minutes of its 15). */
+  interactionDeadlineMs?: number;
 }
 
 export interface RunningBot {
@@ -66,7 +68,12 @@ export async function startBot(
   client.on(Events.InteractionCreate, (interaction) => {
     if (isStopping || !client.isReady() || !taken.take(interaction.id)) return;
     track((signal) =>
-      handleInteraction(interaction, { ...answerContext(), config, signal }).catch((error: unknown) =>
+      handleInteraction(interaction, {
+        ...answerContext(),
+        config,
+        signal,
+        interactionDeadlineMs: options.interactionDeadlineMs,
+      }).catch((error: unknown) =>
         log.error({ err: error, interactionId: interaction.id }, 'handling an interaction failed'),
       ),
     );

@@ -182,6 +182,25 @@ describe('/ask', () => {
   });
 });
 
+describe('every interaction', () => {
+  it('when a command is still running at its deadline, then it is stopped, the person is told why, and nothing stays reserved', async () => {
+    await harness.close();
+    harness = await startBotHarness({
+      before: (_discord, config) => registerCommands(config.discord).then(() => {}),
+      bot: { interactionDeadlineMs: 300 },
+    });
+    harness.openai.script({ type: 'stream', text: 'Too late.', firstChunkDelayMs: 5_000 });
+    const interaction = harness.discord.chatInputCommand({
+      commandName: 'ask',
+      options: { prompt: 'slow?' },
+    });
+    expect(await privateAnswer(interaction.id)).toBe(
+      'This took longer than Discord lets an answer run (15 minutes) and was stopped; only what was used was charged.',
+    );
+    expect(harness.app.ledger.openReservationCount()).toBe(0);
+  });
+});
+
 /** A mention answered by the fast model (accepted by the check): the question and the answer's messages. */
 async function answeredMention(text = 'what is a monad?') {
   harness.openai.script(

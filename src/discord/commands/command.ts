@@ -14,6 +14,8 @@ export interface CommandContext extends AnswerContext {
   config: Config;
   /** Aborted at shutdown (after the grace period) or when the interaction's time is up. */
   signal: AbortSignal;
+  /** How long an interaction may run before it is stopped (default: 14 minutes of its 15). */
+  interactionDeadlineMs?: number | undefined;
 }
 
 /** One slash command: its registration (as sent to Discord) and its handler. */

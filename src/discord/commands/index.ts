@@ -24,7 +24,7 @@ const TOO_LONG =
  */
 export async function handleInteraction(interaction: Interaction, context: CommandContext): Promise<void> {
   if (!interaction.isChatInputCommand() && !interaction.isButton()) return;
-  const deadline = AbortSignal.timeout(INTERACTION_DEADLINE_MS);
+  const deadline = AbortSignal.timeout(context.interactionDeadlineMs ?? INTERACTION_DEADLINE_MS);
   const scoped = { ...context, signal: AbortSignal.any([context.signal, deadline]) };
   const what = interaction.isChatInputCommand() ? `/${interaction.commandName}` : interaction.customId;
   try {
