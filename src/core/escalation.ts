@@ -85,7 +85,7 @@ export function parseVerdict(value: unknown): CheckVerdict | undefined {
  */
 export function freeSignal(draft: Pick<ChatResult, 'text' | 'finishReason'>): string | undefined {
   if (draft.finishReason === 'length') return 'the draft was cut off';
-  if (draft.text.trim() === '') return 'the draft was empty';
+  if (!/\S/.test(draft.text)) return 'the draft was empty';
   if (draft.finishReason === 'refusal' || draft.finishReason === 'content_filter')
     return 'the draft declined to answer';
   return undefined;
