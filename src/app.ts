@@ -1,7 +1,7 @@
 import type { ModelConfig } from './config.js';
 import type { LimitKind } from './core/budget.js';
 import { modelLabel } from './core/models.js';
-import { describeNotice, dueNotice } from './core/notices.js';
+import { describeNotice, dueNotice, NOTICE_PERCENTS } from './core/notices.js';
 import type { TurnDependencies } from './core/turn.js';
 import { type AppDatabase, closeDatabase, migrate, openDatabase } from './db/database.js';
 import { Ledger } from './db/ledger.js';
@@ -98,6 +98,7 @@ export function createApp(config: ModelConfig, log: Logger): App {
 export function budgetNotices(db: AppDatabase, ledger: Ledger) {
   const notices = new SqliteNoticeLog(db);
   return (kind: LimitKind, userId: string, guildId: string | null): string | undefined => {
+    if (!ledger.mayHaveReached(kind, userId, guildId, NOTICE_PERCENTS[0] / 100)) return undefined;
     const standing = ledger.standings(userId, guildId).find((limit) => limit.kind === kind);
     const percent = standing && dueNotice(standing, { userId, guildId }, (key) => notices.claim(key));
     return percent && standing ? describeNotice(percent, standing) : undefined;

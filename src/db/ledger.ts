@@ -7,6 +7,7 @@ import {
   type BudgetPeriod,
   type BudgetScope,
   findDenial,
+  type LimitKind,
   type LimitStanding,
   type PeriodWindow,
   periodWindow,
@@ -233,6 +234,12 @@ export class Ledger implements UsageLedger {
   /** One better-sqlite3 transaction wrapper for every operation (drizzle builds a new one per call). */
   private readonly transaction: { immediate: <T>(work: () => T) => T };
   private readonly held = new Map<string, HeldReservation>();
+  /**
+   * Per limit, the share of its budget that was spent or held, this call included, at this process's
+   * latest reserve: an upper bound on what its spending can have reached since (a call costs at most its
+   * reservation), which spares the standings read after most turns.
+   */
+  private readonly shareBounds = new Map<string, number>();
   private readonly settles: WriteBehind<PendingSettle>;
 
   constructor(
@@ -271,6 +278,14 @@ export class Ledger implements UsageLedger {
       const { standings, atMs: createdAt } = this.standingsAt(request.userId, request.guildId, this.now());
       const denial = findDenial(standings, request.amountMicros);
       if (denial) return { ok: false, denial };
+      for (const standing of standings) {
+        const { amountMicros } = standing.budget;
+        const committed = standing.spentMicros + standing.reservedMicros + request.amountMicros;
+        this.shareBounds.set(
+          boundKey(standing.kind, request.userId, request.guildId),
+          amountMicros === 0 ? 1 : committed / amountMicros,
+        );
+      }
       this.statements.insertReservation.run({
         requestId: request.requestId,
         turnId: request.turnId,
@@ -316,6 +331,7 @@ export class Ledger implements UsageLedger {
     }
     this.held.delete(requestId);
     const cost = costMicros(usage, this.priceOf(held.model));
+    if (cost > held.amountMicros) this.forgetBounds(held.userId, held.guildId);
     this.settles.add({ ...held, requestId, usage, costMicros: cost });
     return {
       status: 'settled',
@@ -385,6 +401,22 @@ export class Ledger implements UsageLedger {
   /** The limits that apply to a user here and how each stands right now (for /usage and /budget show). */
   standings(userId: string, guildId: string | null): LimitStanding[] {
     return this.standingsAt(userId, guildId, this.now()).standings;
+  }
+
+  /**
+   * Whether a member's (or their server's) spending may have reached `share` of its budget: false only
+   * when this process's latest reserve for that limit, its call included, stayed below it. Other
+   * processes' spending since is not counted, so the answer can come one call late, never wrong.
+   */
+  mayHaveReached(kind: LimitKind, userId: string, guildId: string | null, share: number): boolean {
+    const bound = this.shareBounds.get(boundKey(kind, userId, guildId));
+    return bound === undefined || bound >= share;
+  }
+
+  /** A call cost more than it reserved (its estimate fell short): the bounds no longer hold. */
+  private forgetBounds(userId: string, guildId: string | null): void {
+    this.shareBounds.delete(boundKey('user', userId, guildId));
+    this.shareBounds.delete(boundKey('server', userId, guildId));
   }
 
   /** Sets a budget and audits the change; returns the budget it replaced. */
@@ -466,6 +498,7 @@ export class Ledger implements UsageLedger {
       chargedAt: reservation.createdAt,
       createdAt: this.now(),
     });
+    if (cost > reservation.amountMicros) this.forgetBounds(reservation.userId, reservation.guildId);
     this.addToCounters(reservation.userId, reservation.guildId, reservation.createdAt, {
       spent: cost,
       reserved: -reservation.amountMicros,
@@ -669,6 +702,10 @@ function windowTotals(row: typeof spendCounters.$inferSelect, period: BudgetPeri
         reservedMicros: row.monthReservedMicros,
       };
   }
+}
+
+function boundKey(kind: LimitKind, userId: string, guildId: string | null): string {
+  return kind === 'user' ? `user|${guildId ?? ''}|${userId}` : `server|${guildId ?? ''}`;
 }
 
 function counterKey(kind: 'user' | 'server', userId: string, guildId: string | null): CounterKey {

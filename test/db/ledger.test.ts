@@ -154,6 +154,24 @@ describe('settle', () => {
     }
   });
 
+  it("when asked whether spending may have reached a share, then it answers from this process's latest reserve, and not once a call cost more than it held", () => {
+    // Budget 10,000: nothing known yet, so it may have.
+    expect(ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(true);
+    ledger.reserve(callRequest({ requestId: 'call-1', amountMicros: 4_000 }));
+    expect(ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(false);
+    expect(ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.4)).toBe(true);
+    ledger.settle('call-1', usage);
+    // 450 spent + 8,000 held = 84.5%.
+    ledger.reserve(callRequest({ requestId: 'call-2', amountMicros: 8_000 }));
+    expect(ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(true);
+    ledger.settle('call-2', usage);
+    ledger.reserve(callRequest({ requestId: 'call-3', amountMicros: 100 }));
+    expect(ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(false);
+    // Used more than it reserved: the bound is gone.
+    ledger.settle('call-3', usage);
+    expect(ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(true);
+  });
+
   it('when the same request settles twice, then the second is a no-op', () => {
     ledger.reserve(callRequest({ requestId: 'call-1', amountMicros: 4_000 }));
     ledger.settle('call-1', usage);
