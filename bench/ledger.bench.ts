@@ -661,6 +661,8 @@ function measureReserveSettle(ledger: Ledger, population: Population, random: ()
     if (!ledger.reserve(request).ok) throw new Error(`reserve ${index} was denied`);
     if (ledger.settle(request.requestId, usage).status !== 'settled')
       throw new Error(`settle ${index} failed`);
+    // The settle's row is written behind the answer in the bot; here its write is part of the pair.
+    ledger.flush();
   };
 
   progress(`ledger: ${WARM_UP_PAIRS.toLocaleString('en-US')} warm-up reserve+settle pairs…`);

@@ -6,6 +6,9 @@
  * Readers that need the writes call {@link WriteBehind.flush} first. A failed write keeps its items and
  * is tried again with the next one (or the next flush); `onError` hears of it.
  */
+/** Enough for every call settling in one turn of the event loop under load; readers scan what waits. */
+const MAX_PENDING = 64;
+
 export class WriteBehind<Item> {
   private items: Item[] = [];
   private isScheduled = false;
@@ -13,6 +16,8 @@ export class WriteBehind<Item> {
   constructor(
     private readonly write: (items: readonly Item[]) => void,
     private readonly onError: (error: unknown) => void,
+    /** More than this waiting (work that never yields to the event loop) is written at once. */
+    private readonly maxPending = MAX_PENDING,
   ) {}
 
   /** What is waiting to be written, oldest first. */
@@ -22,16 +27,24 @@ export class WriteBehind<Item> {
 
   add(item: Item): void {
     this.items.push(item);
+    if (this.items.length >= this.maxPending) {
+      this.flushReporting();
+      return;
+    }
     if (this.isScheduled) return;
     this.isScheduled = true;
     setImmediate(() => {
       this.isScheduled = false;
-      try {
-        this.flush();
-      } catch (error) {
-        this.onError(error);
-      }
+      this.flushReporting();
     });
+  }
+
+  private flushReporting(): void {
+    try {
+      this.flush();
+    } catch (error) {
+      this.onError(error);
+    }
   }
 
   /** Writes everything waiting now; throws (keeping the items) if the write fails. */

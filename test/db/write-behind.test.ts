@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { WriteBehind } from '../../src/db/write-behind.js';
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('WriteBehind', () => {
+  it('when items are added in one piece of work, then they are written together on the next turn of the event loop', async () => {
+    const batches: number[][] = [];
+    const writes = new WriteBehind<number>(
+      (items) => batches.push([...items]),
+      (error) => {
+        throw error;
+      },
+    );
+    writes.add(1);
+    writes.add(2);
+    expect(batches).toEqual([]);
+    expect(writes.pending).toEqual([1, 2]);
+    await nextTurn();
+    expect(batches).toEqual([[1, 2]]);
+    expect(writes.pending).toEqual([]);
+  });
+
+  it('when work never yields, then the items are written once the limit is reached', () => {
+    const batches: number[][] = [];
+    const writes = new WriteBehind<number>(
+      (items) => batches.push([...items]),
+      () => {},
+      3,
+    );
+    for (let item = 1; item <= 7; item += 1) writes.add(item);
+    expect(batches).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
+    expect(writes.pending).toEqual([7]);
+  });
+
+  it('when a write fails, then its items are kept, the error is reported, and the next write carries them', async () => {
+    const errors: unknown[] = [];
+    const batches: number[][] = [];
+    let fails = true;
+    const writes = new WriteBehind<number>(
+      (items) => {
+        if (fails) throw new Error('database is locked');
+        batches.push([...items]);
+      },
+      (error) => errors.push(error),
+    );
+    writes.add(1);
+    await nextTurn();
+    expect(errors).toHaveLength(1);
+    expect(writes.pending).toEqual([1]);
+    fails = false;
+    writes.add(2);
+    await nextTurn();
+    expect(batches).toEqual([[1, 2]]);
+  });
+});
