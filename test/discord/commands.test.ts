@@ -492,6 +492,55 @@ describe('/settings', () => {
     expect(answer.params.channel_id).toBe(channel.id);
   });
 
+  it('when an admin lists and removes channels and hides the footer, then each is stored and answers follow it', async () => {
+    const run = async (
+      subcommand: string,
+      options: Record<string, string | boolean>,
+      subcommandGroup?: string,
+    ) => {
+      const interaction = harness.discord.chatInputCommand({
+        commandName: 'settings',
+        subcommand,
+        ...(subcommandGroup ? { subcommandGroup } : {}),
+        options,
+        userId: admin(),
+      });
+      return privateAnswer(interaction.id);
+    };
+    const here = harness.discord.channel.id;
+    expect(await run('add', {}, 'channel')).toBe(
+      `Every message in <#${here}> is answered now, without a mention.`,
+    );
+    expect(await run('list', {}, 'channel')).toBe(`Answered without a mention: <#${here}>`);
+    expect(await run('remove', {}, 'channel')).toBe(`<#${here}> is back to mentions and replies only.`);
+    expect(await run('list', {}, 'channel')).toBe('No channels are answered without a mention.');
+    expect(await run('footer', { show: false })).toMatch(/^Answers no longer show their footer/);
+
+    harness.openai.script({ type: 'stream', text: 'Quiet answer.' }, { type: 'completion', content: ACCEPT });
+    harness.discord.messageCreate({ content: `<@${harness.discord.bot.id}> hi` });
+    const answer = await harness.discord.waitForRequest(
+      (request) => request.body?.components?.length > 0 && String(request.body?.content).startsWith('Quiet'),
+    );
+    expect(answer.body.content).toBe('Quiet answer.');
+  });
+
+  it('when a user listed in BOT_OPERATOR_IDS, without Manage Server, sets a budget, then it is allowed and audited', async () => {
+    await harness.close();
+    harness = await startBotHarness({
+      before: (_discord, config) => registerCommands(config.discord).then(() => {}),
+      environment: (discord) => ({ BOT_OPERATOR_IDS: discord.user.id }),
+    });
+    const interaction = harness.discord.chatInputCommand({
+      commandName: 'budget',
+      subcommand: 'default',
+      options: { usd: 3 },
+    });
+    expect(await privateAnswer(interaction.id)).toBe(
+      'Set the default budget to $3.0000 per month; was not set.',
+    );
+    expect(harness.app.ledger.auditLog(harness.discord.guild.id)[0]?.changedBy).toBe(harness.discord.user.id);
+  });
+
   it('when a member without Manage Server changes a setting, then they are refused and nothing changes', async () => {
     const interaction = harness.discord.chatInputCommand({
       commandName: 'settings',

@@ -10,6 +10,7 @@ import { createLogger } from '../../src/log.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { type FakeDiscord, startFakeDiscord } from '../fakes/discord/index.js';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai.js';
+import { assertNoSecrets } from './secrets.js';
 
 export interface BotHarness {
   discord: FakeDiscord;
@@ -32,7 +33,8 @@ export interface BotHarness {
  */
 export async function startBotHarness(
   options: {
-    environment?: Record<string, string>;
+    /** Over the harness's environment; a function sees the fake Discord first (for its ids). */
+    environment?: Record<string, string> | ((discord: FakeDiscord) => Record<string, string>);
     before?: (discord: FakeDiscord, config: Config) => Promise<void>;
     /** Over the harness's bot options (fast edits, short shutdown grace). */
     bot?: BotOptions;
@@ -52,7 +54,7 @@ export async function startBotHarness(
     OPENAI_BASE_URL: openai.url,
     ANTHROPIC_BASE_URL: anthropic.url,
     DATABASE_PATH: join(directory, 'tierbot.db'),
-    ...options.environment,
+    ...(typeof options.environment === 'function' ? options.environment(discord) : options.environment),
   };
   const config = loadConfig(environment);
   const logs: Record<string, unknown>[] = [];
@@ -83,6 +85,44 @@ export async function startBotHarness(
       discord.assertNothingUnexpected();
       await Promise.all([discord.close(), openai.close(), anthropic.close()]);
       rmSync(directory, { recursive: true, force: true });
+      // Nothing the bot wrote carries a secret: its log lines, and what it sent to Discord (bodies and text
+      // files; an interaction webhook's path holds its token by design) and to the model APIs.
+      const known = [
+        environment.DISCORD_TOKEN,
+        environment.OPENAI_API_KEY,
+        environment.ANTHROPIC_API_KEY,
+        ...[...discord.world.interactions.values()].map((interaction) => interaction.token),
+      ].filter((secret): secret is string => secret !== undefined);
+      const sentToDiscord = discord.requests.flatMap((request, index) => [
+        ...(request.body === undefined
+          ? []
+          : [
+              {
+                where: `Discord request ${index} (${request.route}) body`,
+                text: JSON.stringify(request.body),
+              },
+            ]),
+        ...request.files
+          .filter((file) => /^(text\/|application\/json)/.test(file.contentType))
+          .map((file) => ({
+            where: `Discord request ${index} file ${file.name}`,
+            text: file.data.toString(),
+          })),
+      ]);
+      assertNoSecrets(
+        [
+          ...logs.map((line, index) => ({ where: `log line ${index}`, text: JSON.stringify(line) })),
+          ...sentToDiscord,
+        ],
+        known,
+      );
+      // Model requests may carry secret-shaped text a person wrote; never the bot's own secrets.
+      assertNoSecrets(
+        [...openai.requests, ...openai.unexpected, ...anthropic.requests, ...anthropic.unexpected].map(
+          (request, index) => ({ where: `model request ${index} body`, text: JSON.stringify(request.body) }),
+        ),
+        known,
+      );
     },
   };
 }
