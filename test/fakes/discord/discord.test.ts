@@ -38,11 +38,12 @@ async function start(
   clientOptions: Partial<ClientOptions> = {},
 ): Promise<void> {
   fake = await startFakeDiscord({ heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS, ...options });
+  const { rest, ...otherOptions } = clientOptions;
   client = new Client({
     intents,
     partials: [Partials.Channel],
-    rest: { api: fake.apiUrl },
-    ...clientOptions,
+    ...otherOptions,
+    rest: { api: fake.apiUrl, ...rest },
   });
 }
 
@@ -610,6 +611,31 @@ describe('rate limits', () => {
     expect(fake.messagesIn(fake.channel.id)[0]?.content).toBe('final');
   });
 
+  it('when a 429 is scripted for matching requests only, then the others on the route pass untouched', async () => {
+    const first = await general().send('first');
+    const second = await general().send('second');
+    fake.rateLimits.reject('PATCH /channels/:channel_id/messages/:message_id', {
+      retryAfterSeconds: 0.1,
+      matching: (request) => request.params.message_id === second.id,
+    });
+
+    await first.edit('first, edited');
+    await second.edit('second, edited');
+
+    const edits = fake.requests.filter(
+      (request) => request.route === 'PATCH /channels/:channel_id/messages/:message_id',
+    );
+    expect(edits.map((request) => [request.params.message_id, request.status])).toEqual([
+      [first.id, 200],
+      [second.id, 429],
+      [second.id, 200],
+    ]);
+    expect(fake.messagesIn(fake.channel.id).map((message) => message.content)).toEqual([
+      'first, edited',
+      'second, edited',
+    ]);
+  });
+
   it('when Discord answers a global 429, then discord.js pauses every route for retry_after', async () => {
     fake.rateLimits.reject('POST /channels/:channel_id/typing', { retryAfterSeconds: 0.2, isGlobal: true });
 
@@ -636,6 +662,103 @@ describe('rate limits', () => {
     const [info] = await rateLimited;
     expect(info).toMatchObject({ global: false, limit: 5 });
     expect(fake.rateLimits.count).toBe(0);
+  });
+});
+
+describe('repeated creates and lost responses', () => {
+  const CREATE = 'POST /channels/:channel_id/messages';
+  const creates = () => fake.requests.filter((request) => request.route === CREATE);
+  const echoesOf = (messageId: string) =>
+    fake.events.filter(
+      (event) => event.type === 'sent' && event.t === 'MESSAGE_CREATE' && event.d.id === messageId,
+    );
+
+  it('when a create repeats a nonce with enforce_nonce, then Discord returns the first message and makes no new one', async () => {
+    await start();
+    await logIn();
+    const path = `/channels/${fake.channel.id}/messages` as const;
+
+    const first = (await client.rest.post(path, {
+      body: { content: 'once', nonce: '1234567890', enforce_nonce: true },
+    })) as { id: string };
+    const again = (await client.rest.post(path, {
+      body: { content: 'once, again', nonce: '1234567890', enforce_nonce: true },
+    })) as { id: string; content: string };
+    // Without enforce_nonce the nonce is only echoed back, never checked.
+    const unchecked = (await client.rest.post(path, {
+      body: { content: 'twice', nonce: '1234567890' },
+    })) as { id: string };
+
+    expect(again).toMatchObject({ id: first.id, content: 'once' });
+    expect(unchecked.id).not.toBe(first.id);
+    expect(fake.messagesIn(fake.channel.id).map((message) => message.content)).toEqual(['once', 'twice']);
+    // Echoes go out in order: once the last create's is out, a repeat's would have been too.
+    await fake.waitForEvent((event) => echoesOf(unchecked.id).includes(event));
+    expect(echoesOf(first.id)).toHaveLength(1);
+  });
+
+  it('when a response comes after discord.js gave up waiting, then it retries with the same nonce and the message lands once', async () => {
+    await start({}, BOT_INTENTS, { enforceNonce: true, rest: { timeout: 200 } });
+    await logIn();
+    fake.delayNext(CREATE, { delayMs: 1_000 });
+
+    const sent = await general().send('hello');
+
+    expect(creates()).toHaveLength(2);
+    const [first, retry] = creates();
+    expect(first?.body).toMatchObject({ content: 'hello', enforce_nonce: true });
+    expect(retry?.body.nonce).toBe(first?.body.nonce);
+    expect(retry?.responseBody.id).toBe(first?.responseBody.id);
+    expect(sent.id).toBe(first?.responseBody.id);
+    expect(fake.messagesIn(fake.channel.id).map((message) => message.content)).toEqual(['hello']);
+    expect(echoesOf(sent.id)).toHaveLength(1);
+  });
+
+  it('when a response is held back for less than the timeout, then it arrives late and nothing is repeated', async () => {
+    await start({}, BOT_INTENTS, { rest: { timeout: 2_000 } });
+    await logIn();
+    fake.delayNext(CREATE, { delayMs: 200 });
+
+    const sent = await general().send('patience');
+
+    expect(creates().map((request) => request.responseBody.id)).toEqual([sent.id]);
+  });
+
+  it('when an INTERACTION_CREATE is redelivered, then the client gets the same interaction twice under two sequence numbers', async () => {
+    await start();
+    await logIn();
+    const received: string[] = [];
+    client.on(Events.InteractionCreate, (interaction) => received.push(interaction.id));
+
+    const sent = fake.chatInputCommand({ commandName: 'ask', options: { question: 'twice?' } });
+    const payload = fake.redeliver('INTERACTION_CREATE', sent.id);
+
+    await expect.poll(() => received).toEqual([sent.id, sent.id]);
+    expect(payload).toMatchObject({ id: sent.id, token: sent.token });
+    const sequences = fake.events.flatMap((event) =>
+      event.type === 'sent' && event.t === 'INTERACTION_CREATE' ? [event.s] : [],
+    );
+    expect(sequences).toHaveLength(2);
+    expect(sequences[1]).toBeGreaterThan(sequences[0]!);
+  });
+
+  it('when a MESSAGE_CREATE is redelivered, then the fake sends it again and discord.js, which has it cached, emits it once', async () => {
+    await start();
+    await logIn();
+    const received: string[] = [];
+    client.on(Events.MessageCreate, (message) => received.push(message.id));
+
+    const question = fake.messageCreate({ content: 'did you get this?' });
+    fake.redeliver('MESSAGE_CREATE', question.id);
+    // Dispatches arrive in order: once this one is in, the redelivery has been handled.
+    const later = fake.messageCreate({ content: 'and this?' });
+
+    await expect.poll(() => received).toEqual([question.id, later.id]);
+    const sent = fake.events.filter(
+      (event) => event.type === 'sent' && event.t === 'MESSAGE_CREATE' && event.d.id === question.id,
+    );
+    expect(sent).toHaveLength(2);
+    expect(() => fake.redeliver('INTERACTION_CREATE', question.id)).toThrow(/no INTERACTION_CREATE/);
   });
 });
 

@@ -143,6 +143,21 @@ export class FakeGateway {
     this.#dispatchIn(session, t, structuredClone(d));
   }
 
+  /**
+   * Sends again the latest dispatch of type `t` whose data has this `id` (a MESSAGE_CREATE, an
+   * INTERACTION_CREATE), unchanged but under a new sequence number: the gateway delivers at least once,
+   * and a bot may see one event twice. Returns the data sent.
+   */
+  redeliver(t: string, id: string): unknown {
+    const session = this.#current;
+    const earlier = session?.backlog.findLast(
+      (dispatch) => dispatch.t === t && (dispatch.d as { id?: unknown } | null)?.id === id,
+    );
+    if (!session || !earlier) throw new Error(`fake discord: no ${t} for ${id} was dispatched to redeliver`);
+    this.#dispatchIn(session, t, structuredClone(earlier.d));
+    return earlier.d;
+  }
+
   /** Closes the bot's socket from Discord's side. 4000 (unknown error) is resumable, as is a dropped TCP. */
   disconnect(options: { code?: number; reason?: string; abrupt?: boolean } = {}): Promise<void> {
     const connection = this.#current?.connection;

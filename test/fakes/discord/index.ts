@@ -37,6 +37,8 @@ import {
   type RecordedRequest,
   RestServer,
   type RouteKey,
+  type ScriptedDelay,
+  ScriptedDelays,
   type ScriptedFailure,
   ScriptedFailures,
 } from './rest.js';
@@ -64,6 +66,7 @@ export type {
   RecordedFile,
   RecordedRequest,
   RouteKey,
+  ScriptedDelay,
 } from './rest.js';
 export type { InteractionRecord } from './world.js';
 
@@ -133,6 +136,7 @@ export class FakeDiscord {
   readonly protocolErrors: string[] = [];
 
   readonly #failures = new ScriptedFailures();
+  readonly #delays = new ScriptedDelays();
   readonly #gateway: FakeGateway;
   readonly #rest: RestServer;
   readonly #dispatcher: Dispatcher;
@@ -220,6 +224,7 @@ export class FakeDiscord {
       handlers: { ...createRouteHandlers(this.#context), ...createInteractionHandlers(this.#context) },
       rateLimits: this.rateLimits,
       failures: this.#failures,
+      delays: this.#delays,
       protocolErrors: this.protocolErrors,
     });
     this.#server.on('upgrade', (request, socket, head) => this.#gateway.handleUpgrade(request, socket, head));
@@ -306,6 +311,15 @@ export class FakeDiscord {
   /** The next `times` requests on `route` fail with this Discord error (after any scripted 429). */
   failNext(route: RouteKey, failure: ScriptedFailure): void {
     this.#failures.add(route, failure);
+  }
+
+  /**
+   * The next `times` requests on `route` are carried out (a message is stored and dispatched) and recorded
+   * at once, but answered only after `delayMs`: a slow or lost response, which a client's timeout turns
+   * into a retry.
+   */
+  delayNext(route: RouteKey, delay: ScriptedDelay): void {
+    this.#delays.add(route, delay);
   }
 
   // ── Changing the world (dispatched when the bot is connected) ──────────────────────────────────
@@ -461,6 +475,14 @@ export class FakeDiscord {
   /** Any dispatch, raw; withheld when `requiredIntent` is missing from the bot's IDENTIFY. */
   dispatch(t: string, d: unknown, requiredIntent?: GatewayIntentBits): void {
     this.#gateway.dispatch(t, d, requiredIntent);
+  }
+
+  /**
+   * Delivers a MESSAGE_CREATE or INTERACTION_CREATE (by message or interaction id) a second time, the same
+   * payload under a new sequence number, as an at-least-once gateway may. Returns the payload.
+   */
+  redeliver(t: 'MESSAGE_CREATE' | 'INTERACTION_CREATE', id: string): unknown {
+    return this.#gateway.redeliver(t, id);
   }
 
   /** Closes the bot's socket from Discord's side; default code 4000, which discord.js resumes after. */

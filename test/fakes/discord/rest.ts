@@ -147,13 +147,24 @@ export interface RateLimitRejection {
   isGlobal?: boolean;
   /** `X-RateLimit-Scope`; default `user` (`global` when isGlobal). */
   scope?: 'user' | 'shared' | 'global';
+  /** Only requests this accepts are rejected (e.g. one message's edits); default: every request. */
+  matching?: (request: RecordedRequest) => boolean;
 }
+
+type QueuedRejection = Required<RateLimitRejection>;
 
 export interface RateLimitExhaustion {
   /** How many successful responses carry `X-RateLimit-Remaining: 0`. Default 1. */
   times?: number;
   resetAfterSeconds: number;
   limit?: number;
+}
+
+export interface ScriptedDelay {
+  /** How long the response is held back after the request was carried out. */
+  delayMs: number;
+  /** Default 1. */
+  times?: number;
 }
 
 export interface ScriptedFailure {
@@ -169,7 +180,7 @@ export interface ScriptedFailure {
 export class RateLimits {
   /** Requests the fake answered 429, in order. */
   readonly rejected: RecordedRequest[] = [];
-  readonly #rejections = new Map<RouteKey, Required<RateLimitRejection>[]>();
+  readonly #rejections = new Map<RouteKey, QueuedRejection[]>();
   readonly #exhaustions = new Map<RouteKey, Required<RateLimitExhaustion>[]>();
 
   /** The next `times` requests on `route` get 429 with `retry_after`. */
@@ -180,6 +191,7 @@ export class RateLimits {
       retryAfterSeconds: rejection.retryAfterSeconds,
       isGlobal,
       scope: rejection.scope ?? (isGlobal ? 'global' : 'user'),
+      matching: rejection.matching ?? (() => true),
     });
   }
 
@@ -201,8 +213,9 @@ export class RateLimits {
     return this.rejected.length;
   }
 
-  takeRejection(route: RouteKey): Required<RateLimitRejection> | undefined {
-    return takeOne(this.#rejections, route);
+  /** The first scripted 429 on `route` that applies to this request, used up by one. */
+  takeRejection(route: RouteKey, request: RecordedRequest): QueuedRejection | undefined {
+    return takeOne(this.#rejections, route, (rejection) => rejection.matching(request));
   }
 
   /** Headers for a successful response: the scripted empty bucket, or a roomy default one. */
@@ -216,7 +229,7 @@ export class RateLimits {
   }
 
   /** A 429 as Discord sends it. https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit */
-  rejectionResponse(route: RouteKey, rejection: Required<RateLimitRejection>) {
+  rejectionResponse(route: RouteKey, rejection: QueuedRejection) {
     // Discord rounds Retry-After up to whole seconds; the fake keeps fractions so tests stay fast.
     const retryAfter = String(rejection.retryAfterSeconds);
     const headers: Record<string, string> = rejection.isGlobal
@@ -233,6 +246,22 @@ export class RateLimits {
       ...(rejection.isGlobal ? {} : { code: 0 }),
     };
     return { headers, body };
+  }
+}
+
+/**
+ * Responses held back: the request is carried out at once (a message is stored and its gateway event
+ * sent), only the answer is late, as when Discord is slow to respond or a response is lost on the way.
+ */
+export class ScriptedDelays {
+  readonly #delays = new Map<RouteKey, { delayMs: number; times: number }[]>();
+
+  add(route: RouteKey, delay: ScriptedDelay): void {
+    queueFor(this.#delays, route).push({ delayMs: delay.delayMs, times: delay.times ?? 1 });
+  }
+
+  take(route: RouteKey): number | undefined {
+    return takeOne(this.#delays, route)?.delayMs;
   }
 }
 
@@ -254,6 +283,7 @@ export interface RestServerOptions {
   handlers: Handlers;
   rateLimits: RateLimits;
   failures: ScriptedFailures;
+  delays: ScriptedDelays;
   protocolErrors: string[];
 }
 
@@ -328,7 +358,7 @@ export class RestServer {
         isUnexpected = true;
         outcome = { status: 401, body: { message: '401: Unauthorized', code: 0 } };
       } else {
-        const rejection = this.#options.rateLimits.takeRejection(match.route);
+        const rejection = this.#options.rateLimits.takeRejection(match.route, request);
         const scripted = rejection ? undefined : this.#options.failures.take(match.route);
         if (rejection) {
           const response = this.#options.rateLimits.rejectionResponse(match.route, rejection);
@@ -364,10 +394,10 @@ export class RestServer {
     if (outcome.status === 429) this.#options.rateLimits.rejected.push(request);
     for (const listener of this.#listeners) listener();
 
-    writeOutcome(outgoing, outcome, extraHeaders);
     // Gateway events after the response, as Discord's usually trail its REST answers.
     const after = outcome.after;
-    if (after) {
+    const followUp = () => {
+      if (!after) return;
       setImmediate(() => {
         try {
           after();
@@ -377,8 +407,34 @@ export class RestServer {
           );
         }
       });
+    };
+    const delayMs = match.route === undefined ? undefined : this.#options.delays.take(match.route);
+    if (delayMs === undefined) {
+      writeOutcome(outgoing, outcome, extraHeaders);
+      followUp();
+      return;
     }
+    // The change is made and announced now; only the response is late (or never read: the client may
+    // time out and retry meanwhile).
+    followUp();
+    if (await heldBack(outgoing, delayMs)) writeOutcome(outgoing, outcome, extraHeaders);
   }
+}
+
+/** Waits `delayMs`; false when the client closed the connection meanwhile (nobody left to answer). */
+function heldBack(outgoing: ServerResponse, delayMs: number): Promise<boolean> {
+  if (outgoing.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onClose = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      outgoing.off('close', onClose);
+      resolve(!outgoing.destroyed);
+    }, delayMs);
+    outgoing.once('close', onClose);
+  });
 }
 
 function writeOutcome(
@@ -509,11 +565,17 @@ function queueFor<T>(queues: Map<RouteKey, T[]>, route: RouteKey): T[] {
   return queue;
 }
 
-function takeOne<T extends { times: number }>(queues: Map<RouteKey, T[]>, route: RouteKey): T | undefined {
+/** The first queued entry that applies (by default the oldest), used up by one. */
+function takeOne<T extends { times: number }>(
+  queues: Map<RouteKey, T[]>,
+  route: RouteKey,
+  applies: (entry: T) => boolean = () => true,
+): T | undefined {
   const queue = queues.get(route);
-  const next = queue?.[0];
-  if (!next) return undefined;
+  const index = queue?.findIndex(applies) ?? -1;
+  if (!queue || index < 0) return undefined;
+  const next = queue[index]!;
   next.times -= 1;
-  if (next.times <= 0) queue!.shift();
+  if (next.times <= 0) queue.splice(index, 1);
   return next;
 }

@@ -54,6 +54,11 @@ const SENDABLE_FLAGS =
   MessageFlags.IsVoiceMessage |
   MessageFlags.IsComponentsV2;
 const EDITABLE_FLAGS = MessageFlags.SuppressEmbeds | MessageFlags.IsComponentsV2;
+/**
+ * With `enforce_nonce`, Discord checks a nonce for uniqueness "in the past few minutes"; the exact window
+ * is not documented. https://discord.com/developers/docs/resources/message#create-message
+ */
+export const NONCE_WINDOW_MS = 5 * 60_000;
 
 export type RouteHandlers = Omit<Handlers, InteractionRoute>;
 
@@ -111,6 +116,13 @@ export function createRouteHandlers(context: FakeContext): RouteHandlers {
       if (request.files.length > 0 && !hasPermission(world, channelId, PermissionFlagsBits.AttachFiles)) {
         throw failures.missingPermissions();
       }
+      // A repeated create (a client retrying a request whose response it never got) returns the message
+      // the first one made, and makes no new one.
+      const nonce = enforcedNonce(request.body);
+      const now = Date.now();
+      const earlier =
+        nonce === undefined ? undefined : world.messageByNonce(world.bot.id, nonce, now - NONCE_WINDOW_MS);
+      if (earlier) return { status: 200, body: earlier };
       const reference = resolveReference(world, channelId, request.body?.message_reference);
       const message = composeMessage(context, {
         channelId,
@@ -121,6 +133,7 @@ export function createRouteHandlers(context: FakeContext): RouteHandlers {
         reference,
         allowsEphemeral: false,
       });
+      if (nonce !== undefined) world.rememberNonce(world.bot.id, nonce, message.id, now);
       return { status: 200, body: message, after: echo(() => dispatcher.messageCreate(message)) };
     },
     'GET /channels/:channel_id/messages/:message_id': ({ params }) => {
@@ -403,6 +416,13 @@ export function editMessage(
   updated.edited_timestamp = toDiscordTimestamp(new Date());
   context.world.replaceMessage(updated);
   return updated;
+}
+
+/** The nonce a create asks Discord to enforce: only with `enforce_nonce: true` is it checked for reuse. */
+function enforcedNonce(body: any): string | number | undefined {
+  const nonce: unknown = body?.nonce;
+  if (body?.enforce_nonce !== true) return undefined;
+  return typeof nonce === 'string' || typeof nonce === 'number' ? nonce : undefined;
 }
 
 /** The replied-to message, or the error Discord gives for a reply to a message that does not exist. */

@@ -87,6 +87,8 @@ export class World {
   readonly commands = new Map<string, APIApplicationCommand[]>();
   readonly #messagesByChannel = new Map<string, APIMessage[]>();
   readonly #directMessageChannelByUser = new Map<string, string>();
+  /** Messages sent with a nonce, keyed `author:nonce`, for `enforce_nonce`. */
+  readonly #messageIdsByNonce = new Map<string, { messageId: string; sentAt: number }>();
 
   constructor(botUsername: string) {
     this.bot = buildUser({ id: nextSnowflake(), username: botUsername, isBot: true });
@@ -352,6 +354,18 @@ export class World {
   }
 
   /** Oldest first. */
+  /** Remembers that an author sent a message with this nonce (for `enforce_nonce`). */
+  rememberNonce(authorId: string, nonce: string | number, messageId: string, sentAt: number): void {
+    this.#messageIdsByNonce.set(`${authorId}:${nonce}`, { messageId, sentAt });
+  }
+
+  /** The message an author sent with this nonce since `since`, if it still exists. */
+  messageByNonce(authorId: string, nonce: string | number, since: number): APIMessage | undefined {
+    const sent = this.#messageIdsByNonce.get(`${authorId}:${nonce}`);
+    if (!sent || sent.sentAt < since) return undefined;
+    return this.findMessage(sent.messageId);
+  }
+
   messagesIn(channelId: string): APIMessage[] {
     return [...(this.#messagesByChannel.get(channelId) ?? [])].sort((left, right) =>
       compareSnowflakes(left.id, right.id),

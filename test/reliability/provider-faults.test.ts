@@ -1,0 +1,340 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { PROVIDERS_DOWN } from '../../src/discord/answer.js';
+import { anthropicErrors } from '../fakes/anthropic.js';
+import { openaiErrors } from '../fakes/openai.js';
+import { ACCEPT, type BotHarness, startBotHarness } from '../support/bot.js';
+
+/**
+ * Provider faults end to end: the real bot, discord.js, SDKs, gateway and SQLite ledger against the
+ * loopback fakes. Each row scripts a fault, asks the bot a question by mention and checks what the person
+ * ends up seeing, how many requests each provider saw, what the ledger charged, and that nothing is left
+ * reserved (the harness's close) or rejected unhandled.
+ */
+
+/** The shortest waits the configuration allows: retry-after capped at 1 s, a 5 s deadline, 1 s to first token. */
+const QUICK_PROVIDERS = {
+  RETRY_AFTER_CAP_SECONDS: '1',
+  PROVIDER_DEADLINE_SECONDS: '5',
+  FIRST_TOKEN_TIMEOUT_SECONDS: '1',
+};
+
+// Usage the fakes report, and what it costs at the built-in prices (USD per million tokens).
+/** GPT-4o Mini draft: 1,000 × $0.15 + 500 × $0.60 = 450 micro-USD. */
+const DRAFT_USAGE = { promptTokens: 1_000, completionTokens: 500 };
+const DRAFT_MICROS = 450;
+/** GPT-4o Mini check: 400 × $0.15 + 50 × $0.60 = 90 micro-USD. */
+const CHECK_USAGE = { promptTokens: 400, completionTokens: 50 };
+const CHECK_MICROS = 90;
+/** Claude Haiku 4.5: 1,000 × $1 + 400 × $5 = 3,000 micro-USD. */
+const HAIKU_USAGE = { inputTokens: 1_000, outputTokens: 400 };
+const HAIKU_MICROS = 3_000;
+/** GPT-4o Mini writing the refinement in Claude's place: 1,500 × $0.15 + 300 × $0.60 = 405 micro-USD. */
+const MINI_REFINE_USAGE = { promptTokens: 1_500, completionTokens: 300 };
+const MINI_REFINE_MICROS = 405;
+
+const ANSWER = 'A monad chains computations that carry context.';
+const CLAUDE_ANSWER = 'Claude here: a monad chains computations.';
+const REFINE = JSON.stringify({
+  verdict: 'refine',
+  reason: 'misses the point',
+  category: 'reasoning',
+  confidence: 0.9,
+});
+
+/** What the person sees when GPT-4o Mini drafts, the check accepts, and nothing went wrong in the end. */
+const NORMAL_ANSWER = `${ANSWER}\n-# gpt-4o-mini · 1,950 tokens · $0.0005`;
+/** What the person sees when Claude Haiku answered because OpenAI failed. */
+const CLAUDE_FALLBACK_ANSWER = [
+  CLAUDE_ANSWER,
+  '-# claude-haiku-4-5 (fallback: OpenAI is unavailable) · 1,400 tokens · $0.0030',
+  '-# answered by claude-haiku-4-5: OpenAI is unavailable',
+].join('\n');
+
+const normalDraft = () => [
+  { type: 'stream' as const, text: ANSWER, usage: DRAFT_USAGE },
+  { type: 'completion' as const, content: ACCEPT, usage: CHECK_USAGE },
+];
+const claudeAnswer = () => ({ type: 'stream' as const, text: CLAUDE_ANSWER, usage: HAIKU_USAGE });
+const times = <T>(count: number, make: () => T): T[] => Array.from({ length: count }, make);
+
+type LedgerRow = [purpose: string, outcome: string, provider: string, costMicros: number];
+const failedDraft: LedgerRow = ['draft', 'failed', 'openai', 0];
+
+interface FaultCase {
+  name: string;
+  environment?: Record<string, string>;
+  script(harness: BotHarness): void;
+  /** The bot's reply, exactly, once everything is over (answer and footer lines). */
+  sees: string;
+  hasEscalateButton: boolean;
+  openaiRequests: number;
+  anthropicRequests: number;
+  /** OpenAI requests the bot hung up on (a first-token timeout aborts the HTTP request). */
+  openaiClosedEarly?: number;
+  /** Every ledger row, in order: purpose, outcome, provider, cost. */
+  ledger: LedgerRow[];
+  /** The errors the bot logged; none by default. */
+  loggedErrors?: string[];
+  /** Whether the turn was kept (for /escalate and /usage); by default, when an answer was given. */
+  isTurnKept?: boolean;
+}
+
+const CASES: FaultCase[] = [
+  {
+    name: 'when OpenAI answers every attempt with 429 and retry-after 120 s, then it is retried each capped second until the deadline and Claude answers',
+    script({ openai, anthropic }) {
+      openai.script(...times(5, () => openaiErrors.rateLimited(120)));
+      anthropic.script(claudeAnswer());
+    },
+    sees: CLAUDE_FALLBACK_ANSWER,
+    hasEscalateButton: false,
+    // Attempts at about 0, 1, 2, 3 and 4 s; a sixth would start at the 5 s deadline.
+    openaiRequests: 5,
+    anthropicRequests: 1,
+    ledger: [...times(5, () => failedDraft), ['fallback', 'settled', 'anthropic', HAIKU_MICROS]],
+  },
+  {
+    name: 'when OpenAI answers 429 once with retry-after 120 s, then the retry a capped second later answers and only the answer is charged',
+    script({ openai }) {
+      openai.script(openaiErrors.rateLimited(120), ...normalDraft());
+    },
+    sees: NORMAL_ANSWER,
+    hasEscalateButton: true,
+    openaiRequests: 3,
+    anthropicRequests: 0,
+    ledger: [
+      failedDraft,
+      ['draft', 'settled', 'openai', DRAFT_MICROS],
+      ['check', 'settled', 'openai', CHECK_MICROS],
+    ],
+  },
+  {
+    name: 'when OpenAI answers 500 to every attempt, then its circuit opens after five and Claude answers',
+    script({ openai, anthropic }) {
+      openai.script(...times(5, () => openaiErrors.server(500)));
+      anthropic.script(claudeAnswer());
+    },
+    sees: CLAUDE_FALLBACK_ANSWER,
+    hasEscalateButton: false,
+    openaiRequests: 5,
+    anthropicRequests: 1,
+    ledger: [...times(5, () => failedDraft), ['fallback', 'settled', 'anthropic', HAIKU_MICROS]],
+  },
+  {
+    name: 'when OpenAI answers 503 and Claude 529 to every attempt, then both circuits open and the person is told nothing was charged',
+    // A deadline long enough for both circuits to open, whatever the backoff jitter.
+    environment: { PROVIDER_DEADLINE_SECONDS: '30' },
+    script({ openai, anthropic }) {
+      openai.script(...times(5, () => openaiErrors.unavailable()));
+      anthropic.script(...times(5, () => anthropicErrors.overloaded()));
+    },
+    sees: PROVIDERS_DOWN,
+    hasEscalateButton: false,
+    openaiRequests: 5,
+    anthropicRequests: 5,
+    ledger: [
+      ...times(5, () => failedDraft),
+      ...times(5, (): LedgerRow => ['fallback', 'failed', 'anthropic', 0]),
+    ],
+    loggedErrors: ['both model providers failed'],
+    isTurnKept: false,
+  },
+  {
+    name: 'when Claude answers 529 to every refinement attempt, then GPT-4o Mini writes the refinement and the footer says why',
+    script({ openai, anthropic }) {
+      openai.script(
+        { type: 'stream', text: 'A monad is a burrito.', usage: DRAFT_USAGE },
+        { type: 'completion', content: REFINE, usage: CHECK_USAGE },
+        { type: 'stream', text: ANSWER, usage: MINI_REFINE_USAGE },
+      );
+      anthropic.script(...times(5, () => anthropicErrors.overloaded()));
+    },
+    sees: [
+      ANSWER,
+      '-# gpt-4o-mini → gpt-4o-mini (reasoning) · 3,750 tokens · $0.0009',
+      '-# answered by gpt-4o-mini: Anthropic is unavailable',
+    ].join('\n'),
+    hasEscalateButton: true,
+    openaiRequests: 3,
+    anthropicRequests: 5,
+    ledger: [
+      ['draft', 'settled', 'openai', DRAFT_MICROS],
+      ['check', 'settled', 'openai', CHECK_MICROS],
+      ...times(5, (): LedgerRow => ['refine', 'failed', 'anthropic', 0]),
+      ['fallback', 'settled', 'openai', MINI_REFINE_MICROS],
+    ],
+  },
+  {
+    name: 'when the first token never comes, then the request is hung up on after the first-token timeout and the retry answers',
+    script({ openai }) {
+      openai.script({ type: 'stream', hang: true }, ...normalDraft());
+    },
+    sees: NORMAL_ANSWER,
+    hasEscalateButton: true,
+    openaiRequests: 3,
+    anthropicRequests: 0,
+    openaiClosedEarly: 1,
+    ledger: [
+      failedDraft,
+      ['draft', 'settled', 'openai', DRAFT_MICROS],
+      ['check', 'settled', 'openai', CHECK_MICROS],
+    ],
+  },
+  {
+    name: 'when the draft stream is cut after text was shown, then it is not restarted: the partial text stays, without a footer',
+    script({ openai }) {
+      openai.script({
+        type: 'stream',
+        chunks: ['The answer ', 'is ', 'forty', '-two.'],
+        cutAfterChunks: 2,
+        usage: DRAFT_USAGE,
+      });
+    },
+    sees: 'The answer is',
+    hasEscalateButton: false,
+    openaiRequests: 1,
+    anthropicRequests: 0,
+    // OpenAI reports usage only in a stream's last chunk: a cut stream reports none, so none is charged.
+    ledger: [failedDraft],
+    loggedErrors: ['answering a message failed'],
+    isTurnKept: false,
+  },
+  {
+    name: 'when the draft stream is cut before its first word, then nothing was shown and Claude answers',
+    script({ openai, anthropic }) {
+      openai.script({ type: 'stream', chunks: ['never ', 'seen'], cutAfterChunks: 0 });
+      anthropic.script(claudeAnswer());
+    },
+    sees: CLAUDE_FALLBACK_ANSWER,
+    hasEscalateButton: false,
+    openaiRequests: 1,
+    anthropicRequests: 1,
+    ledger: [failedDraft, ['fallback', 'settled', 'anthropic', HAIKU_MICROS]],
+  },
+  {
+    name: "when Claude's refinement stream is cut after text was shown, then it is not restarted: its partial text replaces the draft, without a footer",
+    script({ openai, anthropic }) {
+      openai.script(
+        { type: 'stream', text: 'A monad is a burrito.', usage: DRAFT_USAGE },
+        { type: 'completion', content: REFINE, usage: CHECK_USAGE },
+      );
+      anthropic.script({
+        type: 'stream',
+        chunks: ['A monad ', 'chains ', 'computations ', 'in sequence.'],
+        cutAfterChunks: 2,
+        usage: HAIKU_USAGE,
+      });
+    },
+    sees: 'A monad chains',
+    hasEscalateButton: false,
+    openaiRequests: 2,
+    anthropicRequests: 1,
+    ledger: [
+      ['draft', 'settled', 'openai', DRAFT_MICROS],
+      ['check', 'settled', 'openai', CHECK_MICROS],
+      // message_start reported 1,000 input tokens and 1 output token: 1,000 × $1 + 1 × $5.
+      ['refine', 'failed', 'anthropic', 1_005],
+    ],
+    loggedErrors: ['answering a message failed'],
+    isTurnKept: false,
+  },
+  {
+    name: 'when the OpenAI account is out of quota, then OpenAI is asked once and Claude answers',
+    script({ openai, anthropic }) {
+      openai.script(openaiErrors.insufficientQuota());
+      anthropic.script(claudeAnswer());
+    },
+    sees: CLAUDE_FALLBACK_ANSWER,
+    hasEscalateButton: false,
+    openaiRequests: 1,
+    anthropicRequests: 1,
+    ledger: [failedDraft, ['fallback', 'settled', 'anthropic', HAIKU_MICROS]],
+  },
+  {
+    name: 'when both accounts are out of credit, then each provider is asked once and the person is told nothing was charged',
+    script({ openai, anthropic }) {
+      openai.script(openaiErrors.spendLimit());
+      anthropic.script(anthropicErrors.creditBalance());
+    },
+    sees: PROVIDERS_DOWN,
+    hasEscalateButton: false,
+    openaiRequests: 1,
+    anthropicRequests: 1,
+    ledger: [failedDraft, ['fallback', 'failed', 'anthropic', 0]],
+    loggedErrors: ['both model providers failed'],
+    isTurnKept: false,
+  },
+];
+
+const unhandledRejections: unknown[] = [];
+const collectRejection = (reason: unknown) => unhandledRejections.push(reason);
+beforeAll(() => {
+  process.on('unhandledRejection', collectRejection);
+});
+afterAll(() => {
+  process.off('unhandledRejection', collectRejection);
+});
+
+let harness: BotHarness | undefined;
+afterEach(async () => {
+  await harness?.close();
+  harness = undefined;
+  // A rejection nobody handled is reported once the microtask queue drains.
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(unhandledRejections).toEqual([]);
+  unhandledRejections.length = 0;
+});
+
+describe('provider faults, as the person asking sees them', () => {
+  for (const fault of CASES) {
+    it(fault.name, async () => {
+      harness = await startBotHarness({
+        environment: { ...QUICK_PROVIDERS, ...fault.environment },
+        // Stopping the bot then waits for the answer in progress, however long its retries take.
+        bot: { shutdownGraceMs: 60_000 },
+      });
+      const { discord, openai, anthropic, app } = harness;
+      fault.script(harness);
+
+      const question = discord.messageCreate({ content: `<@${discord.bot.id}> what is a monad?` });
+      const replies = () =>
+        discord.messagesIn(discord.channel.id).filter((message) => message.author.id === discord.bot.id);
+      const seen = () => replies().map((message) => message.content);
+      await vi.waitFor(() => expect(seen()).toEqual([fault.sees]), { timeout: 20_000, interval: 20 });
+      // Stopping waits for whatever the bot still had in hand: after it, nothing more can change.
+      await harness.bot.stop();
+
+      expect(seen()).toEqual([fault.sees]);
+      const [reply] = replies();
+      expect(reply?.message_reference?.message_id).toBe(question.id);
+      expect((reply?.components ?? []).length > 0).toBe(fault.hasEscalateButton);
+      expect(openai.requests).toHaveLength(fault.openaiRequests);
+      expect(anthropic.requests).toHaveLength(fault.anthropicRequests);
+      expect(openai.closedEarly).toBe(fault.openaiClosedEarly ?? 0);
+
+      app.ledger.flush();
+      const rows = app.db.$client
+        .prepare('SELECT purpose, outcome, provider, cost_micros, user_id FROM usage_ledger ORDER BY id')
+        .all() as {
+        purpose: string;
+        outcome: string;
+        provider: string;
+        cost_micros: number;
+        user_id: string;
+      }[];
+      expect(rows.map((row) => [row.purpose, row.outcome, row.provider, row.cost_micros])).toEqual(
+        fault.ledger,
+      );
+      expect(new Set(rows.map((row) => row.user_id))).toEqual(new Set([discord.user.id]));
+      // The person's spend is what the providers reported, and nothing is still held.
+      const charged = fault.ledger.reduce((sum, [, , , costMicros]) => sum + costMicros, 0);
+      const [standing] = app.ledger.standings(discord.user.id, discord.guild.id);
+      expect(standing).toMatchObject({ spentMicros: charged, reservedMicros: 0 });
+
+      const kept = app.turns.latest(discord.user.id, discord.channel.id);
+      expect(kept !== undefined).toBe(fault.isTurnKept ?? true);
+      const errors = harness.logs.filter((line) => line.level === 50).map((line) => line.msg);
+      expect(errors).toEqual(fault.loggedErrors ?? []);
+    });
+  }
+});
