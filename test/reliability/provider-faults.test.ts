@@ -165,6 +165,31 @@ const CASES: FaultCase[] = [
     ],
   },
   {
+    // Reported: the draft the person saw is replaced, and "nothing was charged" is untrue (540 micro-USD were).
+    name: 'when both providers fail during the refinement, then the draft shown is replaced by the providers-down notice, though the draft and check were charged',
+    environment: { PROVIDER_DEADLINE_SECONDS: '30' },
+    script({ openai, anthropic }) {
+      openai.script(
+        { type: 'stream', text: 'A monad is a burrito.', usage: DRAFT_USAGE },
+        { type: 'completion', content: REFINE, usage: CHECK_USAGE },
+        ...times(5, () => openaiErrors.server(500)),
+      );
+      anthropic.script(...times(5, () => anthropicErrors.overloaded()));
+    },
+    sees: PROVIDERS_DOWN,
+    hasEscalateButton: false,
+    openaiRequests: 7,
+    anthropicRequests: 5,
+    ledger: [
+      ['draft', 'settled', 'openai', DRAFT_MICROS],
+      ['check', 'settled', 'openai', CHECK_MICROS],
+      ...times(5, (): LedgerRow => ['refine', 'failed', 'anthropic', 0]),
+      ...times(5, (): LedgerRow => ['fallback', 'failed', 'openai', 0]),
+    ],
+    loggedErrors: ['both model providers failed'],
+    isTurnKept: false,
+  },
+  {
     name: 'when the first token never comes, then the request is hung up on after the first-token timeout and the retry answers',
     script({ openai }) {
       openai.script({ type: 'stream', hang: true }, ...normalDraft());
@@ -181,6 +206,7 @@ const CASES: FaultCase[] = [
     ],
   },
   {
+    // Reported: no note that the answer was cut, no footer, the turn is not kept, and nothing is charged.
     name: 'when the draft stream is cut after text was shown, then it is not restarted: the partial text stays, without a footer',
     script({ openai }) {
       openai.script({
@@ -212,6 +238,7 @@ const CASES: FaultCase[] = [
     ledger: [failedDraft, ['fallback', 'settled', 'anthropic', HAIKU_MICROS]],
   },
   {
+    // Reported: the draft the person saw is lost to half a refinement, charged without a footer.
     name: "when Claude's refinement stream is cut after text was shown, then it is not restarted: its partial text replaces the draft, without a footer",
     script({ openai, anthropic }) {
       openai.script(
