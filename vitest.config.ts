@@ -7,5 +7,7 @@ export default defineConfig({
     // without any test asserting on time.
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // Fails a test file whose stdout or stderr carried a secret-shaped string.
+    setupFiles: ['test/setup/no-secrets.ts'],
   },
 });

@@ -7,6 +7,10 @@ export const IMAGE_LIMIT_BYTES = 5 * 1024 * 1024;
 export const PDF_LIMIT_BYTES = 32 * 1024 * 1024;
 /** Text files are inlined into the prompt; beyond this they would crowd out the conversation. */
 export const TEXT_LIMIT_BYTES = 100 * 1024;
+/** Anthropic refuses images over 8,000 pixels on a side, and any answer may go to Claude. */
+export const IMAGE_MAX_SIDE_PIXELS = 8_000;
+
+const KIND_NAMES = { image: 'images', pdf: 'PDFs', text: 'text files' } as const;
 
 const TEXT_EXTENSIONS = new Set([
   'txt', 'md', 'markdown', 'csv', 'tsv', 'json', 'jsonl', 'yaml', 'yml', 'toml', 'xml', 'html', 'css', 'log',
@@ -57,9 +61,7 @@ export async function readAttachments(
     }
     const limit = kind === 'image' ? IMAGE_LIMIT_BYTES : kind === 'pdf' ? PDF_LIMIT_BYTES : TEXT_LIMIT_BYTES;
     if (attachment.size > limit) {
-      notes.push(
-        `${name}: larger than the ${formatBytes(limit)} limit for ${kind === 'text' ? 'text files' : `${kind}s`}; not sent`,
-      );
+      notes.push(`${name}: larger than the ${formatBytes(limit)} limit for ${KIND_NAMES[kind]}; not sent`);
       continue;
     }
     let bytes: Uint8Array;
@@ -103,6 +105,16 @@ function toPart(
       ? { type: 'pdf', data: bytes, name: attachment.name }
       : 'not a valid PDF';
   if (!detected || detected === 'application/pdf') return 'not a valid png, jpeg, gif or webp image';
+  // A provider answers an image it cannot decode with a 400: a damaged or oversized one is not sent.
+  const size = imageSize(detected, bytes);
+  const format = detected.slice('image/'.length);
+  if (!size) return `a damaged ${format} image (its header cannot be read)`;
+  if (Math.max(size.width, size.height) > IMAGE_MAX_SIDE_PIXELS) {
+    return (
+      `${size.width.toLocaleString('en-US')}×${size.height.toLocaleString('en-US')} pixels, over the ` +
+      `${IMAGE_MAX_SIDE_PIXELS.toLocaleString('en-US')}-pixel limit per side`
+    );
+  }
   return {
     type: 'image',
     mediaType: detected,
@@ -116,6 +128,85 @@ async function downloadBytes(url: string): Promise<Uint8Array> {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`download failed: ${response.status}`);
   return new Uint8Array(await response.arrayBuffer());
+}
+
+interface ImageSize {
+  width: number;
+  height: number;
+}
+
+/**
+ * An image's size as its header states it (what a decoder will use), or undefined when the header is cut
+ * off or malformed. The formats' headers: PNG's IHDR chunk, GIF's logical screen, JPEG's frame (SOFn)
+ * segment, WebP's VP8 / VP8L / VP8X chunk.
+ */
+function imageSize(mediaType: ImageMediaType, bytes: Uint8Array): ImageSize | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const size = (width: number, height: number) => (width > 0 && height > 0 ? { width, height } : undefined);
+  const ascii = (start: number, length: number) =>
+    String.fromCharCode(...bytes.subarray(start, start + length));
+  switch (mediaType) {
+    case 'image/png':
+      if (bytes.length < 24 || ascii(12, 4) !== 'IHDR') return undefined;
+      return size(view.getUint32(16), view.getUint32(20));
+    case 'image/gif':
+      if (bytes.length < 10 || !['GIF87a', 'GIF89a'].includes(ascii(0, 6))) return undefined;
+      return size(view.getUint16(6, true), view.getUint16(8, true));
+    case 'image/webp':
+      return webpSize(bytes, view, ascii(12, 4), size);
+    case 'image/jpeg':
+      return jpegSize(bytes, view, size);
+  }
+}
+
+function webpSize(
+  bytes: Uint8Array,
+  view: DataView,
+  chunk: string,
+  size: (width: number, height: number) => ImageSize | undefined,
+): ImageSize | undefined {
+  if (chunk === 'VP8 ' && bytes.length >= 30 && startsWith(bytes.subarray(23), [0x9d, 0x01, 0x2a])) {
+    return size(view.getUint16(26, true) & 0x3fff, view.getUint16(28, true) & 0x3fff);
+  }
+  if (chunk === 'VP8L' && bytes.length >= 25 && bytes[20] === 0x2f) {
+    const bits = view.getUint32(21, true);
+    return size((bits & 0x3fff) + 1, ((bits >>> 14) & 0x3fff) + 1);
+  }
+  if (chunk === 'VP8X' && bytes.length >= 30) {
+    const uint24 = (offset: number) => view.getUint16(offset, true) + ((bytes[offset + 2] ?? 0) << 16);
+    return size(uint24(24) + 1, uint24(27) + 1);
+  }
+  return undefined;
+}
+
+/** JPEG: the segments after SOI, up to the first frame header; none before the scan starts means damaged. */
+function jpegSize(
+  bytes: Uint8Array,
+  view: DataView,
+  size: (width: number, height: number) => ImageSize | undefined,
+): ImageSize | undefined {
+  let offset = 2;
+  while (offset + 4 <= bytes.length) {
+    if (bytes[offset] !== 0xff) return undefined;
+    const marker = bytes[offset + 1] ?? 0;
+    if (marker === 0xff) {
+      offset += 1; // fill byte
+      continue;
+    }
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8)) {
+      offset += 2; // markers without a length
+      continue;
+    }
+    if (marker === 0xda || marker === 0xd9) return undefined; // the scan (or the end) before any frame
+    const isFrame = marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker);
+    if (isFrame) {
+      return offset + 9 <= bytes.length
+        ? size(view.getUint16(offset + 7), view.getUint16(offset + 5))
+        : undefined;
+    }
+    offset += 2 + view.getUint16(offset + 2);
+  }
+  return undefined;
 }
 
 function startsWith(bytes: Uint8Array, prefix: readonly number[]): boolean {

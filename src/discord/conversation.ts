@@ -5,8 +5,26 @@ import { readAttachments } from './attachments.js';
 /** How far up a reply chain the context goes. */
 export const MAX_CONTEXT_MESSAGES = 12;
 
+/**
+ * The most characters of one message a model reads, the same as /ask's prompt. Discord caps a message
+ * at 4,000 characters, so only a malformed or hostile payload is ever cut (and its cost stays bounded).
+ */
+export const MAX_MESSAGE_CHARACTERS = 6_000;
+
 /** Footer lines the bot adds under its answers (Discord subtext), which are not part of the answer. */
 const FOOTER_LINE = /^-# .*$/gm;
+
+/**
+ * Text that shows nothing: whitespace, format characters (zero-width spaces and joiners, bidi controls,
+ * the BOM, tags), variation selectors, and the blank letters people use to post "empty" messages (Hangul
+ * fillers, the blank Braille pattern). Sending it to a model would charge for a question nobody asked.
+ */
+const INVISIBLE_ONLY = /^[\s\p{Cf}\p{Zs}\p{Variation_Selector}\u115F\u1160\u3164\uFFA0\u2800]*$/u;
+
+/** Whether a message's text shows nothing at all (see {@link INVISIBLE_ONLY}). */
+export function isBlank(text: string): boolean {
+  return INVISIBLE_ONLY.test(text);
+}
 
 /**
  * Whether a message is for the bot: it mentions the bot, replies to the bot, is in a DM, in a channel an
@@ -18,7 +36,7 @@ export function isForBot(
   isAnsweredChannel: (guildId: string | null, channelId: string) => boolean = () => false,
 ): boolean {
   if (message.author.bot || message.webhookId !== null || message.system) return false;
-  if (message.content.trim() === '' && message.attachments.size === 0) return false;
+  if (isBlank(message.content) && message.attachments.size === 0) return false;
   if (message.channel.type === ChannelType.DM) return true;
   if (isAnsweredChannel(message.guildId, message.channelId)) return true;
   if (message.mentions.users.has(botId)) return true;
@@ -65,6 +83,13 @@ export async function buildConversation(question: Message, botId: string): Promi
   }
   const messages = mergeTurns(chain.map((message) => toChatMessage(message, question.author.id, botId)));
   const warnings = isCut ? [`⚠️ using the last ${MAX_CONTEXT_MESSAGES} messages`] : [];
+  const questionLength = withoutBotMention(question.content, botId).length;
+  if (questionLength > MAX_MESSAGE_CHARACTERS) {
+    warnings.push(
+      `⚠️ your message has ${questionLength.toLocaleString('en-US')} characters; only the first ` +
+        `${MAX_MESSAGE_CHARACTERS.toLocaleString('en-US')} were read`,
+    );
+  }
   if (question.attachments.size > 0) {
     const { parts, notes } = await readAttachments(question.attachments.values());
     const last = messages.at(-1);
@@ -82,13 +107,24 @@ function toChatMessage(message: Message, askerId: string, botId: string): ChatMe
   if (message.author.id === botId) {
     return { role: 'assistant', content: message.content.replace(FOOTER_LINE, '').trim() };
   }
-  const text = withoutBotMention(message.content, botId);
+  const text = clip(withoutBotMention(message.content, botId));
   const speaker = message.member?.displayName ?? message.author.displayName;
   return { role: 'user', content: message.author.id === askerId ? text : `${speaker}: ${text}` };
 }
 
+/** The text without the bot's mentions; '' when nothing visible is left (a bare mention, zero-width padding). */
 function withoutBotMention(content: string, botId: string): string {
-  return content.replaceAll(`<@${botId}>`, '').replaceAll(`<@!${botId}>`, '').trim();
+  const text = content.replaceAll(`<@${botId}>`, '').replaceAll(`<@!${botId}>`, '').trim();
+  return isBlank(text) ? '' : text;
+}
+
+/** At most {@link MAX_MESSAGE_CHARACTERS}, never splitting a character made of two UTF-16 units. */
+function clip(text: string): string {
+  if (text.length <= MAX_MESSAGE_CHARACTERS) return text;
+  const end = /[\uD800-\uDBFF]/.test(text.charAt(MAX_MESSAGE_CHARACTERS - 1))
+    ? MAX_MESSAGE_CHARACTERS - 1
+    : MAX_MESSAGE_CHARACTERS;
+  return text.slice(0, end);
 }
 
 /** Consecutive messages of one role become one turn. */
