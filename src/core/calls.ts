@@ -24,6 +24,11 @@ export interface CallSpec<Request extends ChatRequest = ChatRequest> {
   request: Request;
   /** Called once, when the first attempt's reservation is granted and the call is about to be sent. */
   onStarted?: () => void;
+  /**
+   * false: when the provider fails, do not ask the other provider's model (a refinement has the draft to
+   * fall back on; the fast model rewriting its own draft would add cost and nothing else).
+   */
+  fallback?: boolean;
 }
 
 /** A call that was answered, possibly by the other provider. */
@@ -56,7 +61,10 @@ export interface ModelCaller {
   structured(spec: CallSpec<StructuredRequest>): Promise<CallOutcome<StructuredResult>>;
 }
 
-/** Neither provider could answer. Nothing was charged beyond what a provider reported using. */
+/**
+ * Neither provider could answer (or the one asked, when fallback was off). Nothing was charged beyond what
+ * a provider reported using.
+ */
 export class ProvidersUnavailableError extends Error {
   constructor(
     readonly failures: readonly ProviderError[],

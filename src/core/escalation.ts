@@ -84,7 +84,8 @@ export function parseVerdict(value: unknown): CheckVerdict | undefined {
  * declined. Returns the reason to refine, or undefined.
  */
 export function freeSignal(draft: Pick<ChatResult, 'text' | 'finishReason'>): string | undefined {
-  if (draft.finishReason === 'length') return 'the draft was cut off';
+  // Cut at the token limit, or broken off by the provider after it began.
+  if (draft.finishReason === 'length' || draft.finishReason === 'error') return 'the draft was cut off';
   if (!/\S/.test(draft.text)) return 'the draft was empty';
   if (draft.finishReason === 'refusal' || draft.finishReason === 'content_filter')
     return 'the draft declined to answer';

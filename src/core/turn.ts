@@ -1,6 +1,18 @@
 import { type BudgetDenial, describeDenial, formatResetTime } from './budget.js';
-import type { Answered, CallOutcome, CallOwner, ModelCaller } from './calls.js';
-import type { ChatMessage, ChatResult, ContentPart, ProviderName } from './chat.js';
+import {
+  type Answered,
+  type CallOutcome,
+  type CallOwner,
+  type ModelCaller,
+  ProvidersUnavailableError,
+} from './calls.js';
+import {
+  type ChatMessage,
+  type ChatResult,
+  type ContentPart,
+  type ProviderName,
+  providerLabel,
+} from './chat.js';
 import {
   CHECK_MAX_OUTPUT_TOKENS,
   CHECK_SCHEMA,
@@ -230,6 +242,8 @@ class TurnStory {
   private escalation: TurnResult['escalation'];
   private check: CheckVerdict | undefined;
   private keptDraft: string | undefined;
+  /** The draft broke off mid-answer: if it stands, the person is told. */
+  private isDraftCut = false;
 
   constructor(
     private readonly turn: TurnRequest,
@@ -251,6 +265,7 @@ class TurnStory {
       (text) => this.onEvent({ type: 'delta', text, phase: 'draft' }),
     );
     this.record(outcome, 'draft');
+    this.isDraftCut = outcome.ok && outcome.result.finishReason === 'error';
     return outcome;
   }
 
@@ -259,19 +274,25 @@ class TurnStory {
     if (this.turn.mode !== 'auto') return { refine: false };
     const signal = freeSignal(draft);
     if (signal) return { refine: true, reason: signal };
-    const outcome = await this.dependencies.models.structured({
-      owner: this.owner,
-      purpose: 'check',
-      request: {
-        model: this.dependencies.fastModel,
-        system: CHECK_SYSTEM_PROMPT,
-        messages: [{ role: 'user', content: checkPrompt(questionText(this.turn.conversation), draft.text) }],
-        maxOutputTokens: CHECK_MAX_OUTPUT_TOKENS,
-        schemaName: CHECK_SCHEMA_NAME,
-        schema: CHECK_SCHEMA,
-        signal: this.turn.signal,
-      },
-    });
+    const outcome = await this.unlessProvidersDown(() =>
+      this.dependencies.models.structured({
+        owner: this.owner,
+        purpose: 'check',
+        request: {
+          model: this.dependencies.fastModel,
+          system: CHECK_SYSTEM_PROMPT,
+          messages: [
+            { role: 'user', content: checkPrompt(questionText(this.turn.conversation), draft.text) },
+          ],
+          maxOutputTokens: CHECK_MAX_OUTPUT_TOKENS,
+          schemaName: CHECK_SCHEMA_NAME,
+          schema: CHECK_SCHEMA,
+          signal: this.turn.signal,
+        },
+      }),
+    );
+    // Neither provider could check it: the draft, already shown, stands.
+    if (!outcome) return { refine: false };
     this.record(outcome, 'check', { writesText: false });
     // A check that could not run (denied, unreadable) leaves the draft as it is: it was already shown.
     const verdict = outcome.ok ? parseVerdict(outcome.result.value) : undefined;
@@ -307,23 +328,48 @@ class TurnStory {
   ): Promise<TurnResult> {
     const { smartModel, modelLabel, fastModel } = this.dependencies;
     const conversation = withRefineInstruction(this.turn.conversation, answer, escalation.reason);
-    const outcome = await this.dependencies.models.stream(
-      {
-        owner: this.owner,
-        purpose,
-        request: this.request(smartModel, conversation),
-        // Announced once the budget has covered it: a refinement that cannot happen is never shown.
-        onStarted: () => this.onEvent({ type: 'refining', model: smartModel, reason: escalation.reason }),
-      },
-      (text) => this.onEvent({ type: 'delta', text, phase: 'final' }),
-    );
+    const hasDraft = this.models.length > 0;
+    const keep = (why: string) => {
+      this.keptDraft = `kept the ${modelLabel(fastModel)} answer: ${why}`;
+      return this.finish({
+        text: answer,
+        model: this.models.at(-1) ?? fastModel,
+        ...(this.isDraftCut ? { finishReason: 'error' as const } : {}),
+      });
+    };
+    const call = () =>
+      this.dependencies.models.stream(
+        {
+          owner: this.owner,
+          purpose,
+          request: this.request(smartModel, conversation),
+          // Announced once the budget has covered it: a refinement that cannot happen is never shown.
+          onStarted: () => this.onEvent({ type: 'refining', model: smartModel, reason: escalation.reason }),
+          // With a draft to fall back on, the smart model's provider failing leaves the draft standing.
+          fallback: !hasDraft,
+        },
+        (text) => this.onEvent({ type: 'delta', text, phase: 'final' }),
+      );
+    let outcome: CallOutcome;
+    try {
+      outcome = await call();
+    } catch (error) {
+      if (!(error instanceof ProvidersUnavailableError) || !hasDraft) throw error;
+      this.costMicros += error.costMicros;
+      return keep(unavailable(error));
+    }
+    if (outcome.ok && outcome.result.finishReason === 'error' && hasDraft) {
+      // The refinement broke off mid-answer: the whole draft is better than half an answer.
+      this.record(outcome, purpose, { writesText: false });
+      return keep(`${modelLabel(outcome.result.model)} stopped mid-answer`);
+    }
     this.record(outcome, purpose);
     if (!outcome.ok) {
       if (this.models.length === 0) return this.denied(outcome.denial);
-      this.keptDraft =
-        `kept the ${modelLabel(fastModel)} answer: ${outcome.denial.limit.kind === 'user' ? 'your' : "this server's"} ` +
-        `budget can't cover ${modelLabel(smartModel)}; resets ${formatResetTime(outcome.denial.resetsAtMs)}`;
-      return this.finish({ text: answer, model: this.models.at(-1) ?? fastModel });
+      return keep(
+        `${outcome.denial.limit.kind === 'user' ? 'your' : "this server's"} budget can't cover ` +
+          `${modelLabel(smartModel)}; resets ${formatResetTime(outcome.denial.resetsAtMs)}`,
+      );
     }
     this.escalation = escalation;
     return this.finish(outcome.result);
@@ -346,8 +392,25 @@ class TurnStory {
     return { ...summary, status: 'refused', text: '', model: '', warnings: [reason, ...summary.warnings] };
   }
 
-  finish(final: Pick<ChatResult, 'text' | 'model'>): TurnResult {
-    return { ...this.summary(), status: 'answered', text: final.text, model: final.model };
+  finish(final: Pick<ChatResult, 'text' | 'model'> & Partial<Pick<ChatResult, 'finishReason'>>): TurnResult {
+    const summary = this.summary();
+    if (final.finishReason === 'error') {
+      summary.warnings.unshift(
+        `⚠️ the answer was cut off: ${this.dependencies.modelLabel(final.model)} stopped mid-answer`,
+      );
+    }
+    return { ...summary, status: 'answered', text: final.text, model: final.model };
+  }
+
+  /** A call whose providers both failed gives undefined (its cost still counts) instead of throwing. */
+  private async unlessProvidersDown<Outcome>(call: () => Promise<Outcome>): Promise<Outcome | undefined> {
+    try {
+      return await call();
+    } catch (error) {
+      if (!(error instanceof ProvidersUnavailableError)) throw error;
+      this.costMicros += error.costMicros;
+      return undefined;
+    }
   }
 
   private summary(): Omit<TurnResult, 'status' | 'text' | 'model'> {
@@ -405,6 +468,15 @@ class TurnStory {
     const notice = this.dependencies.budgetNotice?.(this.turn.owner.userId, this.turn.owner.guildId);
     return notice === undefined ? [] : [notice];
   }
+}
+
+/** "Anthropic is unavailable", or "both model providers are unavailable". */
+function unavailable(error: ProvidersUnavailableError): string {
+  const providers = [...new Set(error.failures.map((failure) => failure.provider))];
+  const [only] = providers;
+  return providers.length === 1 && only
+    ? `${providerLabel(only)} is unavailable`
+    : 'both model providers are unavailable';
 }
 
 /** The text of the newest message, for the check (attachments are noted, not sent). */

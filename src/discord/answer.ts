@@ -9,6 +9,7 @@ import {
 import type { App } from '../app.js';
 import { ProvidersUnavailableError } from '../core/calls.js';
 import { footerLines } from '../core/footer.js';
+import { formatUsd } from '../core/money.js';
 import { modelLabel } from '../core/models.js';
 import { answerTurn, type TurnRequest, type TurnResult } from '../core/turn.js';
 import type { ServerSettings } from '../db/settings.js';
@@ -81,7 +82,11 @@ export async function streamTurn(
   } catch (error) {
     if (error instanceof ProvidersUnavailableError) {
       context.log.error({ err: error, turnId: request.turnId }, 'both model providers failed');
-      await refuse(PROVIDERS_DOWN);
+      await refuse(
+        error.costMicros === 0
+          ? PROVIDERS_DOWN
+          : `both model providers are unavailable right now; ${formatUsd(error.costMicros)} was charged for what they reported using`,
+      );
       return { result: undefined, messages: [] };
     }
     throw error;

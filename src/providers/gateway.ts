@@ -8,6 +8,7 @@ import {
   IsolatedCircuitError,
 } from 'cockatiel';
 import {
+  type Answered,
   type CallOutcome,
   type CallSpec,
   type ModelCaller,
@@ -26,6 +27,7 @@ import {
 import { newId } from '../core/ids.js';
 import type { CallPurpose, UsageLedger } from '../core/ledger.js';
 import type { Micros } from '../core/money.js';
+import { NO_USAGE } from '../core/pricing.js';
 
 /** Retries and circuit breaking, tunable per deployment (defaults from the issue that asked for them). */
 export interface GatewayOptions {
@@ -50,6 +52,32 @@ export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
 
 function costsOf(spend: Spend): { costMicros: Micros; smartCostMicros: Micros } {
   return { costMicros: spend.costMicros, smartCostMicros: spend.smartCostMicros };
+}
+
+/** A stream that broke after its text began to show: never restarted (the person saw it begin). */
+function isCutShort(error: unknown): error is ProviderError {
+  return error instanceof ProviderError && error.kind !== 'aborted' && Boolean(error.details.partialText);
+}
+
+/**
+ * A cut stream as an answer that ended in error: the text shown so far, charged what the provider
+ * reported using (the ledger has it already), for the engine to refine or to keep with a warning.
+ * Only streamed calls deliver text as it comes, so only they can be cut short.
+ */
+function cutShort<Result extends ChatResult>(
+  error: ProviderError,
+  model: string,
+  spend: Spend,
+): Answered<Result> {
+  const result: ChatResult = {
+    text: error.details.partialText ?? '',
+    finishReason: 'error',
+    usage: error.details.usage ?? NO_USAGE,
+    model,
+    provider: error.provider,
+    timeToFirstTokenMs: null,
+  };
+  return { ok: true, result: result as Result, ...costsOf(spend) };
 }
 
 /** The requested provider's circuit is open: it failed repeatedly and is being given a rest. */
@@ -151,8 +179,9 @@ export class ModelGateway implements ModelCaller {
     try {
       return await this.withRetries(provider, spec, spec.purpose, attempt, deadline, spend);
     } catch (error) {
-      if (!(error instanceof ProviderError) || !error.warrantsFallback || error.details.partialText)
-        throw error;
+      if (isCutShort(error)) return cutShort<Result>(error, spec.request.model, spend);
+      if (!(error instanceof ProviderError) || !error.warrantsFallback) throw error;
+      if (spec.fallback === false) throw new ProvidersUnavailableError([error], spend.costMicros);
       failure = error;
     }
     const other: ProviderName = provider === 'openai' ? 'anthropic' : 'openai';
@@ -160,12 +189,14 @@ export class ModelGateway implements ModelCaller {
       ...spec,
       request: { ...spec.request, model: this.dependencies.fallbackModels[other] },
     };
+    const fallback = { from: provider, reason: `${providerLabel(provider)} is unavailable` };
     try {
       const outcome = await this.withRetries(other, fallbackSpec, 'fallback', attempt, deadline, spend);
-      return outcome.ok
-        ? { ...outcome, fallback: { from: provider, reason: `${providerLabel(provider)} is unavailable` } }
-        : outcome;
+      return outcome.ok ? { ...outcome, fallback } : outcome;
     } catch (error) {
+      if (isCutShort(error)) {
+        return { ...cutShort<Result>(error, fallbackSpec.request.model, spend), fallback };
+      }
       if (error instanceof ProviderError && error.kind !== 'aborted') {
         throw new ProvidersUnavailableError([failure, error], spend.costMicros);
       }

@@ -167,7 +167,7 @@ describe('fallback and circuit breaking', () => {
 });
 
 describe('streams that go wrong', () => {
-  it('when a stream is cut mid-answer, then the caller gets a truncation error and the reported usage is charged', async () => {
+  it('when a stream is cut mid-answer, then it is not restarted: the caller gets the text shown, ending in error, and the reported usage is charged', async () => {
     harness.anthropic.script({
       type: 'stream',
       chunks: ['The answer ', 'is ', 'forty', '-two'],
@@ -175,30 +175,38 @@ describe('streams that go wrong', () => {
       usage: { inputTokens: 1_000, outputTokens: 40 },
     });
     const deltas: string[] = [];
-    const failure = await harness.gateway
-      .stream({ owner: OWNER, purpose: 'direct', request: ask(SMART_MODEL) }, (delta) => deltas.push(delta))
-      .catch((error: unknown) => error);
+    const outcome = await harness.gateway.stream(
+      { owner: OWNER, purpose: 'direct', request: ask(SMART_MODEL) },
+      (delta) => deltas.push(delta),
+    );
 
-    expect(failure).toMatchObject({
-      kind: 'truncated',
-      provider: 'anthropic',
-      details: { partialText: 'The answer is ' },
+    expect(outcome).toMatchObject({
+      ok: true,
+      result: { text: 'The answer is ', finishReason: 'error', provider: 'anthropic', model: SMART_MODEL },
     });
     expect(deltas.join('')).toBe('The answer is ');
     // message_start reported 1,000 input tokens: $1.00/M on Haiku 4.5 → 1,000 micro-USD.
     expect(ledgerRows(harness)).toEqual([
       expect.objectContaining({ outcome: 'failed', input_tokens: 1_000, cost_micros: expect.any(Number) }),
     ]);
-    expect(Number(ledgerRows(harness)[0]?.cost_micros)).toBeGreaterThanOrEqual(1_000);
+    expect(outcome.costMicros).toBe(Number(ledgerRows(harness)[0]?.cost_micros));
+    expect(outcome.costMicros).toBeGreaterThanOrEqual(1_000);
+    expect(harness.anthropic.requests).toHaveLength(1);
     expect(harness.openai.requests).toHaveLength(0);
   });
 
-  it('when an OpenAI stream ends without a finish reason, then it is a truncation, not an answer', async () => {
+  it('when an OpenAI stream ends without a finish reason, then it ends in error with its text, charged an estimate (OpenAI bills what it streamed but reports usage only at the end)', async () => {
     harness.openai.script({ type: 'stream', chunks: ['half an'], finishReason: null });
-    await expect(harness.gateway.stream(draft())).rejects.toMatchObject({
-      kind: 'truncated',
-      provider: 'openai',
+    const outcome = await harness.gateway.stream(draft());
+    expect(outcome).toMatchObject({
+      ok: true,
+      result: { text: 'half an', finishReason: 'error', provider: 'openai' },
     });
+    expect(outcome.costMicros).toBeGreaterThan(0);
+    expect(ledgerRows(harness)).toEqual([
+      expect.objectContaining({ outcome: 'failed', output_tokens: expect.any(Number) }),
+    ]);
+    expect(Number(ledgerRows(harness)[0]?.output_tokens)).toBeGreaterThan(0);
   });
 
   it('when no first token comes in time, then the HTTP request is aborted (the fake sees it closed) and retried', async () => {

@@ -86,13 +86,17 @@ export class OpenAIChatModel implements ChatModel {
       if (timer.signal.aborted) throw new APIUserAbortError();
     } catch (error) {
       timer.rethrowCallerError();
-      throw mapOpenAIError(error, { timedOut: timer.timedOut, usage, partialText: text });
+      throw mapOpenAIError(error, {
+        timedOut: timer.timedOut,
+        usage: this.usageOfCut(request, usage, text),
+        partialText: text,
+      });
     } finally {
       timer.stop();
     }
     if (!finishReason) {
       throw new ProviderError('openai', 'truncated', 'the OpenAI stream ended without a finish reason', {
-        usage,
+        usage: this.usageOfCut(request, usage, text),
         partialText: text,
       });
     }
@@ -108,6 +112,18 @@ export class OpenAIChatModel implements ChatModel {
       provider: this.provider,
       timeToFirstTokenMs: firstTokenAt === null ? null : firstTokenAt - startedAt,
     };
+  }
+
+  /**
+   * What a stream cut after text came has used: OpenAI reports usage only in its last chunk, yet bills the
+   * prompt and every token it streamed, so the estimate is charged rather than nothing.
+   */
+  private usageOfCut(
+    request: ChatRequest,
+    usage: TokenUsage | undefined,
+    text: string,
+  ): TokenUsage | undefined {
+    return usage ?? (text === '' ? undefined : this.usageNotReported(request, text));
   }
 
   async structured(request: StructuredRequest): Promise<StructuredResult> {
