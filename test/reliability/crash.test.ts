@@ -1,0 +1,492 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { APIUser } from 'discord.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { periodWindow } from '../../src/core/budget.js';
+import { formatUsd } from '../../src/core/money.js';
+import { modelLabel } from '../../src/core/models.js';
+import { registerCommands } from '../../src/discord/commands/register.js';
+import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
+import { type FakeDiscord, type RecordedRequest, startFakeDiscord } from '../fakes/discord/index.js';
+import { tsxArguments } from '../support/process.js';
+import { type SplitOpenAI, startSplitOpenAI } from './fixtures/openai-router.js';
+
+/*
+ * The bot as `npm start` runs it, SIGKILLed in the middle of a burst of turns, twenty times over one
+ * database file: nothing it showed as done may be lost, nothing it held may stay held, and /usage must
+ * say what the ledger holds.
+ *
+ * Each round scripts exactly which turns can finish. Of the round's drafts, the first `fastDrafts` stream
+ * at once and the others stall after their first words; of the checks that the fast drafts reach, the
+ * first `accepted` accept at once, and the rest alternately send the turn to Claude Haiku (whose answer
+ * stalls) or stall themselves. So exactly `accepted` answers finish, and once they have and every stalled
+ * call has reached its provider, the kill finds turns stuck mid-draft, mid-check and mid-refine.
+ */
+
+const ROUNDS = 20;
+const USER_NAMES = ['bob', 'carol', 'dave'];
+const MESSAGES_PER_USER = 3;
+/** A person has at most two answers in progress (src/discord/user-lanes.ts); the third message waits. */
+const ANSWERS_IN_PROGRESS_PER_USER = 2;
+const BUDGET_MICROS = 1_000_000;
+/** /usage runs for real every few restarts (a process's first chart takes a second to draw) and at the end. */
+const USAGE_EVERY_ROUNDS = 5;
+/** Longer than the whole test: a stalled call is still stalled when the bot is killed. */
+const STALL_MS = 600_000;
+/** Bot processes loading their modules (a second or two of CPU each) ahead of their turn. */
+const PROCESSES_AHEAD = 2;
+const TIMEOUT_MS = 240_000;
+
+const FOOTER = /^-# gpt-4o-mini · [\d,]+ tokens · (\$[\d,.]+)$/m;
+const ESCALATE_BUTTON = /"custom_id":"escalate:([^"]+)"/;
+const ACCEPT = JSON.stringify({
+  verdict: 'accept',
+  reason: 'complete',
+  category: 'factual',
+  confidence: 0.95,
+});
+const REFINE = JSON.stringify({
+  verdict: 'refine',
+  reason: 'too thin',
+  category: 'factual',
+  confidence: 0.9,
+});
+const LAUNCHER_PATH = join(import.meta.dirname, 'fixtures/bot-launcher.ts');
+
+interface RoundPlan {
+  fastDrafts: number;
+  accepted: number;
+  refines: number;
+}
+
+/** Where the kill lands varies: 2–7 drafts finish, 1 to all of them are accepted, the rest stall. */
+function roundPlan(round: number): RoundPlan {
+  const fastDrafts = 2 + (round % 6);
+  const accepted = 1 + ((round * 5) % fastDrafts);
+  return { fastDrafts, accepted, refines: Math.ceil((fastDrafts - accepted) / 2) };
+}
+
+function scriptRound(plan: RoundPlan, providers: Providers, turns: number): void {
+  for (let index = 0; index < turns; index += 1) {
+    providers.openai.drafts.script(
+      index < plan.fastDrafts
+        ? { type: 'stream', chunks: ['A ', 'complete ', 'answer.'], chunkDelayMs: 5 }
+        : { type: 'stream', chunks: ['Still ', 'thinking'], chunkDelayMs: STALL_MS },
+    );
+  }
+  for (let index = plan.accepted; index > 0; index -= 1) {
+    providers.openai.checks.script({ type: 'completion', content: ACCEPT });
+  }
+  for (let index = 0; index < plan.fastDrafts - plan.accepted; index += 1) {
+    providers.openai.checks.script(
+      index % 2 === 0
+        ? { type: 'completion', content: REFINE }
+        : { type: 'completion', content: ACCEPT, delayMs: STALL_MS },
+    );
+  }
+  for (let index = 0; index < plan.refines; index += 1) {
+    providers.anthropic.script({ type: 'stream', chunks: ['A better ', 'answer'], chunkDelayMs: STALL_MS });
+  }
+}
+
+// ── Bot processes ──────────────────────────────────────────────────────────────────────────────────
+
+interface Providers {
+  openai: SplitOpenAI;
+  anthropic: FakeAnthropic;
+}
+
+interface BotProcess {
+  child: ChildProcess;
+  /** Its log, one parsed pino line each. */
+  logs: Record<string, unknown>[];
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Runs src/main.ts in it (see fixtures/bot-launcher.ts). */
+  start(): void;
+  /** The fakes this process was configured with: fresh ones for every process, with their own scripts. */
+  providers: Providers;
+}
+
+const running = new Set<ChildProcess>();
+
+/** A process with the bot's modules loaded, waiting for `start()` to run src/main.ts. */
+async function spawnBotProcess(environment: (providers: Providers) => Record<string, string>) {
+  const providers = { openai: await startSplitOpenAI(), anthropic: await startFakeAnthropic() };
+  const child = spawn(process.execPath, tsxArguments(LAUNCHER_PATH), {
+    cwd: directory,
+    env: { PATH: process.env.PATH ?? '', ...environment(providers) },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  const logs: Record<string, unknown>[] = [];
+  let output = '';
+  let partialLine = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    output += chunk;
+    const lines = (partialLine + chunk).split('\n');
+    partialLine = lines.pop() ?? '';
+    for (const line of lines) if (line.trim() !== '') logs.push(JSON.parse(line));
+  });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    output += chunk;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    }),
+  );
+  const start = () => child.stdin?.end('go\n');
+  return { child, logs, output: () => output, exited, start, providers } satisfies BotProcess;
+}
+
+/** Waits until a condition holds; fails at once, with the bot's output, if the bot died meanwhile. */
+async function until(bot: BotProcess, condition: () => boolean): Promise<void> {
+  while (!condition()) {
+    if (bot.child.exitCode !== null || bot.child.signalCode !== null) {
+      throw new Error(`the bot exited while the test was waiting for it:\n${bot.output()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+// ── The database file, read beside the bot ─────────────────────────────────────────────────────────
+
+interface LedgerRow {
+  id: number;
+  request_id: string;
+  turn_id: string;
+  user_id: string;
+  model: string;
+  purpose: string;
+  outcome: string;
+  cost_micros: number;
+  reserved_micros: number;
+  charged_at: number;
+}
+
+interface ReservationRow {
+  request_id: string;
+  turn_id: string;
+  purpose: string;
+  amount_micros: number;
+  created_at: number;
+}
+
+interface FileState {
+  integrity: string;
+  ledger: LedgerRow[];
+  reservations: ReservationRow[];
+  turns: { turn_id: string; status: string; cost_micros: number }[];
+}
+
+function withDatabase<T>(path: string, work: (sqlite: Database.Database) => T): T {
+  const sqlite = new Database(path, { timeout: 15_000 });
+  try {
+    return work(sqlite);
+  } finally {
+    sqlite.close();
+  }
+}
+
+function readState(path: string): FileState {
+  return withDatabase(path, (sqlite) => ({
+    integrity: sqlite.pragma('integrity_check', { simple: true }) as string,
+    ledger: sqlite.prepare('SELECT * FROM usage_ledger ORDER BY id').all() as LedgerRow[],
+    reservations: sqlite.prepare('SELECT * FROM reservations').all() as ReservationRow[],
+    turns: sqlite.prepare('SELECT turn_id, status, cost_micros FROM turns').all() as FileState['turns'],
+  }));
+}
+
+/**
+ * What the killed process left on disk, read from a copy of the file and its WAL: opening the file itself
+ * would recover and checkpoint the WAL when closed, and the next bot must find it as the crash left it.
+ */
+function readCrashImage(path: string, round: number): FileState {
+  const copyDirectory = join(directory, `crash-${round}`);
+  mkdirSync(copyDirectory);
+  const copy = join(copyDirectory, 'crashed.db');
+  copyFileSync(path, copy);
+  if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, `${copy}-wal`);
+  const state = readState(copy);
+  rmSync(copyDirectory, { recursive: true, force: true });
+  return state;
+}
+
+// ── The test ───────────────────────────────────────────────────────────────────────────────────────
+
+let discord: FakeDiscord;
+let directory: string;
+let databasePath: string;
+let users: APIUser[];
+
+beforeAll(async () => {
+  discord = await startFakeDiscord({ heartbeatIntervalMs: 5_000 });
+  directory = mkdtempSync(join(tmpdir(), 'tierbot-crash-'));
+  databasePath = join(directory, 'tierbot.db');
+  users = [discord.user];
+  for (const username of USER_NAMES) {
+    const user = discord.addUser({ username });
+    discord.addMember(user.id);
+    users.push(user);
+  }
+});
+
+afterAll(async () => {
+  // Only after a failure half-way: the processes this test started that still run.
+  for (const child of running) child.kill('SIGKILL');
+  await discord.close();
+  rmSync(directory, { recursive: true, force: true });
+});
+
+describe('Crash', () => {
+  it(
+    'when the bot is SIGKILLed during a burst of turns, 20 rounds, then after each restart the file is intact, no settled row is lost, every open reservation is swept, and /usage agrees with the ledger',
+    async () => {
+      const environment = ({ openai, anthropic }: Providers) => ({
+        DISCORD_TOKEN: discord.token,
+        DISCORD_API_URL: discord.apiUrl,
+        OPENAI_API_KEY: 'sk-test-openai-key-0000000000',
+        ANTHROPIC_API_KEY: 'sk-ant-test-key-0000000000',
+        OPENAI_BASE_URL: openai.url,
+        ANTHROPIC_BASE_URL: anthropic.url,
+        DATABASE_PATH: databasePath,
+        DEFAULT_USER_BUDGET_USD: String(BUDGET_MICROS / 1_000_000),
+      });
+      // Each process loads its modules ahead of its turn and starts once the one before it is dead.
+      const waiting: BotProcess[] = [];
+      for (let ahead = 0; ahead < PROCESSES_AHEAD; ahead += 1) {
+        waiting.push(await spawnBotProcess(environment));
+      }
+      // Registered once, as `npm run deploy-commands` does, so that /usage can be run.
+      await registerCommands(loadConfig(environment(waiting[0]!.providers)).discord);
+
+      let crashed: FileState | undefined;
+      let answered = 0;
+      const swept = new Set<string>();
+      for (let round = 0; ; round += 1) {
+        const bot = waiting.shift()!;
+        bot.start();
+        await until(bot, () => bot.logs.some((line) => String(line.msg).startsWith('tierbot ready')));
+        if (crashed) {
+          checkRestart(bot, crashed);
+          for (const reservation of crashed.reservations) swept.add(reservation.purpose);
+        }
+        if (round === ROUNDS) {
+          for (const user of users) await checkUsage(bot, user);
+        } else if (round > 0 && round % USAGE_EVERY_ROUNDS === 0) {
+          await checkUsage(bot, users[(round / USAGE_EVERY_ROUNDS) % users.length]!);
+        }
+        // src/main.ts backs a crash loop off (src/core/restarts.ts: the third start within five minutes
+        // waits 5 s to log in, doubling each time), and these 21 starts come a second or two apart. No
+        // setting shortens it, so the recorded starts are forgotten while this bot runs (its open
+        // connection keeps the next crash's WAL as the crash leaves it): each start is an ordinary one.
+        withDatabase(databasePath, (sqlite) => sqlite.prepare('DELETE FROM bot_starts').run());
+        if (round === ROUNDS) {
+          bot.child.kill('SIGTERM');
+          expect((await bot.exited).code, bot.output()).toBe(0);
+          await closeProviders(bot.providers);
+          break;
+        }
+        if (round + waiting.length < ROUNDS) waiting.push(await spawnBotProcess(environment));
+
+        const plan = roundPlan(round);
+        const finished = await killDuringBurst(bot, round, plan);
+        crashed = readCrashImage(databasePath, round);
+        checkCrashImage(crashed, finished, plan, bot.providers.openai.drafts.requests.length);
+        answered += plan.accepted;
+        await closeProviders(bot.providers);
+      }
+
+      // The kills landed in every phase of a turn, and every answer shown is in the turn log.
+      expect([...swept].sort()).toEqual(['check', 'draft', 'refine']);
+      const turns = withDatabase(databasePath, (sqlite) =>
+        sqlite.prepare("SELECT COUNT(*) FROM turns WHERE status = 'answered'").pluck().get(),
+      );
+      expect(turns).toBe(answered);
+      discord.assertNothingUnexpected();
+    },
+    TIMEOUT_MS,
+  );
+});
+
+/**
+ * Every user sends three questions at once; once the answers that can finish have, and every stalled
+ * call has reached its provider, the bot is SIGKILLed. Returns the answers' final messages.
+ */
+async function killDuringBurst(bot: BotProcess, round: number, plan: RoundPlan): Promise<RecordedRequest[]> {
+  const { openai, anthropic } = bot.providers;
+  scriptRound(plan, bot.providers, users.length * MESSAGES_PER_USER);
+  const from = discord.requests.length;
+  for (let message = 1; message <= MESSAGES_PER_USER; message += 1) {
+    for (const user of users) {
+      discord.messageCreate({
+        content: `<@${discord.bot.id}> round ${round}, question ${message} from ${user.username}`,
+        authorId: user.id,
+      });
+    }
+  }
+  const finished = () =>
+    discord.requests
+      .slice(from)
+      .filter((request) => request.status === 200 && FOOTER.test(String(request.body?.content ?? '')));
+  await until(
+    bot,
+    () =>
+      finished().length >= plan.accepted &&
+      openai.drafts.requests.length >= users.length * ANSWERS_IN_PROGRESS_PER_USER &&
+      openai.checks.requests.length >= plan.fastDrafts &&
+      anthropic.requests.length >= plan.refines,
+  );
+  bot.child.kill('SIGKILL');
+  expect((await bot.exited).signal).toBe('SIGKILL');
+  expect([...openai.drafts.unexpected, ...openai.checks.unexpected, ...anthropic.unexpected]).toEqual([]);
+  return finished();
+}
+
+async function closeProviders({ openai, anthropic }: Providers): Promise<void> {
+  await Promise.all([openai.close(), anthropic.close()]);
+}
+
+/**
+ * What the kill left: an intact file; exactly the scripted answers finished, each on disk (its calls, at
+ * the cost its footer showed, and its turn); and every turn that reached a provider without finishing
+ * still holds a reservation.
+ */
+function checkCrashImage(
+  crashed: FileState,
+  finished: RecordedRequest[],
+  plan: RoundPlan,
+  draftsStarted: number,
+): void {
+  expect(crashed.integrity).toBe('ok');
+  expect(finished).toHaveLength(plan.accepted);
+  const held = new Set(crashed.reservations.map((reservation) => reservation.turn_id));
+  for (const request of finished) {
+    const turnId = ESCALATE_BUTTON.exec(JSON.stringify(request.body))?.[1] ?? 'no Escalate button';
+    const rows = crashed.ledger.filter((row) => row.turn_id === turnId);
+    expect(rows.map((row) => [row.purpose, row.outcome])).toEqual([
+      ['draft', 'settled'],
+      ['check', 'settled'],
+    ]);
+    const costMicros = rows.reduce((total, row) => total + row.cost_micros, 0);
+    expect(formatUsd(costMicros)).toBe(FOOTER.exec(String(request.body.content))?.[1]);
+    expect(crashed.turns.find((turn) => turn.turn_id === turnId)).toEqual({
+      turn_id: turnId,
+      status: 'answered',
+      cost_micros: costMicros,
+    });
+    expect(held.has(turnId)).toBe(false);
+  }
+  expect(held.size).toBeGreaterThanOrEqual(draftsStarted - plan.accepted);
+}
+
+/** After a restart: the sweep ran, nothing on disk was lost, and the running totals match the ledger. */
+function checkRestart(bot: BotProcess, crashed: FileState): void {
+  const now = readState(databasePath);
+  expect(now.integrity).toBe('ok');
+  // Every row the crash left is there unchanged, and the only new rows are the sweep's.
+  const byRequest = new Map(now.ledger.map((row) => [row.request_id, row]));
+  for (const row of crashed.ledger) expect(byRequest.get(row.request_id)).toEqual(row);
+  expect(now.ledger).toHaveLength(crashed.ledger.length + crashed.reservations.length);
+  expect(now.reservations).toEqual([]);
+  for (const reservation of crashed.reservations) {
+    expect(byRequest.get(reservation.request_id)).toMatchObject({
+      turn_id: reservation.turn_id,
+      purpose: reservation.purpose,
+      outcome: 'swept',
+      cost_micros: reservation.amount_micros,
+      reserved_micros: reservation.amount_micros,
+      charged_at: reservation.created_at,
+    });
+  }
+  expect(bot.logs.find((line) => typeof line.swept === 'number')?.swept).toBe(crashed.reservations.length);
+  // The running totals that budget checks read hold what the ledger charged, and nothing held.
+  withDatabase(databasePath, (sqlite) => {
+    const counters = sqlite
+      .prepare(
+        `SELECT kind, user_key AS userKey, month_start AS monthStart,
+                month_spent_micros AS spentMicros, month_reserved_micros AS reservedMicros
+         FROM spend_counters WHERE guild_key = ?`,
+      )
+      .all(discord.guild.id) as { kind: string; userKey: string; monthStart: number }[];
+    expect(counters).toHaveLength(users.length + 1);
+    for (const counter of counters) {
+      const window = periodWindow('month', counter.monthStart);
+      const chargedMicros = sqlite
+        .prepare(
+          `SELECT COALESCE(SUM(cost_micros), 0) FROM usage_ledger
+           WHERE guild_id = ? AND (? = 'server' OR user_id = ?) AND charged_at >= ? AND charged_at < ?`,
+        )
+        .pluck()
+        .get(discord.guild.id, counter.kind, counter.userKey, window.startMs, window.endMs);
+      expect(counter).toMatchObject({ spentMicros: chargedMicros, reservedMicros: 0 });
+    }
+  });
+}
+
+/** A member's /usage, run for real, checked line by line against the file. */
+async function checkUsage(bot: BotProcess, user: APIUser): Promise<void> {
+  const windowBefore = periodWindow('month', Date.now());
+  const interaction = discord.chatInputCommand({ commandName: 'usage', userId: user.id });
+  const content = () => discord.interactionResponses(interaction.id).original?.content ?? '';
+  await until(bot, () => content().startsWith('Spent'));
+  const windowAfter = periodWindow('month', Date.now());
+  const lines = content().split('\n');
+  const shown = [
+    lines[0],
+    lines[1]?.slice(0, lines[1].indexOf(' resets')),
+    ...lines.filter((line) => line.startsWith('- ')).sort(),
+    lines.find((line) => line.startsWith('**Answers**')),
+  ];
+  // At a month's last midnight the command may have run in either month: either one matches then.
+  const expected = [windowBefore, windowAfter].map((window) => expectedUsage(user, window));
+  expect(shown).toEqual(
+    expected.find((lines) => JSON.stringify(lines) === JSON.stringify(shown)) ?? expected[1],
+  );
+}
+
+function expectedUsage(user: APIUser, window: { startMs: number; endMs: number }): string[] {
+  return withDatabase(databasePath, (sqlite) => {
+    const byModel = sqlite
+      .prepare(
+        `SELECT model, COUNT(*) AS calls, SUM(cost_micros) AS costMicros,
+                SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens) AS tokens
+         FROM usage_ledger WHERE guild_id = ? AND user_id = ? AND charged_at >= ? AND charged_at < ?
+         GROUP BY model`,
+      )
+      .all(discord.guild.id, user.id, window.startMs, window.endMs) as {
+      model: string;
+      calls: number;
+      costMicros: number;
+      tokens: number;
+    }[];
+    const answers = sqlite
+      .prepare(
+        `SELECT COUNT(*) FROM turns
+         WHERE guild_id = ? AND user_id = ? AND status = 'answered' AND created_at >= ? AND created_at < ?`,
+      )
+      .pluck()
+      .get(discord.guild.id, user.id, window.startMs, window.endMs);
+    const spentMicros = byModel.reduce((total, row) => total + row.costMicros, 0);
+    return [
+      `Spent ${formatUsd(spentMicros)} of ${formatUsd(BUDGET_MICROS)} this month`,
+      // Nothing is in progress, so nothing is held: what is left is the budget less the ledger.
+      `${formatUsd(BUDGET_MICROS - spentMicros)} left;`,
+      ...byModel
+        .map(
+          (row) =>
+            `- ${modelLabel(row.model)}: ${row.calls.toLocaleString('en-US')} calls · ` +
+            `${row.tokens.toLocaleString('en-US')} tokens · ${formatUsd(row.costMicros)}`,
+        )
+        .sort(),
+      // The refines never finish, so no answer shown was escalated.
+      `**Answers**: ${String(answers)} · escalated to Claude Haiku: 0`,
+    ];
+  });
+}
