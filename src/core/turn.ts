@@ -10,6 +10,7 @@ import {
   type ChatMessage,
   type ChatResult,
   type ContentPart,
+  ProviderError,
   type ProviderName,
   providerLabel,
 } from './chat.js';
@@ -354,9 +355,14 @@ class TurnStory {
     try {
       outcome = await call();
     } catch (error) {
-      if (!(error instanceof ProvidersUnavailableError) || !hasDraft) throw error;
-      this.costMicros += error.costMicros;
-      return keep(unavailable(error));
+      if (!hasDraft) throw error;
+      if (error instanceof ProvidersUnavailableError) {
+        this.costMicros += error.costMicros;
+        return keep(unavailable(error));
+      }
+      // The smart model's provider refused the request (a 4xx): the draft still answers.
+      if (isRefusedRequest(error)) return keep(`${modelLabel(smartModel)} could not take this conversation`);
+      throw error;
     }
     if (outcome.ok && outcome.result.finishReason === 'error' && hasDraft) {
       // The refinement broke off mid-answer: the whole draft is better than half an answer.
@@ -402,13 +408,16 @@ class TurnStory {
     return { ...summary, status: 'answered', text: final.text, model: final.model };
   }
 
-  /** A call whose providers both failed gives undefined (its cost still counts) instead of throwing. */
+  /**
+   * A call whose providers both failed, or that a provider refused, gives undefined (its cost still
+   * counts) instead of throwing.
+   */
   private async unlessProvidersDown<Outcome>(call: () => Promise<Outcome>): Promise<Outcome | undefined> {
     try {
       return await call();
     } catch (error) {
-      if (!(error instanceof ProvidersUnavailableError)) throw error;
-      this.costMicros += error.costMicros;
+      if (error instanceof ProvidersUnavailableError) this.costMicros += error.costMicros;
+      else if (!isRefusedRequest(error)) throw error;
       return undefined;
     }
   }
@@ -468,6 +477,11 @@ class TurnStory {
     const notice = this.dependencies.budgetNotice?.(this.turn.owner.userId, this.turn.owner.guildId);
     return notice === undefined ? [] : [notice];
   }
+}
+
+/** A provider refused the request itself (a 4xx such as an unreadable image): sending it again cannot help. */
+function isRefusedRequest(error: unknown): error is ProviderError {
+  return error instanceof ProviderError && error.kind === 'invalid_request';
 }
 
 /** "Anthropic is unavailable", or "both model providers are unavailable". */

@@ -8,6 +8,7 @@ import {
 } from 'discord.js';
 import type { App } from '../app.js';
 import { ProvidersUnavailableError } from '../core/calls.js';
+import { ProviderError, providerLabel } from '../core/chat.js';
 import { footerLines } from '../core/footer.js';
 import { formatUsd } from '../core/money.js';
 import { modelLabel } from '../core/models.js';
@@ -80,6 +81,15 @@ export async function streamTurn(
       else live.replace(`-# refining with ${modelLabel(event.model)}…`);
     });
   } catch (error) {
+    if (error instanceof ProviderError && error.kind === 'invalid_request') {
+      // The provider refused the request itself: an image it cannot read, a conversation too long.
+      context.log.warn({ err: error, turnId: request.turnId }, 'a provider refused the request');
+      await refuse(
+        `${providerLabel(error.provider)} could not read this message (an attachment it cannot open, or ` +
+          'more text than it takes); nothing was charged',
+      );
+      return { result: undefined, messages: [] };
+    }
     if (error instanceof ProvidersUnavailableError) {
       context.log.error({ err: error, turnId: request.turnId }, 'both model providers failed');
       await refuse(

@@ -6,6 +6,7 @@ import {
   MessageFlags,
   type RepliableInteraction,
 } from 'discord.js';
+import { redactSecrets } from '../log.js';
 import { MESSAGE_LIMIT, splitMessage } from './split.js';
 
 /** Discord lets a bot edit a message about five times in five seconds: one edit per ~1.2 s stays clear. */
@@ -133,7 +134,9 @@ export class LiveReply {
     for (const [index, content] of pieces.entries()) {
       const piece = index === pieces.length - 1 && components ? { content, components } : { content };
       const previous = sent.at(-1);
-      sent.push(await (previous ? this.surface.continue(previous, piece) : this.write(piece)));
+      sent.push(
+        await (previous ? this.surface.continue(previous, withoutSecrets(piece)) : this.write(piece)),
+      );
     }
     return sent;
   }
@@ -170,10 +173,18 @@ export class LiveReply {
   }
 
   private async write(piece: AnswerPiece): Promise<Message> {
-    const message = await this.surface.write(piece);
+    const message = await this.surface.write(withoutSecrets(piece));
     this.hasWritten = true;
     return message;
   }
+}
+
+/**
+ * Whatever a model writes, a secret-shaped string (an API key, a bot token, a webhook URL) is never
+ * posted: a model can be talked into echoing one it was shown, and a channel is no place for it.
+ */
+function withoutSecrets(piece: AnswerPiece): AnswerPiece {
+  return { ...piece, content: redactSecrets(piece.content) };
 }
 
 function streamingView(text: string): string {

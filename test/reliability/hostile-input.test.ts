@@ -5,6 +5,7 @@ import { EMPTY_QUESTION_HINT } from '../../src/discord/bot.js';
 import { registerCommands } from '../../src/discord/commands/register.js';
 import type { UserMessageInput } from '../fakes/discord/index.js';
 import type { OptionValue } from '../fakes/discord/interactions.js';
+import { openaiErrors } from '../fakes/openai.js';
 import { ACCEPT, type BotHarness, startBotHarness, until } from '../support/bot.js';
 import { findSecrets } from '../support/secrets.js';
 
@@ -793,7 +794,48 @@ const commandCases: HostileCase[] = [
   },
 ];
 
-const CASES = [...messageCases, ...attachmentCases, ...injectionCases, ...commandCases];
+/** What a model or a provider sends back that must not reach the channel as it is. */
+const outputCases: HostileCase[] = [
+  {
+    name: 'the model echoes an API key someone pasted (a secret-shaped string is never posted)',
+    send: (harness) =>
+      answeredMessage(
+        harness,
+        { content: mention(harness, `is ${PASTED_KEY} a valid key?`) },
+        `Your key ${PASTED_KEY} looks valid.`,
+      ),
+    shows: footed('Your key [redacted] looks valid.'),
+    isFree: false,
+  },
+  {
+    name: 'an image the provider cannot read (OpenAI answers 400): said plainly, nothing charged',
+    send(harness) {
+      harness.openai.script(openaiErrors.badRequest('Invalid image.'));
+      return refusedMessage(harness, {
+        content: mention(harness, 'what is this?'),
+        attachments: [{ filename: 'pixel.png', content: pngHeader(1, 1), contentType: 'image/png' }],
+      });
+    },
+    shows:
+      'OpenAI could not read this message (an attachment it cannot open, or more text than it takes); nothing was charged',
+    // The model was asked (and refused): its failed call is in the ledger, at $0.
+    isFree: false,
+    check: (harness) => expect(spentMicros(harness).micros).toBe(0),
+  },
+  {
+    name: '/ask with a prompt of zero-width characters only',
+    hasCommands: true,
+    send: (harness) =>
+      command(harness, { commandName: 'ask', options: { prompt: '\u200b\u200c\u200d\u2060\ufeff' } }),
+    shows: 'Ask something: the prompt is empty.',
+    isFree: true,
+  },
+];
+
+/** Shaped like an OpenAI project key (made up): what a person might paste and a model might repeat. */
+const PASTED_KEY = `sk-proj-${'AbCdEfGhIjKlMnOpQrStUvWx'}12`;
+
+const CASES = [...messageCases, ...attachmentCases, ...injectionCases, ...commandCases, ...outputCases];
 
 // ── Running a row ───────────────────────────────────────────────────────────────────────────────────
 

@@ -122,6 +122,7 @@ export async function startBotHarness(
           (request, index) => ({ where: `model request ${index} body`, text: JSON.stringify(request.body) }),
         ),
         known,
+        { shapes: false },
       );
     },
   };

@@ -2,6 +2,7 @@ import { MessageFlags, SlashCommandBuilder } from 'discord.js';
 import { newId } from '../../core/ids.js';
 import type { ModelChoice } from '../../core/turn.js';
 import { streamTurn } from '../answer.js';
+import { isBlank } from '../conversation.js';
 import { interactionSurface } from '../live-reply.js';
 import { replyPrivately, type SlashCommand, UserError } from './command.js';
 
@@ -33,7 +34,7 @@ export const ask: SlashCommand = {
     const choice = (interaction.options.getString('model') ?? 'auto') as ModelChoice;
     if (!MODEL_CHOICES.includes(choice))
       throw new UserError(`model must be one of ${MODEL_CHOICES.join(', ')}.`);
-    if (prompt === '') throw new UserError('Ask something: the prompt is empty.');
+    if (isBlank(prompt)) throw new UserError('Ask something: the prompt is empty.');
     const isPrivate = interaction.options.getBoolean('private') ?? false;
     // Acknowledged at once: Discord allows three seconds, and a model may take longer to start.
     const deferred = await interaction.deferReply({

@@ -10,7 +10,7 @@ import { modelLabel } from '../../core/models.js';
 import type { ChatMessage } from '../../core/chat.js';
 import type { TurnRecord } from '../../core/turn.js';
 import { streamTurn, turnOfEscalateButton } from '../answer.js';
-import { buildConversation } from '../conversation.js';
+import { buildConversation, isBlank } from '../conversation.js';
 import { interactionSurface, messageSurface, NO_MENTIONS, type ReplySurface } from '../live-reply.js';
 import { type CommandContext, replyPrivately, type SlashCommand, UserError } from './command.js';
 
@@ -32,7 +32,7 @@ export const escalate: SlashCommand = {
 
   async execute(interaction, context) {
     const prompt = interaction.options.getString('prompt')?.trim();
-    if (prompt) {
+    if (prompt !== undefined && !isBlank(prompt)) {
       await answerDirectly(interaction, prompt, context);
       return;
     }
