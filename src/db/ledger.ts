@@ -1,4 +1,16 @@
-import { and, count, desc, eq, getTableColumns, inArray, lte, or, type SQL, sql } from 'drizzle-orm';
+import {
+  and,
+  count,
+  desc,
+  eq,
+  getTableColumns,
+  inArray,
+  lte,
+  notInArray,
+  or,
+  type SQL,
+  sql,
+} from 'drizzle-orm';
 import {
   type ApplicableLimit,
   applicableLimits,
@@ -395,7 +407,16 @@ export class Ledger implements UsageLedger {
       .all()
       .map((row) => row.pid);
     const deadPids = held.filter((pid) => pid !== this.pid && !isAlive(pid));
-    return this.sweep(or(lte(reservations.expiresAt, this.now()), inArray(reservations.holderPid, deadPids)));
+    // Held under this process's id but not by this ledger: left by an earlier process that had the same
+    // id (a container's bot is often PID 1 on every start).
+    const ours = [...this.held.keys()];
+    const earlierSelf = and(
+      eq(reservations.holderPid, this.pid),
+      ours.length === 0 ? undefined : notInArray(reservations.requestId, ours),
+    );
+    return this.sweep(
+      or(lte(reservations.expiresAt, this.now()), inArray(reservations.holderPid, deadPids), earlierSelf),
+    );
   }
 
   /** The limits that apply to a user here and how each stands right now (for /usage and /budget show). */

@@ -304,6 +304,26 @@ describe('sweeping', () => {
     expect(ledger.settle('orphan', usage)).toEqual({ status: 'duplicate' });
   });
 
+  it('when the process restarts under the same process id (as in a container), then the earlier reservations are swept and its own are not', () => {
+    const before = createLedger(db, {
+      now: () => clock,
+      pid: 1,
+      defaultUserBudget: { amountMicros: 10_000, period: 'month' },
+    });
+    before.reserve(callRequest({ requestId: 'left-by-the-crash', amountMicros: 4_000 }));
+    const after = createLedger(db, {
+      now: () => clock,
+      pid: 1,
+      defaultUserBudget: { amountMicros: 10_000, period: 'month' },
+    });
+    after.reserve(callRequest({ requestId: 'in-flight-now', amountMicros: 1_000 }));
+    expect(after.sweepOrphans(() => true)).toBe(1);
+    expect(ledgerRows()).toEqual([
+      expect.objectContaining({ request_id: 'left-by-the-crash', outcome: 'swept', cost_micros: 4_000 }),
+    ]);
+    expect(after.openReservationCount()).toBe(1);
+  });
+
   it('when a reservation outlives its TTL, then the sweep charges it and frees the budget', () => {
     const short = createLedger(db, {
       now: () => clock,
