@@ -143,7 +143,13 @@ async function answerAgain(
       surface,
       settings,
       context,
-      { refuse: (text) => replyPrivately(interaction, text) },
+      {
+        // The claim is given back before the person hears why, so that trying again works at once.
+        refuse: (text) => {
+          app.turns.releaseEscalation(source.turnId);
+          return replyPrivately(interaction, text);
+        },
+      },
     );
     isAnswered = result?.status === 'answered';
     const first = messages[0];
