@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeAnthropic, startFakeAnthropic } from './fakes/anthropic.js';
 import { type FakeOpenAI, startFakeOpenAI } from './fakes/openai.js';
 import { PROJECT_ROOT, type ProcessOutcome, runEntryPoint } from './support/process.js';
+import { loopbackEnvironment } from './support/environment.js';
 
 let openai: FakeOpenAI;
 let anthropic: FakeAnthropic;
@@ -27,11 +28,7 @@ function chat(input: string, ...args: string[]): Promise<ProcessOutcome> {
     input,
     env: {
       PATH: process.env.PATH,
-      OPENAI_API_KEY: 'sk-test-openai-key-0000000000',
-      ANTHROPIC_API_KEY: 'sk-ant-test-key-0000000000',
-      OPENAI_BASE_URL: openai.url,
-      ANTHROPIC_BASE_URL: anthropic.url,
-      DATABASE_PATH: join(directory, 'tierbot.db'),
+      ...loopbackEnvironment({ openai, anthropic, databasePath: join(directory, 'tierbot.db') }),
     },
   });
 }

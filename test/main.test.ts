@@ -8,6 +8,7 @@ import { type FakeAnthropic, startFakeAnthropic } from './fakes/anthropic.js';
 import { type FakeDiscord, startFakeDiscord } from './fakes/discord/index.js';
 import { type FakeOpenAI, startFakeOpenAI } from './fakes/openai.js';
 import { PROJECT_ROOT, tsxArguments } from './support/process.js';
+import { loopbackEnvironment } from './support/environment.js';
 
 let discord: FakeDiscord;
 let openai: FakeOpenAI;
@@ -34,13 +35,7 @@ describe('npm start', () => {
       cwd: directory,
       env: {
         PATH: process.env.PATH,
-        DISCORD_TOKEN: discord.token,
-        DISCORD_API_URL: discord.apiUrl,
-        OPENAI_API_KEY: 'sk-test-openai-key-0000000000',
-        ANTHROPIC_API_KEY: 'sk-ant-test-key-0000000000',
-        OPENAI_BASE_URL: openai.url,
-        ANTHROPIC_BASE_URL: anthropic.url,
-        DATABASE_PATH: databasePath,
+        ...loopbackEnvironment({ discord, openai, anthropic, databasePath }),
       },
     });
     let output = '';

@@ -14,6 +14,7 @@ import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { tsxArguments } from '../support/process.js';
 import { type SplitOpenAI, startSplitOpenAI } from './fixtures/openai-router.js';
 import { runTurns, type TurnsPlan, type TurnsReport } from './fixtures/turns.js';
+import { loopbackEnvironment } from '../support/environment.js';
 
 /*
  * One user at the edge of their budget, asking many questions at once: in one process, and from four
@@ -80,11 +81,7 @@ function scriptProviders(turns: number): void {
 
 function environment(budgetMicros: number): Record<string, string> {
   return {
-    OPENAI_API_KEY: 'sk-test-openai-key-0000000000',
-    ANTHROPIC_API_KEY: 'sk-ant-test-key-0000000000',
-    OPENAI_BASE_URL: openai.url,
-    ANTHROPIC_BASE_URL: anthropic.url,
-    DATABASE_PATH: join(directory, 'tierbot.db'),
+    ...loopbackEnvironment({ openai, anthropic, databasePath: join(directory, 'tierbot.db') }),
     DEFAULT_USER_BUDGET_USD: String(budgetMicros / 1_000_000),
     MAX_OUTPUT_TOKENS: String(MAX_OUTPUT_TOKENS),
   };

@@ -14,6 +14,7 @@ import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { type FakeDiscord, type RecordedRequest, startFakeDiscord } from '../fakes/discord/index.js';
 import { tsxArguments } from '../support/process.js';
 import { type SplitOpenAI, startSplitOpenAI } from './fixtures/openai-router.js';
+import { loopbackEnvironment } from '../support/environment.js';
 
 /*
  * The bot as `npm start` runs it, SIGKILLed in the middle of a burst of turns, twenty times over one
@@ -249,13 +250,7 @@ describe('Crash', () => {
     'when the bot is SIGKILLed during a burst of turns, 20 rounds, then after each restart the file is intact, no settled row is lost, every open reservation is swept, and /usage agrees with the ledger',
     async () => {
       const environment = ({ openai, anthropic }: Providers) => ({
-        DISCORD_TOKEN: discord.token,
-        DISCORD_API_URL: discord.apiUrl,
-        OPENAI_API_KEY: 'sk-test-openai-key-0000000000',
-        ANTHROPIC_API_KEY: 'sk-ant-test-key-0000000000',
-        OPENAI_BASE_URL: openai.url,
-        ANTHROPIC_BASE_URL: anthropic.url,
-        DATABASE_PATH: databasePath,
+        ...loopbackEnvironment({ discord, openai, anthropic, databasePath }),
         DEFAULT_USER_BUDGET_USD: String(BUDGET_MICROS / 1_000_000),
       });
       // Each process loads its modules ahead of its turn and starts once the one before it is dead.

@@ -1,9 +1,10 @@
 import type { APIMessage, TextChannel } from 'discord.js';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EMPTY_QUESTION_HINT } from '../../src/discord/bot.js';
 import { registerCommands } from '../../src/discord/commands/register.js';
 import type { RecordedRequest } from '../fakes/discord/index.js';
 import { ACCEPT, type BotHarness, startBotHarness } from '../support/bot.js';
+import { watchUnhandledRejections } from '../support/rejections.js';
 
 /**
  * Discord faults end to end: the real bot and discord.js against the loopback Discord. 429s on the
@@ -18,22 +19,13 @@ const CALLBACK = 'POST /interactions/:interaction_id/:interaction_token/callback
 
 const FOOTER = /\n-# gpt-4o-mini · [\d,]+ tokens · \$\d+\.\d{4}$/;
 
-const unhandledRejections: unknown[] = [];
-const collectRejection = (reason: unknown) => unhandledRejections.push(reason);
-beforeAll(() => {
-  process.on('unhandledRejection', collectRejection);
-});
-afterAll(() => {
-  process.off('unhandledRejection', collectRejection);
-});
+const rejections = watchUnhandledRejections();
 
 let running: BotHarness | undefined;
 afterEach(async () => {
   await running?.close();
   running = undefined;
-  await new Promise((resolve) => setImmediate(resolve));
-  expect(unhandledRejections).toEqual([]);
-  unhandledRejections.length = 0;
+  await rejections.expectNone();
 });
 
 async function start(options: Parameters<typeof startBotHarness>[0] = {}): Promise<BotHarness> {

@@ -1,8 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PROVIDERS_DOWN } from '../../src/discord/answer.js';
 import { anthropicErrors } from '../fakes/anthropic.js';
 import { openaiErrors } from '../fakes/openai.js';
 import { ACCEPT, type BotHarness, startBotHarness } from '../support/bot.js';
+import { watchUnhandledRejections } from '../support/rejections.js';
 
 /**
  * Provider faults end to end: the real bot, discord.js, SDKs, gateway and SQLite ledger against the
@@ -288,23 +289,13 @@ const CASES: FaultCase[] = [
   },
 ];
 
-const unhandledRejections: unknown[] = [];
-const collectRejection = (reason: unknown) => unhandledRejections.push(reason);
-beforeAll(() => {
-  process.on('unhandledRejection', collectRejection);
-});
-afterAll(() => {
-  process.off('unhandledRejection', collectRejection);
-});
+const rejections = watchUnhandledRejections();
 
 let harness: BotHarness | undefined;
 afterEach(async () => {
   await harness?.close();
   harness = undefined;
-  // A rejection nobody handled is reported once the microtask queue drains.
-  await new Promise((resolve) => setImmediate(resolve));
-  expect(unhandledRejections).toEqual([]);
-  unhandledRejections.length = 0;
+  await rejections.expectNone();
 });
 
 describe('provider faults, as the person asking sees them', () => {

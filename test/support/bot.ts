@@ -10,6 +10,7 @@ import { createLogger } from '../../src/log.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { type FakeDiscord, startFakeDiscord } from '../fakes/discord/index.js';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai.js';
+import { loopbackEnvironment } from './environment.js';
 import { assertNoSecrets } from './secrets.js';
 
 export interface BotHarness {
@@ -47,13 +48,7 @@ export async function startBotHarness(
   ]);
   const directory = mkdtempSync(join(tmpdir(), 'tierbot-bot-'));
   const environment = {
-    DISCORD_TOKEN: discord.token,
-    DISCORD_API_URL: discord.apiUrl,
-    OPENAI_API_KEY: 'sk-test-openai-key-0000000000',
-    ANTHROPIC_API_KEY: 'sk-ant-test-key-0000000000',
-    OPENAI_BASE_URL: openai.url,
-    ANTHROPIC_BASE_URL: anthropic.url,
-    DATABASE_PATH: join(directory, 'tierbot.db'),
+    ...loopbackEnvironment({ discord, openai, anthropic, databasePath: join(directory, 'tierbot.db') }),
     ...(typeof options.environment === 'function' ? options.environment(discord) : options.environment),
   };
   const config = loadConfig(environment);
