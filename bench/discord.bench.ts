@@ -2,26 +2,28 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Routes } from 'discord.js';
-import { createApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
-import { startBot } from '../src/discord/bot.js';
-import { EDIT_INTERVAL_MS } from '../src/discord/live-reply.js';
-import { createLogger } from '../src/log.js';
+import { REST, Routes } from 'discord.js';
 import { startFakeAnthropic } from '../test/fakes/anthropic.js';
 import { type FakeDiscord, type RecordedRequest, startFakeDiscord } from '../test/fakes/discord/index.js';
 import { startFakeOpenAI } from '../test/fakes/openai.js';
+import { type BotProcess, compileBot, RssSampler, startBotProcess } from './discord-bot-process.js';
+import { startProviderRouter } from './discord-provider-router.js';
 import { type Benchmark, elapsedNs, type Figure, NS_PER_MS, nowNs, percentile, progress } from './support.js';
 
 /*
- * The real bot (loadConfig → createApp → startBot, production edit interval) against the loopback Discord
- * and OpenAI fakes, with issue 7's pacing: the first token 300 ms after the request, then 100 tokens/s
- * (a ~4-character chunk every 40 ms). Everything runs in this process: the fakes' work lands in the same
- * event loop and the same RSS as the bot's.
+ * The real bot against the loopback Discord and OpenAI fakes, with issue 7's pacing: the first token
+ * 300 ms after the request, then 100 tokens/s (a ~4-character chunk every 40 ms).
  *
- * Provider time is measured by wrapping globalThis.fetch before the app is built (the OpenAI SDK takes
- * the global fetch when its client is constructed). The wrapper also sends streaming requests (drafts) to
- * one fake and plain completions (checks) to another, so concurrent turns never take each other's script.
+ * The bot is src/main.ts in its own process (discord-bot-process.ts), configured through the environment
+ * with production defaults (edit interval, caches, log level info). The fakes, the router in front of the
+ * OpenAI fakes (discord-provider-router.ts) and this benchmark share the other process, so the RSS figures
+ * are the bot's alone. Every time is read on this process's clock: dispatch and Discord's receipt of a
+ * request by the fake Discord, provider time and the first token by the router. Provider time runs from a
+ * request's arrival at the router to its response's last byte handed back; the bot's own HTTP client work
+ * on either side (building and sending the request, reading the end of the response) counts as overhead.
+ *
+ * The measured bot runs src/ compiled to JavaScript on plain node. Under tsx, as `npm start` runs it, the
+ * loader adds a fixed amount, reported as the idle figure under tsx.
  */
 
 const SEQUENTIAL_WARM_UP = 3;
@@ -30,6 +32,9 @@ const CONCURRENT_CONVERSATIONS = 200;
 const MEMORY_CONVERSATIONS = 1_000;
 const RTT_SAMPLES = 20;
 const RSS_SAMPLE_INTERVAL_MS = 50;
+/** After login, how long the bot is left alone before its idle RSS is read, and how long it is sampled. */
+const IDLE_SETTLE_MS = 2_000;
+const IDLE_SAMPLE_MS = 1_000;
 /** After the last check call, how long RSS is still sampled while answers queue for Discord. */
 const RSS_TAIL_MS = 3_000;
 const WAIT_LIMIT_MS = 60_000;
@@ -45,6 +50,8 @@ const ANSWER =
 const OVERHEAD_P99_TARGET_MS = 20;
 const FIRST_TEXT_MARGIN_MS = 50;
 const RSS_TARGET_MB = 200;
+const BYTES_PER_MB = 2 ** 20;
+const BYTES_PER_KB = 2 ** 10;
 
 const ACCEPT = JSON.stringify({
   verdict: 'accept',
@@ -54,98 +61,7 @@ const ACCEPT = JSON.stringify({
 });
 const MARKER = /bench question (\d+):/;
 const question = (index: number) => `bench question ${index}: what is a monad?`;
-
-type Fetch = typeof globalThis.fetch;
-
-/** Per question: provider time and when its first content token reached the bot. */
-interface ProviderRecord {
-  spanNs: number;
-  firstContentAt?: number;
-  checksDone: number;
-}
-
-/** A fetch that times provider calls per question (by the marker in the body) and routes them. */
-function providerClock(original: Fetch, openaiUrl: string, draftsUrl: string, checksUrl: string) {
-  const records = new Map<number, ProviderRecord>();
-  let checksDone = 0;
-  const recordOf = (index: number) => {
-    let record = records.get(index);
-    if (!record) {
-      record = { spanNs: 0, checksDone: 0 };
-      records.set(index, record);
-    }
-    return record;
-  };
-  const fetch: Fetch = async (input, init) => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    const body = typeof init?.body === 'string' ? init.body : '';
-    if (!url.startsWith(openaiUrl)) return original(input, init);
-    const isStream = body.includes('"stream":true');
-    const routed = url.replace(openaiUrl, isStream ? draftsUrl : checksUrl);
-    const index = Number(MARKER.exec(body)?.[1] ?? -1);
-    const record = recordOf(index);
-    const startNs = nowNs();
-    let isOver = false;
-    const over = () => {
-      if (isOver) return;
-      isOver = true;
-      record.spanNs += elapsedNs(startNs);
-      if (!isStream) {
-        record.checksDone += 1;
-        checksDone += 1;
-      }
-    };
-    let response: Response;
-    try {
-      response = await original(routed, init);
-    } catch (error) {
-      over();
-      throw error;
-    }
-    const source = response.body;
-    if (source === null) {
-      over();
-      return response;
-    }
-    const reader = source.getReader();
-    const decoder = new TextDecoder();
-    const body$ = new ReadableStream<Uint8Array>(
-      {
-        pull: async (controller) => {
-          try {
-            const { done, value } = await reader.read();
-            if (done) {
-              over();
-              controller.close();
-              return;
-            }
-            // The role delta carries `"content":""`; the first real token is the first non-empty one.
-            if (isStream && record.firstContentAt === undefined) {
-              if (/"delta":\{"content":"[^"]/.test(decoder.decode(value, { stream: true }))) {
-                record.firstContentAt = Date.now();
-              }
-            }
-            controller.enqueue(value);
-          } catch (error) {
-            over();
-            controller.error(error);
-          }
-        },
-        cancel: (reason) => {
-          over();
-          return reader.cancel(reason);
-        },
-      },
-      { highWaterMark: 0 },
-    );
-    return new Response(body$, {
-      status: response.status,
-      statusText: response.statusText,
-      headers: response.headers,
-    });
-  };
-  return { fetch, records, checksDone: () => checksDone };
-}
+const questionOf = (body: string) => Number(MARKER.exec(body)?.[1] ?? -1);
 
 /** What the fake Discord saw per question: the first text shown and the final (footed) edit. */
 class AnswerTracker {
@@ -197,33 +113,42 @@ class AnswerTracker {
   }
 }
 
+/** A bot that logged errors did not answer as measured: its figures are not reported. */
+function assertNoErrors(bot: BotProcess): void {
+  if (bot.errors.length > 0) throw new Error(`the bot logged errors:\n${bot.errors.join('\n')}`);
+}
+
+/** The bot's RSS once it has logged in and settled: the largest sample over a short window, in bytes. */
+async function idleRssBytes(bot: BotProcess): Promise<number> {
+  await sleep(IDLE_SETTLE_MS);
+  const sampler = new RssSampler(bot, RSS_SAMPLE_INTERVAL_MS);
+  await sleep(IDLE_SAMPLE_MS);
+  return sampler.stop();
+}
+
 export const discordBenchmark: Benchmark = {
   name: 'discord',
   async run(): Promise<Figure[]> {
-    const [discord, openai, drafts, checks, anthropic] = await Promise.all([
+    const [discord, drafts, checks, anthropic] = await Promise.all([
       startFakeDiscord(),
-      startFakeOpenAI(),
       startFakeOpenAI(),
       startFakeOpenAI(),
       startFakeAnthropic(),
     ]);
+    const router = await startProviderRouter({ draftsUrl: drafts.url, checksUrl: checks.url, questionOf });
     const directory = mkdtempSync(join(tmpdir(), 'tierbot-bench-discord-'));
-    const originalFetch = globalThis.fetch;
-    const clock = providerClock(originalFetch, openai.url, drafts.url, checks.url);
-    globalThis.fetch = clock.fetch;
-    const config = loadConfig({
+    const environment = (databaseFile: string) => ({
       DISCORD_TOKEN: discord.token,
       DISCORD_API_URL: discord.apiUrl,
       OPENAI_API_KEY: 'sk-bench-openai-key-0000000000',
       ANTHROPIC_API_KEY: 'sk-ant-bench-key-0000000000',
-      OPENAI_BASE_URL: openai.url,
+      OPENAI_BASE_URL: router.url,
       ANTHROPIC_BASE_URL: anthropic.url,
-      DATABASE_PATH: join(directory, 'tierbot.db'),
+      DATABASE_PATH: join(directory, databaseFile),
       DEFAULT_USER_BUDGET_USD: '10000',
+      LOG_LEVEL: 'info',
     });
-    const log = createLogger('silent');
-    const app = createApp(config, log);
-    const bot = await startBot(config, app, log, { editIntervalMs: EDIT_INTERVAL_MS });
+    let bot: BotProcess | undefined;
     const tracker = new AnswerTracker(discord);
     let nextIndex = 0;
 
@@ -253,13 +178,36 @@ export const discordBenchmark: Benchmark = {
       Array.from({ length: count }, (_, user) => discord.addUser({ username: `bench-${nextIndex}-${user}` }));
 
     try {
-      // One REST round trip as the bot pays it: through its own REST client (queue, global limiter).
+      progress('discord: the bot under tsx (as npm start runs it), idle after login…');
+      const underTsx = await startBotProcess({
+        runner: 'tsx',
+        environment: environment('tsx.db'),
+        cwd: directory,
+      });
+      const tsxIdleRssBytes = await idleRssBytes(underTsx);
+      await underTsx.stop();
+      assertNoErrors(underTsx);
+
+      progress('discord: the bot compiled to JavaScript, in its own process…');
+      const entryPoint = compileBot(join(directory, 'build'));
+      bot = await startBotProcess({
+        runner: 'compiled',
+        entryPoint,
+        environment: environment('tierbot.db'),
+        cwd: directory,
+      });
+      const idleBytes = await idleRssBytes(bot);
+
+      // One REST round trip with discord.js's REST client (its queue and limiter), from this process.
+      const rest = new REST({ api: discord.apiUrl }).setToken(discord.token);
       const rttMs = new Float64Array(RTT_SAMPLES);
       for (let sample = 0; sample < RTT_SAMPLES; sample += 1) {
         const startNs = nowNs();
-        await bot.client.rest.get(Routes.user());
+        await rest.get(Routes.user());
         rttMs[sample] = elapsedNs(startNs) / NS_PER_MS;
       }
+      rest.clearHashSweeper();
+      rest.clearHandlerSweeper();
       const rttP50Ms = percentile(rttMs, 50);
 
       progress(`discord: ${SEQUENTIAL_WARM_UP} + ${SEQUENTIAL_MESSAGES} sequential mentions in #general…`);
@@ -270,14 +218,14 @@ export const discordBenchmark: Benchmark = {
         const asked = ask(inGeneral);
         await tracker.waitForFinals([asked.id]);
         if (turn < SEQUENTIAL_WARM_UP) continue;
-        const record = clock.records.get(asked.index);
+        const record = router.records.get(asked.index);
         const finalAt = tracker.finalAt.get(asked.id);
         const firstTextAt = tracker.firstTextAt.get(asked.id);
         if (!record?.firstContentAt || finalAt === undefined || firstTextAt === undefined) {
           throw new Error(`question ${asked.index} left no provider record or no visible text`);
         }
         const sample = turn - SEQUENTIAL_WARM_UP;
-        overheadMs[sample] = finalAt - asked.dispatchedAt - record.spanNs / NS_PER_MS;
+        overheadMs[sample] = finalAt - asked.dispatchedAt - record.spanMs;
         firstTextMs[sample] = firstTextAt - record.firstContentAt;
       }
 
@@ -299,42 +247,43 @@ export const discordBenchmark: Benchmark = {
           : Date.now();
       const burstSeconds = (burstEnd - burstStart) / 1_000;
       const rateLimitsAfterBurst = discord.rateLimits.count;
-      // Drain the burst's backlog before the next phase (see the teardown note below).
-      const globalLimit = bot.client.rest.options.globalRequestsPerSecond;
-      bot.client.rest.options.globalRequestsPerSecond = 100_000;
+      // The next phase starts from an empty REST queue: whatever the cut-off left is drained first.
       await tracker.waitForFinals(burst.map((asked) => asked.id));
       const restPerAnswer = (discord.requests.length - requestsBefore) / CONCURRENT_CONVERSATIONS;
-      bot.client.rest.options.globalRequestsPerSecond = globalLimit;
       await sleep(1_100);
 
       progress(
-        `discord: ${MEMORY_CONVERSATIONS} conversations at once, sampling RSS every ${RSS_SAMPLE_INTERVAL_MS} ms…`,
+        `discord: ${MEMORY_CONVERSATIONS} conversations at once, sampling the bot's RSS every ${RSS_SAMPLE_INTERVAL_MS} ms…`,
       );
       const memoryUsers = directUsers(MEMORY_CONVERSATIONS);
       scriptTurns(MEMORY_CONVERSATIONS);
-      const checksBefore = clock.checksDone();
-      let peakRss = process.memoryUsage().rss;
-      const sampler = setInterval(() => {
-        peakRss = Math.max(peakRss, process.memoryUsage().rss);
-      }, RSS_SAMPLE_INTERVAL_MS);
-      const memoryBurst = memoryUsers.map((user) =>
-        ask((content) => discord.directMessageCreate({ content, authorId: user.id })),
-      );
+      const checksBefore = router.checksDone;
+      const beforeBytes = bot.rssBytes();
+      // The kernel's high-water mark catches a peak between two samples; it is restarted here so that it
+      // covers this phase only.
+      const hasPeakMark = bot.resetPeakRss();
+      const sampler = new RssSampler(bot, RSS_SAMPLE_INTERVAL_MS);
+      for (const user of memoryUsers)
+        ask((content) => discord.directMessageCreate({ content, authorId: user.id }));
       // Every turn is past its model calls once its check is done; the rest is waiting for Discord's REST
       // queue (discord.js's 50 requests/s global limit), which holds little. Sample a while longer, then stop.
       const deadline = Date.now() + WAIT_LIMIT_MS;
-      while (clock.checksDone() - checksBefore < MEMORY_CONVERSATIONS && Date.now() < deadline)
+      while (router.checksDone - checksBefore < MEMORY_CONVERSATIONS) {
+        if (Date.now() > deadline) {
+          throw new Error(
+            `${MEMORY_CONVERSATIONS - (router.checksDone - checksBefore)} of ${MEMORY_CONVERSATIONS} turns were still before their check after ${WAIT_LIMIT_MS} ms`,
+          );
+        }
         await sleep(20);
+      }
       await sleep(RSS_TAIL_MS);
-      clearInterval(sampler);
-      const peakRssMb = peakRss / 2 ** 20;
-      // Teardown only, after the measurement: lift the client's global limit so the backlog drains in seconds.
-      bot.client.rest.options.globalRequestsPerSecond = 100_000;
-      await tracker.waitForFinals(memoryBurst.map((asked) => asked.id));
+      const sampledPeakBytes = sampler.stop();
+      const peakBytes = Math.max(sampledPeakBytes, (hasPeakMark && bot.peakRssBytes()) || 0);
 
-      const unexpected = drafts.unexpected.length + checks.unexpected.length + openai.requests.length;
+      const unexpected = drafts.unexpected.length + checks.unexpected.length;
       if (unexpected > 0) throw new Error(`${unexpected} provider requests went astray`);
       discord.assertNothingUnexpected();
+      assertNoErrors(bot);
 
       return [
         {
@@ -348,15 +297,19 @@ export const discordBenchmark: Benchmark = {
           unit: 'ms',
           target: { atMost: OVERHEAD_P99_TARGET_MS },
         },
-        { name: 'REST round trip (GET /users/@me via the bot’s client) p50', value: rttP50Ms, unit: 'ms' },
         {
-          name: 'first token at the bot → first text at Discord p50',
+          name: 'REST round trip (GET /users/@me, discord.js REST client in the bench process) p50',
+          value: rttP50Ms,
+          unit: 'ms',
+        },
+        {
+          name: 'first token sent to the bot → first text at Discord p50',
           value: percentile(firstTextMs, 50),
           unit: 'ms',
           target: { atMost: rttP50Ms + FIRST_TEXT_MARGIN_MS },
         },
         {
-          name: 'first token at the bot → first text at Discord p99',
+          name: 'first token sent to the bot → first text at Discord p99',
           value: percentile(firstTextMs, 99),
           unit: 'ms',
           target: { atMost: rttP50Ms + FIRST_TEXT_MARGIN_MS },
@@ -388,17 +341,43 @@ export const discordBenchmark: Benchmark = {
           target: { atMost: 0 },
         },
         {
-          name: `peak RSS, ${MEMORY_CONVERSATIONS} concurrent conversations (bench process, fakes included)`,
-          value: peakRssMb,
+          name: 'bot process RSS, idle 3 s after login (compiled JavaScript on node)',
+          value: idleBytes / BYTES_PER_MB,
+          unit: 'MB',
+        },
+        {
+          name: 'bot process RSS, idle 3 s after login (under tsx, as npm start runs it)',
+          value: tsxIdleRssBytes / BYTES_PER_MB,
+          unit: 'MB',
+        },
+        {
+          name: `bot process RSS before the ${MEMORY_CONVERSATIONS} conversations (after ${SEQUENTIAL_WARM_UP + SEQUENTIAL_MESSAGES + CONCURRENT_CONVERSATIONS} answers)`,
+          value: beforeBytes / BYTES_PER_MB,
+          unit: 'MB',
+        },
+        {
+          name: `bot process peak RSS, ${MEMORY_CONVERSATIONS} concurrent conversations (compiled JavaScript on node)`,
+          value: peakBytes / BYTES_PER_MB,
           unit: 'MB',
           target: { atMost: RSS_TARGET_MB },
         },
+        {
+          name: `bot process RSS per concurrent conversation ((peak − before) / ${MEMORY_CONVERSATIONS})`,
+          value: (peakBytes - beforeBytes) / MEMORY_CONVERSATIONS / BYTES_PER_KB,
+          unit: 'kB',
+        },
       ];
+    } catch (error) {
+      // What the bot logged is usually why.
+      if (bot && bot.errors.length > 0) {
+        throw new Error(`${String(error)}\nthe bot logged:\n${bot.errors.join('\n')}`, { cause: error });
+      }
+      throw error;
     } finally {
-      await bot.stop();
-      app.close();
-      globalThis.fetch = originalFetch;
-      await Promise.all([discord.close(), openai.close(), drafts.close(), checks.close(), anthropic.close()]);
+      // SIGKILL: the measurement is over, and a graceful stop would wait for the answers still queued
+      // behind Discord's rate limit.
+      await bot?.stop('SIGKILL');
+      await Promise.all([discord.close(), drafts.close(), checks.close(), anthropic.close(), router.close()]);
       rmSync(directory, { recursive: true, force: true });
     }
   },
