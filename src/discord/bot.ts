@@ -17,6 +17,13 @@ import { UserLanes } from './user-lanes.js';
 /** The answer to a bare mention: nothing to ask a model about. */
 export const EMPTY_QUESTION_HINT = 'Ask me something after the mention, or reply to one of my messages.';
 
+/**
+ * Answers being written at once, whoever asked; more wait their turn, in order. Discord's 50 requests per
+ * second bound how fast answers can be delivered (about 16 a second, at 3 requests each), so a burst
+ * gains nothing from more model streams open at once, and memory stays bounded however large the burst.
+ */
+export const TURNS_IN_FLIGHT = 64;
+
 /** On SIGTERM, answers in progress get this long to finish before they are cancelled. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -27,6 +34,7 @@ export interface BotOptions {
   rest?: Partial<RESTOptions>;
   /** How long an interaction may run before it is stopped (default: 14 minutes of its 15). */
   interactionDeadlineMs?: number;
+  turnsInFlight?: number;
 }
 
 export interface RunningBot {
@@ -47,6 +55,7 @@ export async function startBot(
   let isStopping = false;
 
   const lanes = new UserLanes();
+  const slots = new UserLanes(options.turnsInFlight ?? TURNS_IN_FLIGHT);
   const cooldown = new Cooldown(config.discord.userCooldownMs);
   const answerContext = (): AnswerContext => ({
     app,
@@ -96,7 +105,9 @@ export async function startBot(
       lanes
         .run(message.author.id, async () => {
           // A message still waiting its turn when shutdown began is not started.
-          if (!isStopping) await answerMessage(message, signal, answerContext());
+          await slots.run('every answer', async () => {
+            if (!isStopping) await answerMessage(message, signal, answerContext());
+          });
         })
         .catch((error: unknown) =>
           log.error({ err: error, messageId: message.id }, 'answering a message failed'),

@@ -362,6 +362,32 @@ describe('answering in Discord', () => {
     expect(words(finals.map((message) => message.content).join('\n'))).toEqual(words(answer));
   });
 
+  it('when more people ask at once than answers may be written at once, then the others wait their turn, in order, and all are answered', async () => {
+    await harness.close();
+    harness = await startBotHarness({ bot: { turnsInFlight: 1 } });
+    ({ discord, openai, anthropic, app, bot } = harness);
+    const bob = discord.addUser({ username: 'bob' });
+    discord.addMember(bob.id);
+    openai.script(
+      { type: 'stream', chunks: ['First ', 'answer.'], chunkDelayMs: 100 },
+      { type: 'completion', content: accept },
+      { type: 'stream', text: 'Second answer.' },
+      { type: 'completion', content: accept },
+    );
+    discord.messageCreate({ content: `<@${discord.bot.id}> first?` });
+    discord.messageCreate({ content: `<@${discord.bot.id}> second?`, authorId: bob.id });
+    await discord.waitForRequest(
+      (request) => isBotWrite(request) && String(request.body?.content).startsWith('Second answer.\n-#'),
+    );
+    // The second draft was asked for only after the first answer had its check: one answer at a time.
+    expect(openai.requests.map((request) => request.body.messages.at(-1).content)).toEqual([
+      'first?',
+      expect.any(String),
+      'second?',
+      expect.any(String),
+    ]);
+  });
+
   it('when the first reply is slow to arrive, then text that streams meanwhile goes in one write, not a queue of them', async () => {
     // The first reply is held back by a 429 while 40 deltas arrive.
     discord.rateLimits.reject('POST /channels/:channel_id/messages', { retryAfterSeconds: 0.3 });
