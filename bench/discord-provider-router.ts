@@ -1,9 +1,8 @@
-import { createServer, request as forward } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { startOpenAIRouter } from '../test/fakes/openai-router.js';
 
 /*
- * What the bot takes for api.openai.com during the Discord benchmark: a loopback router in the benchmark's
- * process, in front of two OpenAI fakes. Streaming requests (drafts) go to one and plain completions
+ * What the bot takes for api.openai.com during the Discord benchmark: the loopback router of test/fakes in the
+ * benchmark's process, in front of two OpenAI fakes. Streaming requests (drafts) go to one and plain completions
  * (checks) to the other, so that concurrent turns never take each other's script; bytes pass through as
  * the fakes wrote them. On the way it times each call per question (the question's number is in every
  * request body), because the bot runs in another process and cannot be asked.
@@ -37,71 +36,33 @@ export async function startProviderRouter(options: {
 }): Promise<ProviderRouter> {
   const records = new Map<number, ProviderRecord>();
   let checksDone = 0;
-  const drafts = new URL(options.draftsUrl);
-  const checks = new URL(options.checksUrl);
-
-  const server = createServer((incoming, outgoing) => {
-    const startedAt = performance.now();
-    const parts: Buffer[] = [];
-    incoming.on('data', (part: Buffer) => parts.push(part));
-    incoming.on('end', () => {
-      const body = Buffer.concat(parts);
-      const text = body.toString('utf8');
-      const isStream = text.includes('"stream":true');
-      const index = options.questionOf(text);
-      let record = records.get(index);
-      if (!record) {
-        record = { spanMs: 0 };
-        records.set(index, record);
-      }
-      const target = isStream ? drafts : checks;
-      const upstream = forward(
-        {
-          host: target.hostname,
-          port: target.port,
-          method: incoming.method,
-          path: incoming.url,
-          headers: incoming.headers,
+  const router = await startOpenAIRouter({
+    draftsUrl: options.draftsUrl,
+    checksUrl: options.checksUrl,
+    observe({ body, isStream }) {
+      const startedAt = performance.now();
+      const index = options.questionOf(body);
+      const record = records.get(index) ?? { spanMs: 0 };
+      records.set(index, record);
+      return {
+        chunk(chunk) {
+          if (isStream && record.firstContentAt === undefined && FIRST_CONTENT.test(chunk.toString())) {
+            record.firstContentAt = Date.now();
+          }
         },
-        (response) => {
-          outgoing.writeHead(response.statusCode ?? 502, response.headers);
-          outgoing.flushHeaders();
-          response.on('data', (chunk: Buffer) => {
-            if (isStream && record.firstContentAt === undefined && FIRST_CONTENT.test(chunk.toString())) {
-              record.firstContentAt = Date.now();
-            }
-            outgoing.write(chunk);
-          });
-          response.on('end', () => outgoing.end());
-          response.on('error', () => outgoing.destroy());
+        closed(finished) {
+          record.spanMs += performance.now() - startedAt;
+          if (finished && !isStream) checksDone += 1;
         },
-      );
-      upstream.on('error', () => outgoing.destroy());
-      outgoing.on('close', () => {
-        record.spanMs += performance.now() - startedAt;
-        if (outgoing.writableFinished) {
-          if (!isStream) checksDone += 1;
-        } else {
-          // The bot gave up (a timeout, a shutdown): the fake sees the disconnect as well.
-          upstream.destroy();
-        }
-      });
-      upstream.end(body);
-    });
+      };
+    },
   });
-
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}${drafts.pathname}`,
+    url: router.url,
     records,
     get checksDone() {
       return checksDone;
     },
-    close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      return closed;
-    },
+    close: () => router.close(),
   };
 }

@@ -12,9 +12,10 @@ import { MIGRATIONS_FOLDER } from '../../src/db/database.js';
 import { createLogger } from '../../src/log.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { tsxArguments } from '../support/process.js';
-import { type SplitOpenAI, startSplitOpenAI } from './fixtures/openai-router.js';
+import { type SplitOpenAI, startSplitOpenAI } from '../fakes/openai-router.js';
 import { runTurns, type TurnsPlan, type TurnsReport } from './fixtures/turns.js';
 import { loopbackEnvironment } from '../support/environment.js';
+import { ACCEPT, REFINE } from '../support/verdicts.js';
 
 /*
  * One user at the edge of their budget, asking many questions at once: in one process, and from four
@@ -29,18 +30,6 @@ const MAX_OUTPUT_TOKENS = 400;
 const BILLED_OUTPUT_TOKENS = 360;
 const OWNER = { userId: 'user-1', guildId: 'guild-1', channelId: 'channel-1' };
 const WORKER_PATH = join(import.meta.dirname, 'fixtures/turn-worker.ts');
-const ACCEPT = JSON.stringify({
-  verdict: 'accept',
-  reason: 'complete',
-  category: 'factual',
-  confidence: 0.95,
-});
-const REFINE = JSON.stringify({
-  verdict: 'refine',
-  reason: 'too thin',
-  category: 'factual',
-  confidence: 0.9,
-});
 
 let openai: SplitOpenAI;
 let anthropic: FakeAnthropic;

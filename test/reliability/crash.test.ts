@@ -13,8 +13,9 @@ import { registerCommands } from '../../src/discord/commands/register.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { type FakeDiscord, type RecordedRequest, startFakeDiscord } from '../fakes/discord/index.js';
 import { tsxArguments } from '../support/process.js';
-import { type SplitOpenAI, startSplitOpenAI } from './fixtures/openai-router.js';
+import { type SplitOpenAI, startSplitOpenAI } from '../fakes/openai-router.js';
 import { loopbackEnvironment } from '../support/environment.js';
+import { ACCEPT, REFINE } from '../support/verdicts.js';
 
 /*
  * The bot as `npm start` runs it, SIGKILLed in the middle of a burst of turns, twenty times over one
@@ -44,18 +45,6 @@ const TIMEOUT_MS = 240_000;
 
 const FOOTER = /^-# gpt-4o-mini · [\d,]+ tokens · (\$[\d,.]+)$/m;
 const ESCALATE_BUTTON = /"custom_id":"escalate:([^"]+)"/;
-const ACCEPT = JSON.stringify({
-  verdict: 'accept',
-  reason: 'complete',
-  category: 'factual',
-  confidence: 0.95,
-});
-const REFINE = JSON.stringify({
-  verdict: 'refine',
-  reason: 'too thin',
-  category: 'factual',
-  confidence: 0.9,
-});
 const LAUNCHER_PATH = join(import.meta.dirname, 'fixtures/bot-launcher.ts');
 
 interface RoundPlan {

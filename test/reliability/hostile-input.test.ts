@@ -586,16 +586,21 @@ const injectionCases: HostileCase[] = [
 const inDirectMessages = (harness: BotHarness) => harness.discord.directMessageChannel().id;
 const admin = (harness: BotHarness) => harness.discord.owner.id;
 
-/** /budget set for alice by the server's owner, with a hostile amount. */
-const budgetRow = (label: string, usd: OptionValue, shows: string): HostileCase => ({
-  name: `/budget set usd:${label}`,
+/** /budget set for alice by the server's owner, with a hostile amount (or other hostile options). */
+const budgetRow = (
+  label: string,
+  usd: OptionValue,
+  shows: string,
+  { name = `/budget set usd:${label}`, ...options }: { name?: string } & Record<string, OptionValue> = {},
+): HostileCase => ({
+  name,
   hasCommands: true,
   send: (harness) =>
     command(harness, {
       commandName: 'budget',
       subcommand: 'set',
       userId: admin(harness),
-      options: { user: harness.discord.user.id, usd },
+      options: { user: harness.discord.user.id, usd, ...options },
     }),
   shows,
   isFree: true,
@@ -632,19 +637,10 @@ const commandCases: HostileCase[] = [
     shows: 'Not changed: amounts have at most 4 decimals (the smallest step is $0.0001).',
     isFree: true,
   },
-  {
+  budgetRow('5', 5, 'Not changed: period must be one of day, week, month.', {
     name: '/budget set period:fortnight (a value outside the choices)',
-    hasCommands: true,
-    send: (harness) =>
-      command(harness, {
-        commandName: 'budget',
-        subcommand: 'set',
-        userId: admin(harness),
-        options: { user: harness.discord.user.id, usd: 5, period: 'fortnight' },
-      }),
-    shows: 'Not changed: period must be one of day, week, month.',
-    isFree: true,
-  },
+    period: 'fortnight',
+  }),
   {
     name: '/budget set for a bot',
     hasCommands: true,

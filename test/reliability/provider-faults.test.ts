@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PROVIDERS_DOWN } from '../../src/discord/answer.js';
 import { anthropicErrors } from '../fakes/anthropic.js';
-import { openaiErrors } from '../fakes/openai.js';
+import { type OpenAIScript, openaiErrors } from '../fakes/openai.js';
 import { ACCEPT, type BotHarness, startBotHarness } from '../support/bot.js';
 import { watchUnhandledRejections } from '../support/rejections.js';
+import { checkVerdict } from '../support/verdicts.js';
 
 /**
  * Provider faults end to end: the real bot, discord.js, SDKs, gateway and SQLite ledger against the
@@ -32,12 +33,7 @@ const HAIKU_MICROS = 3_000;
 
 const ANSWER = 'A monad chains computations that carry context.';
 const CLAUDE_ANSWER = 'Claude here: a monad chains computations.';
-const REFINE = JSON.stringify({
-  verdict: 'refine',
-  reason: 'misses the point',
-  category: 'reasoning',
-  confidence: 0.9,
-});
+const REFINE = checkVerdict('refine', 'misses the point', 'reasoning');
 
 /** What the person sees when GPT-4o Mini drafts, the check accepts, and nothing went wrong in the end. */
 const NORMAL_ANSWER = `${ANSWER}\n-# gpt-4o-mini · 1,950 tokens · $0.0005`;
@@ -78,20 +74,32 @@ interface FaultCase {
   isTurnKept?: boolean;
 }
 
-const CASES: FaultCase[] = [
-  {
-    name: 'when OpenAI answers every attempt with 429 and retry-after 120 s, then it is retried each capped second until the deadline and Claude answers',
+/**
+ * OpenAI fails the draft (every attempt as scripted here) before any text is shown, and Claude Haiku
+ * answers as a fallback: each failed attempt is a $0 ledger row, then the fallback is charged.
+ */
+function claudeTakesOver(name: string, failures: () => OpenAIScript[]): FaultCase {
+  const attempts = failures().length;
+  return {
+    name,
     script({ openai, anthropic }) {
-      openai.script(...times(5, () => openaiErrors.rateLimited(120)));
+      openai.script(...failures());
       anthropic.script(claudeAnswer());
     },
     sees: CLAUDE_FALLBACK_ANSWER,
     hasEscalateButton: false,
-    // Attempts at about 0, 1, 2, 3 and 4 s; a sixth would start at the 5 s deadline.
-    openaiRequests: 5,
+    openaiRequests: attempts,
     anthropicRequests: 1,
-    ledger: [...times(5, () => failedDraft), ['fallback', 'settled', 'anthropic', HAIKU_MICROS]],
-  },
+    ledger: [...times(attempts, () => failedDraft), ['fallback', 'settled', 'anthropic', HAIKU_MICROS]],
+  };
+}
+
+const CASES: FaultCase[] = [
+  // Attempts at about 0, 1, 2, 3 and 4 s; a sixth would start at the 5 s deadline.
+  claudeTakesOver(
+    'when OpenAI answers every attempt with 429 and retry-after 120 s, then it is retried each capped second until the deadline and Claude answers',
+    () => times(5, (): OpenAIScript => openaiErrors.rateLimited(120)),
+  ),
   {
     name: 'when OpenAI answers 429 once with retry-after 120 s, then the retry a capped second later answers and only the answer is charged',
     script({ openai }) {
@@ -107,18 +115,10 @@ const CASES: FaultCase[] = [
       ['check', 'settled', 'openai', CHECK_MICROS],
     ],
   },
-  {
-    name: 'when OpenAI answers 500 to every attempt, then its circuit opens after five and Claude answers',
-    script({ openai, anthropic }) {
-      openai.script(...times(5, () => openaiErrors.server(500)));
-      anthropic.script(claudeAnswer());
-    },
-    sees: CLAUDE_FALLBACK_ANSWER,
-    hasEscalateButton: false,
-    openaiRequests: 5,
-    anthropicRequests: 1,
-    ledger: [...times(5, () => failedDraft), ['fallback', 'settled', 'anthropic', HAIKU_MICROS]],
-  },
+  claudeTakesOver(
+    'when OpenAI answers 500 to every attempt, then its circuit opens after five and Claude answers',
+    () => times(5, (): OpenAIScript => openaiErrors.server(500)),
+  ),
   {
     name: 'when OpenAI answers 503 and Claude 529 to every attempt, then both circuits open and the person is told nothing was charged',
     // A deadline long enough for both circuits to open, whatever the backoff jitter.
@@ -220,18 +220,10 @@ const CASES: FaultCase[] = [
       ['refine', 'settled', 'anthropic', HAIKU_MICROS],
     ],
   },
-  {
-    name: 'when the draft stream is cut before its first word, then nothing was shown and Claude answers',
-    script({ openai, anthropic }) {
-      openai.script({ type: 'stream', chunks: ['never ', 'seen'], cutAfterChunks: 0 });
-      anthropic.script(claudeAnswer());
-    },
-    sees: CLAUDE_FALLBACK_ANSWER,
-    hasEscalateButton: false,
-    openaiRequests: 1,
-    anthropicRequests: 1,
-    ledger: [failedDraft, ['fallback', 'settled', 'anthropic', HAIKU_MICROS]],
-  },
+  claudeTakesOver(
+    'when the draft stream is cut before its first word, then nothing was shown and Claude answers',
+    () => [{ type: 'stream', chunks: ['never ', 'seen'], cutAfterChunks: 0 }],
+  ),
   {
     name: "when Claude's refinement stream is cut after text was shown, then it is not restarted: the whole draft comes back, and the footer says why",
     script({ openai, anthropic }) {
@@ -261,18 +253,10 @@ const CASES: FaultCase[] = [
       ['refine', 'failed', 'anthropic', 1_005],
     ],
   },
-  {
-    name: 'when the OpenAI account is out of quota, then OpenAI is asked once and Claude answers',
-    script({ openai, anthropic }) {
-      openai.script(openaiErrors.insufficientQuota());
-      anthropic.script(claudeAnswer());
-    },
-    sees: CLAUDE_FALLBACK_ANSWER,
-    hasEscalateButton: false,
-    openaiRequests: 1,
-    anthropicRequests: 1,
-    ledger: [failedDraft, ['fallback', 'settled', 'anthropic', HAIKU_MICROS]],
-  },
+  claudeTakesOver(
+    'when the OpenAI account is out of quota, then OpenAI is asked once and Claude answers',
+    () => [openaiErrors.insufficientQuota()],
+  ),
   {
     name: 'when both accounts are out of credit, then each provider is asked once and the person is told nothing was charged',
     script({ openai, anthropic }) {

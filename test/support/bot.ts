@@ -129,9 +129,4 @@ export async function until(condition: () => boolean): Promise<void> {
 }
 
 /** What the check says when a draft is fine. */
-export const ACCEPT = JSON.stringify({
-  verdict: 'accept',
-  reason: 'complete',
-  category: 'factual',
-  confidence: 0.95,
-});
+export { ACCEPT } from './verdicts.js';
