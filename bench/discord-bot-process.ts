@@ -1,25 +1,17 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import ts from 'typescript';
-import { PROJECT_ROOT, tsxArguments } from '../test/support/process.js';
 
 /*
- * The bot as its own process, so that its memory is measured apart from the fakes and the benchmark:
- * src/main.ts itself (loadConfig → createApp → startBot, signal handling), configured through the
- * environment as an operator configures it.
- *
- * Two ways to run it. `compiled`: src/ transpiled ahead to JavaScript, one file per module (the per-file
- * transform tsx applies on the fly, without type checking), run by plain `node`. `tsx`:
- * `node --import tsx src/main.ts`, the process `npm start` ends up running; its loader adds a second V8
- * isolate (the module-hooks thread), the transformed sources and their source maps to the process.
+ * The bot as its own process, so that its memory is measured apart from the fakes and the benchmark, and
+ * run as `npm start` runs it: built as `npm run build` builds it (tsc, src/ → dist/), then started with
+ * the start script's own node flags, configured through the environment as an operator configures it.
  */
 
-export type BotRunner = 'compiled' | 'tsx';
-
 const READY_LINE = 'tierbot ready';
+/** The line src/discord/answer.ts logs once a turn is shown. */
+const TURN_DONE = '"msg":"turn done"';
 const READY_LIMIT_MS = 30_000;
 /** How long a stopped bot may take to exit before it is killed. */
 const EXIT_LIMIT_MS = 15_000;
@@ -29,37 +21,20 @@ const ERROR_LEVEL = 50;
 const KEPT_ERROR_LINES = 20;
 const BYTES_PER_KIB = 1_024;
 
-/**
- * Transpiles src/ into `directory`/src with links to node_modules and migrations, so that module
- * resolution and `new URL('../../migrations', import.meta.url)` find what they find from the checkout.
- * Returns the entry point.
- */
-export function compileBot(directory: string): string {
-  const sourceRoot = join(PROJECT_ROOT, 'src');
-  for (const file of readdirSync(sourceRoot, { recursive: true, encoding: 'utf8' })) {
-    if (!file.endsWith('.ts')) continue;
-    const { outputText } = ts.transpileModule(readFileSync(join(sourceRoot, file), 'utf8'), {
-      fileName: file,
-      compilerOptions: {
-        target: ts.ScriptTarget.ES2022,
-        module: ts.ModuleKind.ES2022,
-        verbatimModuleSyntax: true,
-      },
-    });
-    const output = join(directory, 'src', file.replace(/\.ts$/, '.js'));
-    mkdirSync(dirname(output), { recursive: true });
-    writeFileSync(output, outputText);
-  }
-  writeFileSync(join(directory, 'package.json'), '{ "type": "module" }\n');
-  symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(directory, 'node_modules'), 'dir');
-  symlinkSync(join(PROJECT_ROOT, 'migrations'), join(directory, 'migrations'), 'dir');
-  return join(directory, 'src', 'main.js');
+/** What the bot logged of a turn once it was shown (its "turn done" line). */
+export interface LoggedTurn {
+  /** From the start of the turn to its last message sent. */
+  ms: number;
+  /** Of that, the time inside the providers' calls, as the bot's gateway measured it. */
+  providerMs: number;
 }
 
 export interface BotProcess {
   readonly pid: number;
   /** Lines the bot logged at error level or above, and anything it wrote to stderr (the first few). */
   readonly errors: readonly string[];
+  /** The turns the bot logged as done, by the id of the message they answered. */
+  readonly turns: ReadonlyMap<string, LoggedTurn>;
   /** Resident set size now, in bytes. */
   rssBytes(): number;
   /**
@@ -73,26 +48,25 @@ export interface BotProcess {
   stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<number | null>;
 }
 
-/** Starts the bot with `environment` (and PATH) only, and resolves once it has logged in. */
+/**
+ * Starts the bot with `environment` (and PATH) only, in `cwd` (where it looks for a .env file), and resolves
+ * once it has logged in.
+ */
 export async function startBotProcess(options: {
-  runner: BotRunner;
-  /** For `compiled`: what {@link compileBot} returned. */
-  entryPoint?: string;
+  /** What test/support/process.ts's buildForStart returned: node's arguments as `npm start` gives them. */
+  args: readonly string[];
   environment: Record<string, string>;
   cwd: string;
 }): Promise<BotProcess> {
-  const args =
-    options.runner === 'tsx'
-      ? tsxArguments(join(PROJECT_ROOT, 'src/main.ts'))
-      : [options.entryPoint ?? fail('a compiled bot needs its entry point')];
+  const { args } = options;
   const child = spawn(process.execPath, args, {
     cwd: options.cwd,
     env: { PATH: process.env.PATH, ...options.environment },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  // 'exit', not 'close': a grandchild (tsx's esbuild service) may hold the pipes a little longer.
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   const errors: string[] = [];
+  const turns = new Map<string, LoggedTurn>();
   const keep = (line: string) => {
     if (errors.length < KEPT_ERROR_LINES) errors.push(line);
   };
@@ -105,6 +79,10 @@ export async function startBotProcess(options: {
       isReady = line.includes(READY_LINE);
     }
     if (Number(/"level":(\d+)/.exec(line)?.[1]) >= ERROR_LEVEL) keep(line);
+    if (line.includes(TURN_DONE)) {
+      const { messageId, ms, providerMs } = JSON.parse(line) as LoggedTurn & { messageId?: string };
+      if (messageId) turns.set(messageId, { ms, providerMs });
+    }
   });
   createInterface({ input: child.stderr }).on('line', keep);
 
@@ -121,6 +99,7 @@ export async function startBotProcess(options: {
   return {
     pid,
     errors,
+    turns,
     rssBytes: () => readRssBytes(pid),
     peakRssBytes: () => statusField(pid, 'VmHWM'),
     resetPeakRss: () => {

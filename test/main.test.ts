@@ -2,18 +2,28 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase } from '../src/db/database.js';
 import { type FakeAnthropic, startFakeAnthropic } from './fakes/anthropic.js';
 import { type FakeDiscord, startFakeDiscord } from './fakes/discord/index.js';
 import { type FakeOpenAI, startFakeOpenAI } from './fakes/openai.js';
-import { PROJECT_ROOT, tsxArguments } from './support/process.js';
+import { buildForStart } from './support/process.js';
 import { loopbackEnvironment } from './support/environment.js';
 
 let discord: FakeDiscord;
 let openai: FakeOpenAI;
 let anthropic: FakeAnthropic;
 let directory: string;
+/** The bot built and started as `npm start` does: tsc's dist/, node with the start script's flags. */
+let build: string;
+let startArguments: string[];
+
+beforeAll(() => {
+  build = mkdtempSync(join(tmpdir(), 'tierbot-build-'));
+  startArguments = buildForStart(build);
+  // tsc over src/ takes a few seconds, more while other test files run.
+}, 120_000);
+afterAll(() => rmSync(build, { recursive: true, force: true }));
 
 beforeEach(async () => {
   [discord, openai, anthropic] = await Promise.all([
@@ -31,7 +41,7 @@ afterEach(async () => {
 describe('npm start', () => {
   it('when SIGTERM arrives mid-answer, then the answer finishes, nothing stays reserved, and it exits 0', async () => {
     const databasePath = join(directory, 'tierbot.db');
-    const bot = spawn(process.execPath, tsxArguments(join(PROJECT_ROOT, 'src/main.ts')), {
+    const bot = spawn(process.execPath, startArguments, {
       cwd: directory,
       env: {
         PATH: process.env.PATH,

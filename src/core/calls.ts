@@ -39,6 +39,8 @@ export interface Answered<Result extends ChatResult = ChatResult> {
   costMicros: Micros;
   /** What the same tokens would have cost on the smart model. */
   smartCostMicros: Micros;
+  /** Time spent inside the providers' calls (every attempt, from the SDK call to its result), in ms. */
+  providerMs: number;
   /** Set when the other provider answered because the requested one failed. */
   fallback?: { from: ProviderName; reason: string } | undefined;
 }
@@ -48,6 +50,7 @@ export interface Denied {
   denial: BudgetDenial;
   costMicros: Micros;
   smartCostMicros: Micros;
+  providerMs: number;
 }
 
 export type CallOutcome<Result extends ChatResult = ChatResult> = Answered<Result> | Denied;

@@ -141,6 +141,11 @@ export interface TurnResult {
   costMicros: Micros;
   /** What the same turn would have cost sent to the smart model alone. */
   smartOnlyCostMicros: Micros;
+  /**
+   * Time spent inside the providers' calls, in ms: the rest of a turn's time is the bot's own overhead
+   * (and, once shown, Discord's).
+   */
+  providerMs: number;
   warnings: string[];
 }
 
@@ -238,6 +243,7 @@ class TurnStory {
   private readonly calls: CallSummary[] = [];
   private readonly models: string[] = [];
   private costMicros = 0;
+  private providerMs = 0;
   private smartOnlyCostMicros: Micros | undefined;
   private fallback: TurnResult['fallback'];
   private escalation: TurnResult['escalation'];
@@ -434,6 +440,7 @@ class TurnStory {
       tokens: this.calls.reduce((sum, call) => sum + totalTokens(call.usage), 0),
       costMicros: this.costMicros,
       smartOnlyCostMicros: this.smartOnlyCostMicros ?? this.costMicros,
+      providerMs: this.providerMs,
       warnings: [...(this.turn.warnings ?? []), ...this.budgetWarnings()],
     };
   }
@@ -441,6 +448,7 @@ class TurnStory {
   /** Keeps the call's cost, its summary, who wrote text, and what it would have cost on the smart model. */
   private record(outcome: CallOutcome, purpose: CallPurpose, { writesText = true } = {}): void {
     this.costMicros += outcome.costMicros;
+    this.providerMs += outcome.providerMs;
     if (!outcome.ok) return;
     const answered: Answered = outcome;
     this.calls.push({

@@ -15,6 +15,7 @@ import { modelLabel } from '../core/models.js';
 import { answerTurn, type TurnRequest, type TurnResult } from '../core/turn.js';
 import type { ServerSettings } from '../db/settings.js';
 import type { Logger } from '../log.js';
+import type { RateLimitWatch } from './rate-limits.js';
 import {
   type Components,
   EDIT_INTERVAL_MS,
@@ -54,6 +55,8 @@ export interface AnswerContext {
   client: Client<true>;
   log: Logger;
   editIntervalMs?: number | undefined;
+  /** What discord.js reports rate-limited: interim edits wait it out. */
+  limits?: RateLimitWatch | undefined;
 }
 
 /**
@@ -70,7 +73,8 @@ export async function streamTurn(
   options: StreamOptions = {},
 ): Promise<StreamedTurn> {
   const { app } = context;
-  const live = new LiveReply(surface, context.editIntervalMs ?? EDIT_INTERVAL_MS);
+  const startedAt = performance.now();
+  const live = new LiveReply(surface, context.editIntervalMs ?? EDIT_INTERVAL_MS, context.limits);
   void live.start();
   // A refusal is the message itself, not a footnote: which limit, what is left, when it resets.
   const refuse = options.refuse ?? ((text: string) => live.finish(text, []).then(() => undefined));
@@ -117,6 +121,7 @@ export async function streamTurn(
   } else {
     await refuse(result.warnings.join('\n'));
   }
+  logTurn(request, result, performance.now() - startedAt, context.log);
   if (request.owner.guildId !== null && result.costMicros > 0) {
     await alertServer(request.owner.guildId, settings, context);
   }
@@ -136,6 +141,35 @@ export interface StreamedTurn {
   result: TurnResult | undefined;
   /** The messages of the answer, first to last (none when refused). */
   messages: Message[];
+}
+
+/**
+ * One line per turn, once it is shown: what it cost and where its time went. `ms` runs from the start of the
+ * turn to its last message sent; `providerMs` of that was spent inside the providers' calls; the rest is
+ * the bot's own work and Discord's.
+ */
+function logTurn(request: TurnRequest, result: TurnResult, elapsedMs: number, log: Logger): void {
+  log.info(
+    {
+      turnId: request.turnId,
+      messageId: request.questionMessageId,
+      userId: request.owner.userId,
+      guildId: request.owner.guildId,
+      status: result.status,
+      models: result.models,
+      escalation: result.escalation?.reason,
+      tokens: result.tokens,
+      costMicros: result.costMicros,
+      ms: roundMs(elapsedMs),
+      providerMs: roundMs(result.providerMs),
+    },
+    'turn done',
+  );
+}
+
+/** Milliseconds to the microsecond: finer is noise, coarser hides the overhead figures' sub-ms parts. */
+function roundMs(ms: number): number {
+  return Math.round(ms * 1_000) / 1_000;
 }
 
 /** Tells a server's alerts channel (if it has one) that its spending crossed 80% or 100% of its cap. */

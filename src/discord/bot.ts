@@ -10,6 +10,7 @@ import { createDiscordClient } from './client.js';
 import { handleInteraction, warnIfCommandsDiffer } from './commands/index.js';
 import { buildConversation, isForBot } from './conversation.js';
 import { messageSurface, NO_MENTIONS } from './live-reply.js';
+import { RateLimitWatch } from './rate-limits.js';
 import { RecentIds } from './recent-ids.js';
 import { Cooldown } from './cooldown.js';
 import { UserLanes } from './user-lanes.js';
@@ -57,11 +58,13 @@ export async function startBot(
   const lanes = new UserLanes();
   const slots = new UserLanes(options.turnsInFlight ?? TURNS_IN_FLIGHT);
   const cooldown = new Cooldown(config.discord.userCooldownMs);
+  const limits = new RateLimitWatch(client.rest);
   const answerContext = (): AnswerContext => ({
     app,
     client: client as Client<true>,
     log,
     editIntervalMs: options.editIntervalMs,
+    limits,
   });
   /** Work in progress, so that shutdown can wait for it (or cancel it after the grace period). */
   const track = (work: (signal: AbortSignal) => Promise<void>) => {

@@ -1,5 +1,6 @@
 import { ChannelType, type Message } from 'discord.js';
 import type { ChatMessage, ContentPart } from '../core/chat.js';
+import { fitConversation } from '../core/history.js';
 import { readAttachments } from './attachments.js';
 
 /** How far up a reply chain the context goes. */
@@ -52,7 +53,8 @@ export interface BuiltConversation {
 
 /**
  * The conversation a question belongs to: its reply chain, walked up through `message_reference` (from
- * the cache, else over REST), or in a thread the thread's recent messages; oldest first, at most {@link MAX_CONTEXT_MESSAGES} messages. The bot's own
+ * the cache, else over REST), or in a thread the thread's recent messages; oldest first, at most
+ * {@link MAX_CONTEXT_MESSAGES} messages and CONVERSATION_TOKEN_BUDGET tokens (core/history.ts). The bot's own
  * answers are assistant turns (without their footers); other people's messages are labelled with their
  * display names, so the model can tell speakers apart.
  */
@@ -81,8 +83,15 @@ export async function buildConversation(question: Message, botId: string): Promi
       chain.unshift(...earlier.slice(-(MAX_CONTEXT_MESSAGES - 1)));
     }
   }
-  const messages = mergeTurns(chain.map((message) => toChatMessage(message, question.author.id, botId)));
-  const warnings = isCut ? [`⚠️ using the last ${MAX_CONTEXT_MESSAGES} messages`] : [];
+  // Bounded twice: by message count (above) and by tokens, the oldest messages going first.
+  const fitted = fitConversation(chain.map((message) => toChatMessage(message, question.author.id, botId)));
+  const messages = mergeTurns(fitted.messages);
+  const warnings =
+    fitted.dropped > 0
+      ? [`⚠️ using the last ${fitted.messages.length} messages`]
+      : isCut
+        ? [`⚠️ using the last ${MAX_CONTEXT_MESSAGES} messages`]
+        : [];
   const questionLength = withoutBotMention(question.content, botId).length;
   if (questionLength > MAX_MESSAGE_CHARACTERS) {
     warnings.push(

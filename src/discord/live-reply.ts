@@ -7,6 +7,7 @@ import {
   type RepliableInteraction,
 } from 'discord.js';
 import { redactSecrets } from '../log.js';
+import type { RateLimitWatch } from './rate-limits.js';
 import { MESSAGE_LIMIT, splitMessage } from './split.js';
 
 /** Discord lets a bot edit a message about five times in five seconds: one edit per ~1.2 s stays clear. */
@@ -25,6 +26,8 @@ export interface AnswerPiece {
 
 /** Where an answer goes: a reply to a chat message, or an interaction's own reply. */
 export interface ReplySurface {
+  /** Which of discord.js's rate limits its edits fall under (see {@link RateLimitWatch}). */
+  readonly limitKey: string;
   /** Shows that an answer is coming. */
   typing(): Promise<void>;
   /** Sends the answer's first message, or edits it once sent. */
@@ -37,6 +40,7 @@ export interface ReplySurface {
 export function messageSurface(question: Message): ReplySurface {
   let reply: Message | undefined;
   return {
+    limitKey: question.channelId,
     async typing() {
       if ('sendTyping' in question.channel) await question.channel.sendTyping().catch(() => {});
     },
@@ -56,6 +60,7 @@ export function messageSurface(question: Message): ReplySurface {
  */
 export function interactionSurface(interaction: RepliableInteraction, isPrivate: boolean): ReplySurface {
   return {
+    limitKey: `${interaction.applicationId}/${interaction.token}`,
     typing: () => Promise.resolve(),
     write: (piece) => interaction.editReply({ ...piece, allowedMentions: NO_MENTIONS }),
     continue: (_previous, piece) =>
@@ -93,6 +98,8 @@ export class LiveReply {
   constructor(
     private readonly surface: ReplySurface,
     private readonly editIntervalMs = EDIT_INTERVAL_MS,
+    /** While discord.js reports the surface's route rate-limited, interim edits wait. */
+    private readonly limits?: Pick<RateLimitWatch, 'waitMs'>,
   ) {}
 
   /** Shows that an answer is coming. */
@@ -141,18 +148,35 @@ export class LiveReply {
     return sent;
   }
 
-  /** One write at a time, at most one per interval once the reply exists; the first text goes at once. */
+  /**
+   * One write at a time; once the reply exists, at most one per interval and none while its route is
+   * rate-limited. The first text goes at once.
+   */
   private schedule(): void {
     if (this.isFinished || this.timer || this.isWriting) return;
-    const wait = this.hasWritten ? Math.max(0, this.lastEditAt + this.editIntervalMs - Date.now()) : 0;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.flush();
-    }, wait);
+    const wait = this.hasWritten
+      ? Math.max(this.lastEditAt + this.editIntervalMs - Date.now(), this.limitedMs())
+      : 0;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.flush();
+      },
+      Math.max(0, wait),
+    );
+  }
+
+  private limitedMs(): number {
+    return this.limits?.waitMs(this.surface.limitKey) ?? 0;
   }
 
   private flush(): void {
     if (this.isFinished) return;
+    // A limit reported since the timer was set (another answer in the channel hit it): wait it out too.
+    if (this.hasWritten && this.limitedMs() > 0) {
+      this.schedule();
+      return;
+    }
     const visible = this.text === '' ? this.note : streamingView(this.text);
     if (visible === '' || visible === this.shownText) return;
     this.shownText = visible;

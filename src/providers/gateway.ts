@@ -50,8 +50,12 @@ export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
   halfOpenAfterMs: 30_000,
 };
 
-function costsOf(spend: Spend): { costMicros: Micros; smartCostMicros: Micros } {
-  return { costMicros: spend.costMicros, smartCostMicros: spend.smartCostMicros };
+function costsOf(spend: Spend): { costMicros: Micros; smartCostMicros: Micros; providerMs: number } {
+  return {
+    costMicros: spend.costMicros,
+    smartCostMicros: spend.smartCostMicros,
+    providerMs: spend.providerMs,
+  };
 }
 
 /** A stream that broke after its text began to show: never restarted (the person saw it begin). */
@@ -92,6 +96,8 @@ type Attempt<Result extends ChatResult> = (model: ChatModel, request: ChatReques
 interface Spend {
   costMicros: Micros;
   smartCostMicros: Micros;
+  /** Time inside the adapters' calls, summed over attempts (sub-millisecond: performance.now). */
+  providerMs: number;
   /** Whether onStarted was called (once per call, whatever the retries and fallbacks). */
   started?: boolean;
 }
@@ -174,7 +180,7 @@ export class ModelGateway implements ModelCaller {
   ): Promise<CallOutcome<Result>> {
     const deadline = this.now() + this.options.deadlineMs;
     const provider = this.providerOf(spec.request.model);
-    const spend: Spend = { costMicros: 0, smartCostMicros: 0 };
+    const spend: Spend = { costMicros: 0, smartCostMicros: 0, providerMs: 0 };
     let failure: ProviderError;
     try {
       return await this.withRetries(provider, spec, spec.purpose, attempt, deadline, spend);
@@ -266,9 +272,19 @@ export class ModelGateway implements ModelCaller {
     }
 
     let result: Result;
+    // Provider time: from the adapter's call to its result or error, the breaker's bookkeeping aside.
+    let startedAt: number | undefined;
+    const timed = () => {
+      startedAt = performance.now();
+      return attempt(model, request);
+    };
+    const addProviderTime = () => {
+      if (startedAt !== undefined) spend.providerMs += performance.now() - startedAt;
+    };
     try {
-      result = await this.breakers[provider].execute(() => attempt(model, request));
+      result = await this.breakers[provider].execute(timed);
     } catch (error) {
+      addProviderTime();
       if (error instanceof BrokenCircuitError || error instanceof IsolatedCircuitError) {
         ledger.cancel(requestId);
         throw new CircuitOpen(provider);
@@ -283,6 +299,7 @@ export class ModelGateway implements ModelCaller {
       }
       throw error;
     }
+    addProviderTime();
     const settled = ledger.settle(requestId, result.usage);
     if (settled.status === 'settled') {
       spend.costMicros += settled.costMicros;

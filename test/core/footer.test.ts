@@ -18,6 +18,7 @@ function answered(overrides: Partial<TurnResult> = {}): TurnResult {
     tokens: 312,
     costMicros: 180,
     smartOnlyCostMicros: 900,
+    providerMs: 0,
     warnings: [],
     ...overrides,
   };

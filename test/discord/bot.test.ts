@@ -52,6 +52,29 @@ describe('answering in Discord', () => {
     expect(openai.requests[0]?.body.messages.at(-1)).toEqual({ role: 'user', content: 'what is a monad?' });
   });
 
+  it('when an answer is shown, then one log line tells what it cost and how long it spent inside the providers', async () => {
+    openai.script(
+      { type: 'stream', text: 'Slowly.', firstChunkDelayMs: 150, finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    const question = discord.messageCreate({ content: `<@${discord.bot.id}> take your time` });
+
+    const isTurnLine = (entry: Record<string, unknown>) => entry.msg === 'turn done';
+    await until(() => harness.logs.some(isTurnLine));
+    const line = harness.logs.find(isTurnLine) ?? {};
+    expect(line).toMatchObject({
+      messageId: question.id,
+      userId: question.author.id,
+      status: 'answered',
+      models: ['gpt-4o-mini'],
+    });
+    expect(line.costMicros).toBeGreaterThan(0);
+    // The draft's 150 ms wait for its first token is provider time; the turn took longer than its calls.
+    expect(line.providerMs).toBeGreaterThanOrEqual(150);
+    expect(line.ms).toBeGreaterThan(Number(line.providerMs));
+    expect(harness.logs.filter(isTurnLine)).toHaveLength(1);
+  });
+
   it('when a message does not mention the bot in a server channel, then it is ignored', async () => {
     discord.messageCreate({ content: 'just chatting among ourselves' });
     openai.script(
@@ -135,6 +158,30 @@ describe('answering in Discord', () => {
       { role: 'assistant', content: 'Paris.' },
       { role: 'user', content: 'and its population?' },
     ]);
+  });
+
+  it('when a reply chain is longer than the token budget, then its oldest messages are left out and the footer says so', async () => {
+    // Five long messages (each ~2,000 tokens by the bot's rough count) replying to each other, then the question.
+    let previous: string | undefined;
+    const chain: string[] = [];
+    for (const letter of ['a', 'b', 'c', 'd', 'e']) {
+      const content = `${letter.repeat(5_900)}`;
+      chain.push(content);
+      previous = discord.messageCreate({ content, ...(previous ? { replyTo: previous } : {}) }).id;
+    }
+    openai.script(
+      { type: 'stream', text: 'Summarised.', finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    discord.messageCreate({ content: `<@${discord.bot.id}> sum it up`, replyTo: previous });
+    const final = await discord.waitForRequest(
+      (request) => isBotWrite(request) && String(request.body?.content).includes('-#'),
+    );
+
+    // The model saw the four newest long messages and the question, as one user turn; the oldest was left out.
+    const sent = openai.requests[0]?.body.messages.at(-1).content;
+    expect(sent).toBe([...chain.slice(1), 'sum it up'].join('\n\n'));
+    expect(final.body.content).toContain('⚠️ using the last 5 messages');
   });
 
   it('when the model writes @everyone, @here, role and user mentions, then nobody is pinged', async () => {
@@ -277,6 +324,50 @@ describe('answering in Discord', () => {
       /^Rate limits are a fact of life for bots that stream by editing\.\n-# /,
     );
     expect(discord.rateLimits.count).toBe(2);
+  });
+
+  it('when discord.js reports a channel rate-limited, then answers there send no interim edit until it passes', async () => {
+    const EDIT = 'PATCH /channels/:channel_id/messages/:message_id';
+    const footed = (request: { body?: { content?: unknown } }) =>
+      String(request.body?.content).includes('\n-# ');
+    // A first answer teaches discord.js the edit route's bucket (it honours limits only on a known bucket).
+    openai.script(
+      { type: 'stream', text: 'Warm.', finishReason: 'stop' },
+      { type: 'completion', content: accept },
+    );
+    discord.messageCreate({ content: `<@${discord.bot.id}> warm up` });
+    await discord.waitForRequest((request) => request.route === EDIT && footed(request));
+
+    // The next edit in #general empties the bucket for 1.5 s; two answers stream there for about 1 s.
+    discord.rateLimits.exhaust(EDIT, { resetAfterSeconds: 1.5 });
+    const from = discord.requests.length;
+    const stream = {
+      type: 'stream' as const,
+      chunks: Array.from({ length: 20 }, (_, index) => `part ${index} `),
+      chunkDelayMs: 50,
+      finishReason: 'stop' as const,
+    };
+    openai.script(
+      stream,
+      stream,
+      { type: 'completion', content: accept },
+      { type: 'completion', content: accept },
+    );
+    discord.messageCreate({ content: `<@${discord.bot.id}> first` });
+    discord.messageCreate({ content: `<@${discord.bot.id}> second` });
+    await until(
+      () =>
+        discord.requests.slice(from).filter((request) => request.route === EDIT && footed(request)).length ===
+        2,
+    );
+
+    const edits = discord.requests.slice(from).filter((request) => request.route === EDIT);
+    const emptying = edits.findIndex((request) => !footed(request));
+    // After the edit that emptied the bucket: the one interim edit that was already on its way when discord.js
+    // first held it (that is how the limit became known), then each answer's final edit; nothing stale.
+    const after = edits.slice(emptying + 1);
+    expect(after.filter((request) => !footed(request)).length).toBeLessThanOrEqual(1);
+    expect(after.filter(footed)).toHaveLength(2);
   });
 
   it('when a question comes with an image, then the image goes to the model as vision input', async () => {

@@ -239,9 +239,31 @@ describe('budgets', () => {
     await harness.close();
     harness = await startProviderHarness({ userBudgetMicros: 10 });
     const outcome = await harness.gateway.stream(draft());
-    expect(outcome).toMatchObject({ ok: false, denial: { limit: { kind: 'user' } } });
+    expect(outcome).toMatchObject({ ok: false, denial: { limit: { kind: 'user' } }, providerMs: 0 });
     expect(harness.openai.requests).toHaveLength(0);
     expect(ledgerRows(harness)).toEqual([]);
+  });
+});
+
+describe('provider time (what the bot overhead figures subtract)', () => {
+  it('when the provider takes 150 ms to its first token, then the call reports at least that long inside the provider', async () => {
+    harness.openai.script({ type: 'stream', text: 'slow', firstChunkDelayMs: 150, finishReason: 'stop' });
+    const outcome = await harness.gateway.stream(draft());
+    expect(outcome.ok).toBe(true);
+    expect(outcome.providerMs).toBeGreaterThanOrEqual(150);
+  });
+
+  it('when the first provider fails and the other answers late, then both attempts count', async () => {
+    harness.openai.script(openaiErrors.insufficientQuota());
+    harness.anthropic.script({
+      type: 'stream',
+      text: 'Haiku here.',
+      stopReason: 'end_turn',
+      firstChunkDelayMs: 120,
+    });
+    const outcome = await harness.gateway.stream(draft());
+    expect(outcome).toMatchObject({ ok: true, fallback: { from: 'openai' } });
+    expect(outcome.providerMs).toBeGreaterThanOrEqual(120);
   });
 });
 

@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -12,6 +13,34 @@ export const PROJECT_ROOT = join(import.meta.dirname, '../..');
 export function tsxArguments(entryPoint: string, ...args: string[]): string[] {
   const loader = pathToFileURL(createRequire(join(PROJECT_ROOT, 'package.json')).resolve('tsx')).href;
   return ['--import', loader, entryPoint, ...args];
+}
+
+/**
+ * Builds the bot as `npm run build` does (tsc with tsconfig.build.json) into `directory`/dist, linking
+ * node_modules and migrations beside it so that it runs from there as from the checkout, and returns the
+ * arguments `npm start` gives node: package.json's start script (`node [flags] dist/main.js`), with the
+ * entry point in `directory`.
+ */
+export function buildForStart(directory: string): string[] {
+  const require = createRequire(join(PROJECT_ROOT, 'package.json'));
+  execFileSync(
+    process.execPath,
+    [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', join(directory, 'dist')],
+    { cwd: PROJECT_ROOT, stdio: 'inherit' },
+  );
+  // dist/ is ES modules, as package.json's "type" says in the checkout.
+  writeFileSync(join(directory, 'package.json'), '{ "type": "module" }\n');
+  symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(directory, 'node_modules'), 'dir');
+  symlinkSync(join(PROJECT_ROOT, 'migrations'), join(directory, 'migrations'), 'dir');
+  const packageJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
+  const [command, ...args] = (packageJson.scripts.start ?? '').trim().split(/\s+/);
+  const entryPoint = args.at(-1);
+  if (command !== 'node' || !entryPoint?.endsWith('.js')) {
+    throw new Error(`the start script is not "node [flags] <entry>.js": ${packageJson.scripts.start}`);
+  }
+  return [...args.slice(0, -1), join(directory, entryPoint)];
 }
 
 export interface ProcessOutcome {

@@ -1,0 +1,48 @@
+import { type RateLimitData, type REST, RESTEvents } from 'discord.js';
+
+/** Limits that have passed are forgotten once this many are remembered. */
+const PRUNE_AT_ENTRIES = 1_000;
+
+/**
+ * What discord.js reports rate-limited, and until when. discord.js holds a request that would break a
+ * limit and sends it once the limit passes; an interim edit held like that goes out stale, followed by the
+ * next one. So interim edits ask here first and wait the limit out, then send the text as it is by then.
+ *
+ * Keys are discord.js's major parameters: a channel's id for its messages, `application id/token` for an
+ * interaction's replies. A global limit (discord.js's own 50 requests/s, or Discord's) holds every key.
+ */
+export class RateLimitWatch {
+  readonly #limitedUntil = new Map<string, number>();
+  #globalUntil = 0;
+
+  constructor(
+    rest: REST,
+    private readonly now: () => number = Date.now,
+  ) {
+    rest.on(RESTEvents.RateLimited, (info) => this.note(info));
+  }
+
+  /** How long writes under `key` should wait for a reported limit to pass: 0 when none is known. */
+  waitMs(key: string): number {
+    const until = Math.max(this.#globalUntil, this.#limitedUntil.get(key) ?? 0);
+    return Math.max(0, until - this.now());
+  }
+
+  private note(info: RateLimitData): void {
+    const until = this.now() + info.timeToReset;
+    if (info.global) {
+      this.#globalUntil = Math.max(this.#globalUntil, until);
+      return;
+    }
+    if (this.#limitedUntil.size >= PRUNE_AT_ENTRIES) this.prune();
+    this.#limitedUntil.set(
+      info.majorParameter,
+      Math.max(this.#limitedUntil.get(info.majorParameter) ?? 0, until),
+    );
+  }
+
+  private prune(): void {
+    const now = this.now();
+    for (const [key, until] of this.#limitedUntil) if (until <= now) this.#limitedUntil.delete(key);
+  }
+}
