@@ -72,6 +72,8 @@ export class ProvidersUnavailableError extends Error {
   constructor(
     readonly failures: readonly ProviderError[],
     readonly costMicros: Micros,
+    /** Time the failed attempts spent inside the providers' calls, in ms. */
+    readonly providerMs = 0,
   ) {
     super(`both model providers are unavailable: ${failures.map((failure) => failure.message).join('; ')}`);
     this.name = 'ProvidersUnavailableError';

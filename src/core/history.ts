@@ -33,7 +33,9 @@ export interface FittedConversation {
 
 /**
  * The newest messages that fit in `budgetTokens`, oldest left out first. The question (the last message)
- * always stays; a conversation never starts with an assistant turn, which the vendors' APIs refuse.
+ * always stays. When messages are left out, the kept part starts with a person's message, not with an
+ * answer whose question is gone; a conversation that fits is kept whole, even one that opens with the
+ * bot's message (a reply to an /ask answer).
  */
 export function fitConversation(
   messages: readonly ChatMessage[],
@@ -47,6 +49,8 @@ export function fitConversation(
     tokens += cost;
     start -= 1;
   }
-  while (start < messages.length - 1 && messages[start]?.role === 'assistant') start += 1;
-  return { messages: messages.slice(start), dropped: start };
+  if (start > 0) {
+    while (start < messages.length - 1 && messages[start]?.role === 'assistant') start += 1;
+  }
+  return { messages: messages.slice(Math.max(0, start)), dropped: Math.max(0, start) };
 }

@@ -364,6 +364,7 @@ class TurnStory {
       if (!hasDraft) throw error;
       if (error instanceof ProvidersUnavailableError) {
         this.costMicros += error.costMicros;
+        this.providerMs += error.providerMs;
         return keep(unavailable(error));
       }
       // The smart model's provider refused the request (a 4xx): the draft still answers.
@@ -422,8 +423,10 @@ class TurnStory {
     try {
       return await call();
     } catch (error) {
-      if (error instanceof ProvidersUnavailableError) this.costMicros += error.costMicros;
-      else if (!isRefusedRequest(error)) throw error;
+      if (error instanceof ProvidersUnavailableError) {
+        this.costMicros += error.costMicros;
+        this.providerMs += error.providerMs;
+      } else if (!isRefusedRequest(error)) throw error;
       return undefined;
     }
   }

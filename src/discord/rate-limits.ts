@@ -10,6 +10,10 @@ const PRUNE_AT_ENTRIES = 1_000;
  *
  * Keys are discord.js's major parameters: a channel's id for its messages, `application id/token` for an
  * interaction's replies. A global limit (discord.js's own 50 requests/s, or Discord's) holds every key.
+ *
+ * discord.js reports a limit when it holds a request back: a bucket its headers said is empty (a 429 from
+ * Discord says so too, so its retry is reported) or the global limit. A 429 for a sublimit, which comes
+ * with a Retry-After but no empty bucket, is waited out by discord.js without a report, so not here.
  */
 export class RateLimitWatch {
   readonly #limitedUntil = new Map<string, number>();
@@ -24,8 +28,11 @@ export class RateLimitWatch {
 
   /** How long writes under `key` should wait for a reported limit to pass: 0 when none is known. */
   waitMs(key: string): number {
-    const until = Math.max(this.#globalUntil, this.#limitedUntil.get(key) ?? 0);
-    return Math.max(0, until - this.now());
+    const now = this.now();
+    const keyUntil = this.#limitedUntil.get(key);
+    // A limit that has passed is forgotten (an interaction's key holds its token: not kept for nothing).
+    if (keyUntil !== undefined && keyUntil <= now) this.#limitedUntil.delete(key);
+    return Math.max(0, Math.max(this.#globalUntil, keyUntil ?? 0) - now);
   }
 
   private note(info: RateLimitData): void {

@@ -187,7 +187,8 @@ export class ModelGateway implements ModelCaller {
     } catch (error) {
       if (isCutShort(error)) return cutShort<Result>(error, spec.request.model, spend);
       if (!(error instanceof ProviderError) || !error.warrantsFallback) throw error;
-      if (spec.fallback === false) throw new ProvidersUnavailableError([error], spend.costMicros);
+      if (spec.fallback === false)
+        throw new ProvidersUnavailableError([error], spend.costMicros, spend.providerMs);
       failure = error;
     }
     const other: ProviderName = provider === 'openai' ? 'anthropic' : 'openai';
@@ -204,7 +205,7 @@ export class ModelGateway implements ModelCaller {
         return { ...cutShort<Result>(error, fallbackSpec.request.model, spend), fallback };
       }
       if (error instanceof ProviderError && error.kind !== 'aborted') {
-        throw new ProvidersUnavailableError([failure, error], spend.costMicros);
+        throw new ProvidersUnavailableError([failure, error], spend.costMicros, spend.providerMs);
       }
       throw error;
     }

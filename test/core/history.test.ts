@@ -57,6 +57,15 @@ describe('fitConversation', () => {
     expect(fitted.dropped).toBe(2);
   });
 
+  it('when a conversation that fits opens with an answer of the bot (a reply to it), then that answer stays', () => {
+    const messages = [assistant('Paris.'), user('and its population?')];
+    expect(fitConversation(messages)).toEqual({ messages, dropped: 0 });
+  });
+
+  it('when there is nothing, then nothing is dropped', () => {
+    expect(fitConversation([])).toEqual({ messages: [], dropped: 0 });
+  });
+
   it('when the question alone is over the budget, then it is still sent, alone', () => {
     const messages = [user('earlier'), sized(CONVERSATION_TOKEN_BUDGET + 1)];
     expect(fitConversation(messages)).toEqual({ messages: [messages[1]], dropped: 1 });

@@ -363,6 +363,7 @@ describe('answering in Discord', () => {
 
     const edits = discord.requests.slice(from).filter((request) => request.route === EDIT);
     const emptying = edits.findIndex((request) => !footed(request));
+    expect(emptying).toBeGreaterThanOrEqual(0);
     // After the edit that emptied the bucket: the one interim edit that was already on its way when discord.js
     // first held it (that is how the limit became known), then each answer's final edit; nothing stale.
     const after = edits.slice(emptying + 1);

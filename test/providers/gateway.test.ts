@@ -253,17 +253,24 @@ describe('provider time (what the bot overhead figures subtract)', () => {
     expect(outcome.providerMs).toBeGreaterThanOrEqual(150);
   });
 
-  it('when the first provider fails and the other answers late, then both attempts count', async () => {
-    harness.openai.script(openaiErrors.insufficientQuota());
+  it('when the other provider answers after the first failed, then the time of both attempts counts', async () => {
+    // OpenAI waits 100 ms, then its stream breaks before any text; Claude Haiku then waits 100 ms too.
+    harness.openai.script({
+      type: 'stream',
+      text: 'lost',
+      firstChunkDelayMs: 100,
+      cutAfterChunks: 0,
+      finishReason: 'stop',
+    });
     harness.anthropic.script({
       type: 'stream',
-      text: 'Haiku here.',
+      text: 'found',
+      firstChunkDelayMs: 100,
       stopReason: 'end_turn',
-      firstChunkDelayMs: 120,
     });
     const outcome = await harness.gateway.stream(draft());
-    expect(outcome).toMatchObject({ ok: true, fallback: { from: 'openai' } });
-    expect(outcome.providerMs).toBeGreaterThanOrEqual(120);
+    expect(outcome).toMatchObject({ ok: true, result: { text: 'found' }, fallback: { from: 'openai' } });
+    expect(outcome.providerMs).toBeGreaterThanOrEqual(200);
   });
 });
 
