@@ -1,9 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { BUDGET_PERIODS, periodWindow } from '../../src/core/budget.js';
 import type { AppDatabase } from '../../src/db/database.js';
 import { createLedger, FAST_MODEL, temporaryDatabase } from '../support/ledger.js';
+import { reportOf, runWorkersTogether } from '../support/workers.js';
 import type { HammerConfiguration, HammerReport } from './fixtures/hammer-worker.js';
 
 const WORKER_PATH = fileURLToPath(new URL('./fixtures/hammer-worker.ts', import.meta.url));
@@ -23,67 +23,6 @@ const OUTPUT_TOKENS = 500;
 const BUDGET_IN_WORST_CASES = 30;
 /** A fixed clock shared by every worker, so a round never straddles two windows. */
 const NOW_MS = Date.UTC(2025, 5, 18, 12);
-
-interface WorkerOutcome {
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface RunningWorker {
-  child: ChildProcess;
-  ready: Promise<void>;
-  finished: Promise<WorkerOutcome>;
-}
-
-function startWorker(configuration: HammerConfiguration): RunningWorker {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER_PATH, JSON.stringify(configuration)], {
-    cwd: PROJECT_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  // 'close' rather than 'exit': it fires once the output pipes are drained too.
-  const finished = new Promise<WorkerOutcome>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (exitCode, signal) => resolve({ exitCode, signal, stdout, stderr }));
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    finished.then(
-      (outcome) =>
-        reject(new Error(`${configuration.workerName} ended before it was ready:\n${outcome.stderr}`)),
-      reject,
-    );
-  });
-  return { child, ready, finished };
-}
-
-/** Starts every worker, lets them go together once all are ready, and waits for them to end. */
-async function runWorkers(configurations: HammerConfiguration[]): Promise<WorkerOutcome[]> {
-  const workers = configurations.map(startWorker);
-  try {
-    await Promise.all(workers.map((worker) => worker.ready));
-    for (const worker of workers) worker.child.send('go');
-    return await Promise.all(workers.map((worker) => worker.finished));
-  } finally {
-    for (const { child } of workers) {
-      if (child.exitCode === null && child.signalCode === null) child.kill();
-    }
-  }
-}
-
-function reportOf(outcome: WorkerOutcome): HammerReport {
-  const lastLine = outcome.stdout.trim().split('\n').at(-1) ?? '';
-  return JSON.parse(lastLine) as HammerReport;
-}
 
 function bookedTotals(db: AppDatabase) {
   const sqlite = db.$client;
@@ -117,7 +56,7 @@ describe('Ledger shared by several processes', () => {
       try {
         const worstCaseMicros = createLedger(db).worstCaseMicros(FAST_MODEL, INPUT_TOKENS, OUTPUT_TOKENS);
         const budget = { amountMicros: BUDGET_IN_WORST_CASES * worstCaseMicros, period };
-        const configurations = Array.from({ length: WORKER_COUNT }, (_, index) => ({
+        const configurations: HammerConfiguration[] = Array.from({ length: WORKER_COUNT }, (_, index) => ({
           databasePath: path,
           workerName: `${period}-worker-${index + 1}`,
           iterations: ITERATIONS_PER_WORKER,
@@ -130,13 +69,20 @@ describe('Ledger shared by several processes', () => {
           outputTokens: OUTPUT_TOKENS,
         }));
 
-        const outcomes = await runWorkers(configurations);
+        const outcomes = await runWorkersTogether(
+          configurations.map((configuration) => ({
+            name: configuration.workerName,
+            entryPoint: WORKER_PATH,
+            argument: configuration,
+            cwd: PROJECT_ROOT,
+          })),
+        );
 
         for (const outcome of outcomes) {
           expect(outcome.stderr).not.toContain('SQLITE_BUSY');
           expect(outcome.exitCode, outcome.stderr).toBe(0);
         }
-        const reports = outcomes.map(reportOf);
+        const reports = outcomes.map((outcome) => reportOf<HammerReport>(outcome));
         const sum = (field: 'grants' | 'denials' | 'errors' | 'chargedMicros') =>
           reports.reduce((total, report) => total + report[field], 0);
         expect(sum('errors')).toBe(0);

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,7 @@ import { periodWindow } from '../../src/core/budget.js';
 import { MIGRATIONS_FOLDER } from '../../src/db/database.js';
 import { createLogger } from '../../src/log.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
-import { tsxArguments } from '../support/process.js';
+import { reportOf, runWorkersTogether } from '../support/workers.js';
 import { type SplitOpenAI, startSplitOpenAI } from '../fakes/openai-router.js';
 import { runTurns, type TurnsPlan, type TurnsReport } from './fixtures/turns.js';
 import { loopbackEnvironment } from '../support/environment.js';
@@ -184,13 +183,21 @@ describe('Concurrency', () => {
       owner: OWNER,
     }));
 
-    const outcomes = await runWorkers(plans, environment(budgetMicros));
+    const outcomes = await runWorkersTogether(
+      plans.map((plan) => ({
+        name: plan.name,
+        entryPoint: WORKER_PATH,
+        argument: plan,
+        cwd: directory,
+        env: environment(budgetMicros),
+      })),
+    );
 
     for (const outcome of outcomes) {
       expect(outcome.stderr).not.toContain('SQLITE_BUSY');
       expect(outcome.exitCode, outcome.stderr).toBe(0);
     }
-    const reports = outcomes.map((outcome) => JSON.parse(outcome.stdout.trim()) as TurnsReport);
+    const reports = outcomes.map((outcome) => reportOf<TurnsReport>(outcome));
     const path = environment(budgetMicros).DATABASE_PATH!;
     const migrations = readdirSync(MIGRATIONS_FOLDER).filter((file) => file.endsWith('.sql')).length;
     const sqlite = new Database(path, { readonly: true });
@@ -215,51 +222,3 @@ describe('Concurrency', () => {
     for (const report of reports) expect(report.answered + report.denied).toBe(turnsPerWorker);
   });
 });
-
-interface WorkerOutcome {
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Starts every worker, lets them all go at once when each is ready, and waits for them to end. */
-async function runWorkers(plans: TurnsPlan[], environment: Record<string, string>): Promise<WorkerOutcome[]> {
-  const children: ChildProcess[] = [];
-  try {
-    const workers = plans.map((plan) => {
-      const child = spawn(process.execPath, tsxArguments(WORKER_PATH, JSON.stringify(plan)), {
-        cwd: directory,
-        env: { PATH: process.env.PATH ?? '', ...environment },
-        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      });
-      children.push(child);
-      let stdout = '';
-      let stderr = '';
-      child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-        stdout += chunk;
-      });
-      child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-        stderr += chunk;
-      });
-      const finished = new Promise<WorkerOutcome>((resolve, reject) => {
-        child.once('error', reject);
-        child.once('close', (exitCode) => resolve({ exitCode, stdout, stderr }));
-      });
-      const ready = new Promise<void>((resolve, reject) => {
-        child.once('message', () => resolve());
-        void finished.then((outcome) =>
-          reject(new Error(`${plan.name} ended before it was ready:\n${outcome.stderr}`)),
-        );
-      });
-      return { child, ready, finished };
-    });
-    await Promise.all(workers.map((worker) => worker.ready));
-    for (const worker of workers) worker.child.send('go');
-    return await Promise.all(workers.map((worker) => worker.finished));
-  } finally {
-    // Only after a failure: the workers this test started that still run.
-    for (const child of children) {
-      if (child.exitCode === null && child.signalCode === null) child.kill();
-    }
-  }
-}

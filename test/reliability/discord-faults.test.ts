@@ -1,10 +1,9 @@
 import type { APIMessage, TextChannel } from 'discord.js';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { EMPTY_QUESTION_HINT } from '../../src/discord/bot.js';
 import { registerCommands } from '../../src/discord/commands/register.js';
 import type { RecordedRequest } from '../fakes/discord/index.js';
-import { ACCEPT, type BotHarness, startBotHarness } from '../support/bot.js';
-import { watchUnhandledRejections } from '../support/rejections.js';
+import { ACCEPT, type BotHarness, botPerTest } from '../support/bot.js';
 
 /**
  * Discord faults end to end: the real bot and discord.js against the loopback Discord. 429s on the
@@ -19,19 +18,7 @@ const CALLBACK = 'POST /interactions/:interaction_id/:interaction_token/callback
 
 const FOOTER = /\n-# gpt-4o-mini · [\d,]+ tokens · \$\d+\.\d{4}$/;
 
-const rejections = watchUnhandledRejections();
-
-let running: BotHarness | undefined;
-afterEach(async () => {
-  await running?.close();
-  running = undefined;
-  await rejections.expectNone();
-});
-
-async function start(options: Parameters<typeof startBotHarness>[0] = {}): Promise<BotHarness> {
-  running = await startBotHarness(options);
-  return running;
-}
+const start = botPerTest();
 
 /** The bot's messages in #general, oldest first. */
 function botMessages(harness: BotHarness): APIMessage[] {

@@ -1,9 +1,8 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { PROVIDERS_DOWN } from '../../src/discord/answer.js';
 import { anthropicErrors } from '../fakes/anthropic.js';
 import { type OpenAIScript, openaiErrors } from '../fakes/openai.js';
-import { ACCEPT, type BotHarness, startBotHarness } from '../support/bot.js';
-import { watchUnhandledRejections } from '../support/rejections.js';
+import { ACCEPT, type BotHarness, botPerTest } from '../support/bot.js';
 import { checkVerdict } from '../support/verdicts.js';
 
 /**
@@ -94,16 +93,15 @@ function claudeTakesOver(name: string, failures: () => OpenAIScript[]): FaultCas
   };
 }
 
-const CASES: FaultCase[] = [
-  // Attempts at about 0, 1, 2, 3 and 4 s; a sixth would start at the 5 s deadline.
-  claudeTakesOver(
-    'when OpenAI answers every attempt with 429 and retry-after 120 s, then it is retried each capped second until the deadline and Claude answers',
-    () => times(5, (): OpenAIScript => openaiErrors.rateLimited(120)),
-  ),
-  {
-    name: 'when OpenAI answers 429 once with retry-after 120 s, then the retry a capped second later answers and only the answer is charged',
+/**
+ * OpenAI fails the draft's first attempt before any text is shown (as scripted here) and its retry
+ * answers: the failed attempt is a $0 ledger row, then the draft and the check are charged as usual.
+ */
+function retryAnswers(name: string, failure: OpenAIScript, more: Partial<FaultCase> = {}): FaultCase {
+  return {
+    name,
     script({ openai }) {
-      openai.script(openaiErrors.rateLimited(120), ...normalDraft());
+      openai.script(failure, ...normalDraft());
     },
     sees: NORMAL_ANSWER,
     hasEscalateButton: true,
@@ -114,7 +112,20 @@ const CASES: FaultCase[] = [
       ['draft', 'settled', 'openai', DRAFT_MICROS],
       ['check', 'settled', 'openai', CHECK_MICROS],
     ],
-  },
+    ...more,
+  };
+}
+
+const CASES: FaultCase[] = [
+  // Attempts at about 0, 1, 2, 3 and 4 s; a sixth would start at the 5 s deadline.
+  claudeTakesOver(
+    'when OpenAI answers every attempt with 429 and retry-after 120 s, then it is retried each capped second until the deadline and Claude answers',
+    () => times(5, (): OpenAIScript => openaiErrors.rateLimited(120)),
+  ),
+  retryAnswers(
+    'when OpenAI answers 429 once with retry-after 120 s, then the retry a capped second later answers and only the answer is charged',
+    openaiErrors.rateLimited(120),
+  ),
   claudeTakesOver(
     'when OpenAI answers 500 to every attempt, then its circuit opens after five and Claude answers',
     () => times(5, (): OpenAIScript => openaiErrors.server(500)),
@@ -181,22 +192,11 @@ const CASES: FaultCase[] = [
       ...times(5, (): LedgerRow => ['fallback', 'failed', 'anthropic', 0]),
     ],
   },
-  {
-    name: 'when the first token never comes, then the request is hung up on after the first-token timeout and the retry answers',
-    script({ openai }) {
-      openai.script({ type: 'stream', hang: true }, ...normalDraft());
-    },
-    sees: NORMAL_ANSWER,
-    hasEscalateButton: true,
-    openaiRequests: 3,
-    anthropicRequests: 0,
-    openaiClosedEarly: 1,
-    ledger: [
-      failedDraft,
-      ['draft', 'settled', 'openai', DRAFT_MICROS],
-      ['check', 'settled', 'openai', CHECK_MICROS],
-    ],
-  },
+  retryAnswers(
+    'when the first token never comes, then the request is hung up on after the first-token timeout and the retry answers',
+    { type: 'stream', hang: true },
+    { openaiClosedEarly: 1 },
+  ),
   {
     name: 'when the draft stream is cut after text was shown, then it is not restarted: Claude refines what was cut off, and the cut draft is charged an estimate of what OpenAI streamed',
     script({ openai, anthropic }) {
@@ -273,19 +273,12 @@ const CASES: FaultCase[] = [
   },
 ];
 
-const rejections = watchUnhandledRejections();
-
-let harness: BotHarness | undefined;
-afterEach(async () => {
-  await harness?.close();
-  harness = undefined;
-  await rejections.expectNone();
-});
+const startBot = botPerTest();
 
 describe('provider faults, as the person asking sees them', () => {
   for (const fault of CASES) {
     it(fault.name, async () => {
-      harness = await startBotHarness({
+      const harness = await startBot({
         environment: { ...QUICK_PROVIDERS, ...fault.environment },
         // Stopping the bot then waits for the answer in progress, however long its retries take.
         bot: { shutdownGraceMs: 60_000 },

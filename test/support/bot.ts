@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { type App, createApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { type BotOptions, type RunningBot, startBot } from '../../src/discord/bot.js';
@@ -10,6 +10,7 @@ import { createLogger } from '../../src/log.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { type FakeDiscord, startFakeDiscord } from '../fakes/discord/index.js';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai.js';
+import { watchUnhandledRejections } from './rejections.js';
 import { loopbackEnvironment } from './environment.js';
 import { assertNoSecrets } from './secrets.js';
 
@@ -25,6 +26,25 @@ export interface BotHarness {
   environment: Record<string, string>;
   /** Stops the bot, checks nothing was left open or unexpected, and removes everything. */
   close(): Promise<void>;
+}
+
+/**
+ * For a test file whose tests each start their own bot (call it at the file's top level): the starter.
+ * After each test its bot is closed (which checks that nothing stayed reserved) and the test fails if a
+ * promise rejection went unhandled meanwhile.
+ */
+export function botPerTest(): (options?: Parameters<typeof startBotHarness>[0]) => Promise<BotHarness> {
+  const rejections = watchUnhandledRejections();
+  let running: BotHarness | undefined;
+  afterEach(async () => {
+    await running?.close();
+    running = undefined;
+    await rejections.expectNone();
+  });
+  return async (options) => {
+    running = await startBotHarness(options);
+    return running;
+  };
 }
 
 /**
