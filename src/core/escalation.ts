@@ -31,6 +31,13 @@ export interface CheckVerdict {
   confidence: number;
 }
 
+/** What the router's triage said of a question: which model should answer it, and how sure it was. */
+export interface TriageVerdict {
+  route: 'fast' | 'smart';
+  category: CheckCategory;
+  confidence: number;
+}
+
 /**
  * The check's prompt: fixed and short, so its cost is small and predictable. It sees the question and the
  * draft, never the whole history.

@@ -22,6 +22,7 @@ import {
   type CheckCategory,
   type CheckVerdict,
   checkPrompt,
+  type TriageVerdict,
   type Decision,
   decideFromVerdict,
   type EscalationMode,
@@ -80,6 +81,10 @@ export interface TurnRecord {
   question: string;
   answer: string;
   questionMessageId?: string | null;
+  /** What the draft check said, when one ran. */
+  check?: CheckVerdict | undefined;
+  /** What the router's triage said of the question, when one ran (acted on or, in shadow mode, not). */
+  triage?: TriageVerdict | undefined;
   createdAt: number;
 }
 
@@ -116,7 +121,12 @@ export interface CallSummary {
   costMicros: Micros;
 }
 
-export type EscalationSource = 'check' | 'signal' | 'user' | 'pdf' | 'fallback';
+/**
+ * Why a turn went to the smart model: the router's triage, a free rule on the question (code, a stack
+ * trace), the draft check, a free signal from the draft (cut off, empty, declined), the person, a PDF, or
+ * the fast model's provider failing.
+ */
+export type EscalationSource = 'router' | 'rule' | 'check' | 'signal' | 'user' | 'pdf' | 'fallback';
 
 export interface TurnResult {
   turnId: string;
@@ -131,6 +141,8 @@ export interface TurnResult {
   escalation?: { source: EscalationSource; reason: string; category?: CheckCategory; confidence?: number };
   /** What the check said, when one ran. */
   check?: CheckVerdict;
+  /** What the router's triage said, when one ran. */
+  triage?: TriageVerdict;
   /** Why a refinement that was called for did not happen (the budget could not cover it). */
   keptDraft?: string;
   /** A provider failed and the other answered. */
@@ -211,6 +223,8 @@ function toRecord(turn: TurnRequest, result: TurnResult, createdAt: number): Tur
     question: questionText(turn.conversation).slice(0, KEPT_CHARACTERS),
     answer: result.text.slice(0, KEPT_CHARACTERS),
     questionMessageId: turn.questionMessageId ?? null,
+    check: result.check,
+    triage: result.triage,
     createdAt,
   };
 }

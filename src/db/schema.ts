@@ -163,6 +163,17 @@ export const turns = sqliteTable(
     category: text('category'),
     /** The check's confidence, 0 to 1 (a judgement, not money: a float is fine here). */
     confidence: real('confidence'),
+    /** What the check said of the draft, when one ran (whether or not it escalated). */
+    checkVerdict: text('check_verdict', { enum: ['accept', 'refine'] }),
+    checkCategory: text('check_category'),
+    checkConfidence: real('check_confidence'),
+    /**
+     * What the router's triage said of the question, when one ran: recorded beside the check's verdict
+     * (in shadow mode it never acts), so the two can be compared on real traffic.
+     */
+    triageRoute: text('triage_route', { enum: ['fast', 'smart'] }),
+    triageCategory: text('triage_category'),
+    triageConfidence: real('triage_confidence'),
     tokens: integer('tokens').notNull(),
     costMicros: integer('cost_micros').notNull(),
     smartOnlyCostMicros: integer('smart_only_cost_micros').notNull(),

@@ -27,10 +27,12 @@ export class SqliteTurnLog implements TurnLog {
     this.insert = db.$client.prepare<[Record<string, unknown>]>(
       `INSERT INTO turns (turn_id, user_id, guild_id, channel_id, status, models, final_model, escalation_source,
          escalation_reason, category, confidence, tokens, cost_micros, smart_only_cost_micros, question, answer,
-         question_message_id, created_at)
+         question_message_id, check_verdict, check_category, check_confidence, triage_route, triage_category,
+         triage_confidence, created_at)
        VALUES (@turnId, @userId, @guildId, @channelId, @status, @models, @finalModel, @escalationSource,
          @escalationReason, @category, @confidence, @tokens, @costMicros, @smartOnlyCostMicros, @question, @answer,
-         @questionMessageId, @createdAt)
+         @questionMessageId, @checkVerdict, @checkCategory, @checkConfidence, @triageRoute, @triageCategory,
+         @triageConfidence, @createdAt)
        ON CONFLICT DO NOTHING`,
     );
   }
@@ -63,6 +65,12 @@ export class SqliteTurnLog implements TurnLog {
       question: turn.question,
       answer: turn.answer,
       questionMessageId: turn.questionMessageId ?? null,
+      checkVerdict: turn.check?.verdict ?? null,
+      checkCategory: turn.check?.category ?? null,
+      checkConfidence: turn.check?.confidence ?? null,
+      triageRoute: turn.triage?.route ?? null,
+      triageCategory: turn.triage?.category ?? null,
+      triageConfidence: turn.triage?.confidence ?? null,
       createdAt: turn.createdAt,
     });
   }
@@ -110,8 +118,34 @@ export class SqliteTurnLog implements TurnLog {
 }
 
 function toRecord(row: typeof turns.$inferSelect): TurnRecord {
+  const {
+    checkVerdict,
+    checkCategory,
+    checkConfidence,
+    triageRoute,
+    triageCategory,
+    triageConfidence,
+    ...rest
+  } = row;
   return {
-    ...row,
+    ...rest,
+    check:
+      checkVerdict === null
+        ? undefined
+        : {
+            verdict: checkVerdict,
+            reason: '',
+            category: (checkCategory ?? 'other') as CheckCategory,
+            confidence: checkConfidence ?? 0,
+          },
+    triage:
+      triageRoute === null
+        ? undefined
+        : {
+            route: triageRoute,
+            category: (triageCategory ?? 'other') as CheckCategory,
+            confidence: triageConfidence ?? 0,
+          },
     models: row.models === '' ? [] : row.models.split(','),
     escalation: row.escalationSource
       ? {
