@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   }
   // Logs go to stderr, and only warnings by default: stdout is the conversation.
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, pino.destination(2));
-  const app = createApp(config, log);
+  const app = await createApp(config, log);
   const chat = new TerminalChat(app, config, userId);
 
   const isInteractive = process.stdin.isTTY === true;
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     await chat.handle(line);
     if (isInteractive) lines.prompt();
   }
-  app.close();
+  await app.close();
 }
 
 class TerminalChat {
@@ -107,9 +107,9 @@ class TerminalChat {
   }
 
   /** /escalate alone: Claude Haiku answers the latest question again, improving on the earlier answer. */
-  private escalateLatest(): Promise<void> {
-    const latest = this.app.turns.latest(this.userId, TERMINAL);
-    if (!latest) return Promise.resolve(say('nothing to escalate yet: ask a question first'));
+  private async escalateLatest(): Promise<void> {
+    const latest = await this.app.storage.turns.latest(this.userId, TERMINAL);
+    if (!latest) return say('nothing to escalate yet: ask a question first');
     const question: ChatMessage = { role: 'user', content: latest.question };
     const before = this.history.at(-1)?.role === 'assistant' ? this.history.slice(0, -2) : this.history;
     return this.run({ conversation: [...before, question], choice: 'smart', earlierAnswer: latest.answer });
@@ -167,14 +167,15 @@ class TerminalChat {
     }
   }
 
-  private showUsage(): void {
-    const [user] = this.app.ledger.standings(this.userId, TERMINAL);
+  private async showUsage(): Promise<void> {
+    const member = { userId: this.userId, guildId: TERMINAL };
+    const [user] = await this.app.storage.budgets.standings(member);
     if (!user) return;
     const period = describePeriod(user.budget.period);
     say(`Spent ${formatUsd(user.spentMicros)} of ${formatUsd(user.budget.amountMicros)} ${period}`);
     const remaining = Math.max(0, user.budget.amountMicros - user.spentMicros - user.reservedMicros);
     say(`${formatUsd(remaining)} left; resets ${formatResetTime(user.window.endMs)}`);
-    for (const row of this.app.ledger.usageByModel(this.userId, TERMINAL, user.window)) {
+    for (const row of await this.app.storage.usage.byModel(this.userId, TERMINAL, user.window)) {
       const tokens = row.inputTokens + row.cachedInputTokens + row.cacheWriteTokens + row.outputTokens;
       say(
         `  ${row.model}: ${row.calls} call${row.calls === 1 ? '' : 's'} · ${tokens.toLocaleString('en-US')} tokens · ${formatUsd(row.costMicros)}`,
@@ -182,11 +183,11 @@ class TerminalChat {
     }
   }
 
-  private setBudget(argument: string): void {
+  private async setBudget(argument: string): Promise<void> {
     const amount = parseUsdAmount(argument);
     if (!amount.ok) return say(`usage: /budget <usd> — ${amount.reason}`);
     const period = this.config.defaultUserBudget.period;
-    this.app.ledger.setBudget(
+    await this.app.storage.budgets.setBudget(
       { guildId: TERMINAL, scope: 'user', userId: this.userId, changedBy: this.userId },
       { amountMicros: amount.micros, period },
     );

@@ -84,6 +84,49 @@ const VARIABLES = {
     purpose: 'a base URL for the Anthropic API (a proxy); read by the @anthropic-ai/sdk SDK',
     schema: z.url().optional(),
   },
+  DATABASE_URL: {
+    secret: true,
+    purpose:
+      'a PostgreSQL database (postgres://user:password@host:5432/tierbot) for the ledger and every record, ' +
+      'shared by bot processes on several hosts; unset: the SQLite file at DATABASE_PATH',
+    schema: z
+      .string()
+      .regex(/^postgres(ql)?:\/\/\S+$/, 'is not a postgres:// URL')
+      .optional(),
+  },
+  LEASE_SECONDS: {
+    secret: false,
+    purpose:
+      "how long a bot process's lease lasts: when it stops renewing it (a crash, a lost host), its " +
+      'reservations are charged at their worst case and freed by another process after this long (5 to 600)',
+    schema: z.coerce.number().min(5).max(600).default(30),
+  },
+  DISCORD_SHARD_COUNT: {
+    secret: false,
+    purpose:
+      'how many gateway shards the bot runs in all: "auto" (Discord\'s recommendation) or a number from 1',
+    schema: z
+      .union([z.literal('auto'), z.coerce.number().int().min(1).max(100_000)])
+      .optional(),
+  },
+  DISCORD_SHARD_IDS: {
+    secret: false,
+    purpose:
+      'the shards this process runs, comma-separated (e.g. 0,2), each below DISCORD_SHARD_COUNT; unset: all',
+    schema: z
+      .string()
+      .optional()
+      .transform((text) =>
+        text === undefined
+          ? undefined
+          : text
+              .split(',')
+              .map((id) => id.trim())
+              .filter((id) => id !== ''),
+      )
+      .pipe(z.array(z.string().regex(/^\d+$/, 'must be shard numbers')).optional())
+      .transform((ids) => ids?.map(Number)),
+  },
   DATABASE_PATH: {
     secret: false,
     purpose: 'where the SQLite database lives (its directory is created)',
@@ -208,13 +251,21 @@ export interface DiscordConfig {
   guildId: string | undefined;
   apiUrl: string | undefined;
   userCooldownMs: number;
+  /** 'auto': Discord's recommendation; undefined: one shard unless shard ids are given. */
+  shardCount: 'auto' | number | undefined;
+  /** The shards this process runs; undefined: all of them. */
+  shardIds: number[] | undefined;
 }
 
 /** What the engine needs: models, keys, database, budgets. The terminal chat runs on this alone. */
 export interface ModelConfig {
   openai: { apiKey: string; baseUrl: string | undefined };
   anthropic: { apiKey: string; baseUrl: string | undefined };
+  /** PostgreSQL, when set; otherwise the SQLite file at databasePath. */
+  databaseUrl: string | undefined;
   databasePath: string;
+  /** How long a process's lease on its reservations lasts unless renewed. */
+  leaseMs: number;
   fastModel: string;
   smartModel: string;
   prices: PriceTable;
@@ -301,6 +352,21 @@ function parseConfig(
       `DISCORD_APPLICATION_ID: could not be derived from DISCORD_TOKEN; set it — ${VARIABLES.DISCORD_APPLICATION_ID.purpose}`,
     );
   }
+  const shardIds = variables?.DISCORD_SHARD_IDS;
+  const shardCount = variables?.DISCORD_SHARD_COUNT;
+  if (shardIds !== undefined && typeof shardCount === 'number') {
+    const outside = shardIds.filter((id) => id >= shardCount);
+    if (outside.length > 0) {
+      problems.push(
+        `DISCORD_SHARD_IDS: shard ${outside.join(', ')} is not below DISCORD_SHARD_COUNT (${shardCount}) — ${VARIABLES.DISCORD_SHARD_IDS.purpose}`,
+      );
+    }
+  }
+  if (shardIds !== undefined && shardCount === undefined) {
+    problems.push(
+      `DISCORD_SHARD_COUNT: required with DISCORD_SHARD_IDS — ${VARIABLES.DISCORD_SHARD_COUNT.purpose}`,
+    );
+  }
   if (!variables || !prices || problems.length > 0) throw new ConfigError([...new Set(problems)]);
 
   return {
@@ -312,12 +378,16 @@ function parseConfig(
             guildId: variables.DISCORD_GUILD_ID,
             apiUrl: variables.DISCORD_API_URL,
             userCooldownMs: variables.USER_COOLDOWN_SECONDS * 1000,
+            shardCount: variables.DISCORD_SHARD_COUNT,
+            shardIds: variables.DISCORD_SHARD_IDS,
           },
         }
       : {}),
     openai: { apiKey: variables.OPENAI_API_KEY, baseUrl: variables.OPENAI_BASE_URL },
     anthropic: { apiKey: variables.ANTHROPIC_API_KEY, baseUrl: variables.ANTHROPIC_BASE_URL },
+    databaseUrl: variables.DATABASE_URL,
     databasePath: variables.DATABASE_PATH,
+    leaseMs: variables.LEASE_SECONDS * 1000,
     fastModel: variables.FAST_MODEL,
     smartModel: variables.SMART_MODEL,
     prices,

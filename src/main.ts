@@ -2,7 +2,6 @@ import { createApp } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loginBackoffMs } from './core/restarts.js';
-import { recordStart } from './db/starts.js';
 import { startBot } from './discord/bot.js';
 import { createLogger } from './log.js';
 
@@ -22,10 +21,11 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger(config.logLevel);
-  const app = createApp(config, log);
+  const app = await createApp(config, log);
 
-  // A process that keeps crashing at start-up backs off before it logs in to Discord again.
-  const earlierStarts = recordStart(app.db, Date.now());
+  // A process that keeps crashing at start-up backs off before it logs in to Discord again (counting
+  // this host's starts: another host's deploy is not this one crashing).
+  const earlierStarts = await app.storage.recordStart(Date.now());
   const backoffMs = loginBackoffMs(earlierStarts, Date.now());
   if (backoffMs > 0) {
     log.warn(
@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   const shutdown = async (signal: NodeJS.Signals) => {
     log.info({ signal }, 'shutting down: finishing answers in progress');
     await bot.stop();
-    app.close();
+    await app.close();
     process.exit(0);
   };
   process.once('SIGINT', (signal) => void shutdown(signal));

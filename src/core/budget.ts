@@ -39,24 +39,66 @@ export interface Budget {
   period: BudgetPeriod;
 }
 
-/** How a budget is stored: a user's own, the default for a server's members, or a cap on a whole server. */
-export const BUDGET_SCOPES = ['user', 'server-default', 'server-total'] as const;
+/**
+ * How a budget is stored: a member's own, a role's (for members with that role), the default for a
+ * server's members, or a cap on a whole server.
+ */
+export const BUDGET_SCOPES = ['user', 'role', 'server-default', 'server-total'] as const;
 export type BudgetScope = (typeof BUDGET_SCOPES)[number];
+
+/** A change to a budget, for the audit log: which scope, whose (a member or a role), and by whom. */
+export interface BudgetChange {
+  guildId: string;
+  scope: BudgetScope;
+  /** The member, for scope 'user'. */
+  userId?: string;
+  /** The role, for scope 'role'. */
+  roleId?: string;
+  changedBy: string;
+}
+
+/** One audited budget change: who, when, old → new (null: not set, or cleared). */
+export interface AuditEntry {
+  scope: BudgetScope;
+  /** The member or role the budget is for; '' for the server-wide scopes. */
+  subjectId: string;
+  oldBudget: Budget | null;
+  newBudget: Budget | null;
+  changedBy: string;
+  changedAt: number;
+}
+
+/** The member or role a budget change is about ('' for the server-wide scopes); throws when it is missing. */
+export function subjectOf(change: BudgetChange): string {
+  if (change.scope === 'user') {
+    if (!change.userId) throw new Error('a user budget needs a user');
+    return change.userId;
+  }
+  if (change.scope === 'role') {
+    if (!change.roleId) throw new Error('a role budget needs a role');
+    return change.roleId;
+  }
+  return '';
+}
 
 /** What a limit is counted against: the asking user's spend in a server (or in DMs), or the whole server's. */
 export type LimitKind = 'user' | 'server';
 /** Where the amount of a limit came from, so people can be told which setting to change. */
-export type LimitSource = 'own' | 'server-default' | 'bot-default' | 'server-cap' | 'bot-cap';
+export type LimitSource = 'own' | 'role' | 'server-default' | 'bot-default' | 'server-cap' | 'bot-cap';
 
 export interface ApplicableLimit {
   kind: LimitKind;
   source: LimitSource;
   budget: Budget;
+  /** For a role's budget: the role it came from. */
+  roleId?: string;
 }
 
 export interface BudgetSettings {
   /** Budgets set by the server's admins (absent in DMs or when unset). */
   own?: Budget | undefined;
+  /** The budgets of the member's roles that have one. */
+  roles?: readonly { roleId: string; budget: Budget }[] | undefined;
   serverDefault?: Budget | undefined;
   serverTotal?: Budget | undefined;
   /** The operator's defaults from configuration. */
@@ -66,26 +108,50 @@ export interface BudgetSettings {
 }
 
 /**
- * The limits a call is held to: always one for the user (their own budget, else the server's default,
- * else the bot's default), and in a server also the server's total cap when one is set.
+ * The limits a call is held to: always one for the user (their own budget, else the highest of their
+ * roles' budgets, else the server's default, else the bot's default), and in a server also the server's
+ * total cap when one is set.
  */
 export function applicableLimits(settings: BudgetSettings): ApplicableLimit[] {
   if (settings.isDirectMessage) {
     return [{ kind: 'user', source: 'bot-default', budget: settings.botDefault }];
   }
-  const limits: ApplicableLimit[] = [
-    settings.own
-      ? { kind: 'user', source: 'own', budget: settings.own }
-      : settings.serverDefault
-        ? { kind: 'user', source: 'server-default', budget: settings.serverDefault }
-        : { kind: 'user', source: 'bot-default', budget: settings.botDefault },
-  ];
+  const limits: ApplicableLimit[] = [userLimit(settings)];
   if (settings.serverTotal) {
     limits.push({ kind: 'server', source: 'server-cap', budget: settings.serverTotal });
   } else if (settings.botServerCap) {
     limits.push({ kind: 'server', source: 'bot-cap', budget: settings.botServerCap });
   }
   return limits;
+}
+
+function userLimit(settings: BudgetSettings): ApplicableLimit {
+  if (settings.own) return { kind: 'user', source: 'own', budget: settings.own };
+  const role = highestRoleBudget(settings.roles ?? []);
+  if (role) return { kind: 'user', source: 'role', budget: role.budget, roleId: role.roleId };
+  if (settings.serverDefault) return { kind: 'user', source: 'server-default', budget: settings.serverDefault };
+  return { kind: 'user', source: 'bot-default', budget: settings.botDefault };
+}
+
+/**
+ * The most generous of a member's role budgets: roles grant, so the member gets the best of them. Amounts
+ * over different periods compare by their daily rate (a month is counted as 30 days), ties by amount.
+ */
+export function highestRoleBudget(
+  roles: readonly { roleId: string; budget: Budget }[],
+): { roleId: string; budget: Budget } | undefined {
+  let best: { roleId: string; budget: Budget } | undefined;
+  for (const role of roles) {
+    if (!best || compareBudgets(role.budget, best.budget) > 0) best = role;
+  }
+  return best;
+}
+
+const DAYS_IN: Record<BudgetPeriod, number> = { day: 1, week: 7, month: 30 };
+
+function compareBudgets(a: Budget, b: Budget): number {
+  const byRate = a.amountMicros / DAYS_IN[a.period] - b.amountMicros / DAYS_IN[b.period];
+  return byRate !== 0 ? byRate : a.amountMicros - b.amountMicros;
 }
 
 /** A limit together with what has been spent and is held against it in its current window. */

@@ -1,12 +1,5 @@
 import type { BudgetDenial } from './budget.js';
-import type {
-  ChatRequest,
-  ChatResult,
-  ProviderError,
-  ProviderName,
-  StructuredRequest,
-  StructuredResult,
-} from './chat.js';
+import type { ChatRequest, ChatResult, ProviderError, ProviderName } from './chat.js';
 import type { CallPurpose } from './ledger.js';
 import type { Micros } from './money.js';
 
@@ -16,6 +9,8 @@ export interface CallOwner {
   userId: string;
   guildId: string | null;
   channelId: string | null;
+  /** The member's roles in the server (from the message or interaction), for role budgets. */
+  roleIds?: readonly string[] | undefined;
 }
 
 export interface CallSpec<Request extends ChatRequest = ChatRequest> {
@@ -54,15 +49,6 @@ export interface Denied {
 }
 
 export type CallOutcome<Result extends ChatResult = ChatResult> = Answered<Result> | Denied;
-
-/**
- * How the engine calls models: every call reserves its worst case, is retried or sent to the other
- * provider when one fails, and is settled in the ledger. Implemented by the gateway in src/providers/.
- */
-export interface ModelCaller {
-  stream(spec: CallSpec, onDelta?: (text: string) => void): Promise<CallOutcome>;
-  structured(spec: CallSpec<StructuredRequest>): Promise<CallOutcome<StructuredResult>>;
-}
 
 /**
  * Neither provider could answer (or the one asked, when fallback was off). Nothing was charged beyond what

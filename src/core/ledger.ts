@@ -1,6 +1,5 @@
 import type { BudgetDenial } from './budget.js';
 import type { Micros } from './money.js';
-import type { TokenUsage } from './pricing.js';
 
 /** Why a model call was made; every ledger row records it. */
 export const CALL_PURPOSES = ['draft', 'check', 'refine', 'direct', 'fallback'] as const;
@@ -13,6 +12,8 @@ export interface CallContext {
   userId: string;
   guildId: string | null;
   channelId: string | null;
+  /** The member's roles in the server, for role budgets. */
+  roleIds?: readonly string[] | undefined;
   provider: string;
   model: string;
   purpose: CallPurpose;
@@ -31,16 +32,3 @@ export type SettleResult =
   /** Already settled, released or swept: settling twice changes nothing. */
   | { status: 'duplicate' }
   | { status: 'unknown' };
-
-/**
- * The ledger as the engine and the provider gateway see it: reserve a call's worst case before it
- * starts, settle its real usage after, release it if it failed. Implemented on SQLite in src/db/.
- */
-export interface UsageLedger {
-  worstCaseMicros(model: string, estimatedInputTokens: number, maxOutputTokens: number): Micros;
-  reserve(request: ReserveRequest): ReserveResult;
-  settle(requestId: string, usage: TokenUsage): SettleResult;
-  release(requestId: string, reportedUsage?: TokenUsage): SettleResult;
-  /** Frees a reservation whose call was never sent (nothing reached a provider): no ledger row. */
-  cancel(requestId: string): void;
-}

@@ -20,17 +20,17 @@ export interface NoticeKey {
  * already given in this window. `claim` records a notice and says whether it was new; every reached
  * threshold is claimed, so a user who jumps from 50% to 100% hears only of the 100%, once.
  */
-export function dueNotice(
+export async function dueNotice(
   standing: LimitStanding,
   owner: { userId: string; guildId: string | null },
-  claim: (key: NoticeKey) => boolean,
-): NoticePercent | undefined {
+  claim: (key: NoticeKey) => Promise<boolean>,
+): Promise<NoticePercent | undefined> {
   const { amountMicros } = standing.budget;
   if (amountMicros === 0) return undefined;
   let due: NoticePercent | undefined;
   for (const percent of NOTICE_PERCENTS) {
     if (standing.spentMicros * 100 < amountMicros * percent) break;
-    const isNew = claim({
+    const isNew = await claim({
       kind: standing.kind,
       guildId: owner.guildId,
       userId: standing.kind === 'user' ? owner.userId : '',

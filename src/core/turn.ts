@@ -1,11 +1,5 @@
 import { type BudgetDenial, describeDenial, formatResetTime } from './budget.js';
-import {
-  type Answered,
-  type CallOutcome,
-  type CallOwner,
-  type ModelCaller,
-  ProvidersUnavailableError,
-} from './calls.js';
+import { type Answered, type CallOutcome, type CallOwner, ProvidersUnavailableError } from './calls.js';
 import {
   type ChatMessage,
   type ChatResult,
@@ -33,6 +27,7 @@ import {
 } from './escalation.js';
 import type { CallPurpose } from './ledger.js';
 import type { Micros } from './money.js';
+import type { Member, ModelCaller, TurnLog } from './ports.js';
 import { type TokenUsage, totalTokens } from './pricing.js';
 
 /** Which model a person asked for: /ask model:… (auto by default), or /escalate (smart). */
@@ -88,13 +83,6 @@ export interface TurnRecord {
   createdAt: number;
 }
 
-/** Where turns are kept: for /escalate (a user's latest question here) and /usage (answers by reason). */
-export interface TurnLog {
-  record(turn: TurnRecord): void;
-  /** The user's latest answered turn in a channel (or DM channel). */
-  latest(userId: string, channelId: string | null): TurnRecord | undefined;
-}
-
 export interface TurnDependencies {
   models: ModelCaller;
   fastModel: string;
@@ -108,7 +96,7 @@ export interface TurnDependencies {
    * After the turn: a notice for the user if their spending just reached 80% or 100% of their budget
    * (each given once per period).
    */
-  budgetNotice?(userId: string, guildId: string | null): string | undefined;
+  budgetNotice?(member: Member): Promise<string | undefined>;
   turns?: TurnLog;
   now?: () => number;
 }
@@ -173,6 +161,11 @@ export async function answerTurn(
   onEvent: (event: TurnEvent) => void = () => {},
 ): Promise<TurnResult> {
   const result = await tellTurn(turn, dependencies, onEvent);
+  // Only a turn that spent something can have moved the user across a threshold.
+  if (result.costMicros > 0 && dependencies.budgetNotice) {
+    const notice = await dependencies.budgetNotice(turn.owner);
+    if (notice !== undefined) result.warnings.push(notice);
+  }
   dependencies.turns?.record(toRecord(turn, result, dependencies.now?.() ?? Date.now()));
   return result;
 }
@@ -458,7 +451,7 @@ class TurnStory {
       costMicros: this.costMicros,
       smartOnlyCostMicros: this.smartOnlyCostMicros ?? this.costMicros,
       providerMs: this.providerMs,
-      warnings: [...(this.turn.warnings ?? []), ...this.budgetWarnings()],
+      warnings: [...(this.turn.warnings ?? [])],
     };
   }
 
@@ -494,13 +487,6 @@ class TurnStory {
       maxOutputTokens: this.dependencies.maxOutputTokens,
       signal: this.turn.signal,
     };
-  }
-
-  private budgetWarnings(): string[] {
-    // Only a turn that spent something can have moved the user across a threshold.
-    if (this.costMicros === 0) return [];
-    const notice = this.dependencies.budgetNotice?.(this.turn.owner.userId, this.turn.owner.guildId);
-    return notice === undefined ? [] : [notice];
   }
 }
 

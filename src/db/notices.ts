@@ -1,25 +1,36 @@
-import type { NoticeKey } from '../core/notices.js';
-import type { AppDatabase } from './database.js';
-import { budgetNotices } from './schema.js';
+import { NOTICE_PERCENTS, describeNotice, dueNotice } from '../core/notices.js';
+import type { LimitKind, Member, Notices } from '../core/ports.js';
+import type { Ledger } from './ledger.js';
+import type { ClaimStore } from './store.js';
 
-/** The budget notices already given, so each is given once per period (by any bot process). */
-export class SqliteNoticeLog {
-  constructor(private readonly db: AppDatabase) {}
+/**
+ * Budget notices, for every dialect: a limit whose spending just reached 80% or 100% is told once per
+ * period, whichever process notices first. The standings read is skipped when this process's latest
+ * reserve bounds the spending below the first threshold.
+ */
+export class BudgetNotices implements Notices {
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly claims: ClaimStore,
+    private readonly now: () => number = Date.now,
+  ) {}
 
-  /** Records a notice; true if it had not been given before. */
-  claim(key: NoticeKey, now = Date.now()): boolean {
-    const { changes } = this.db
-      .insert(budgetNotices)
-      .values({
-        kind: key.kind,
-        guildKey: key.guildId ?? '',
-        userKey: key.userId,
-        windowStart: key.windowStartMs,
-        percent: key.percent,
-        notifiedAt: now,
-      })
-      .onConflictDoNothing()
-      .run();
-    return changes === 1;
+  forUser(member: Member): Promise<string | undefined> {
+    return this.due('user', member);
+  }
+
+  forServer(guildId: string): Promise<string | undefined> {
+    return this.due('server', { userId: '', guildId });
+  }
+
+  private async due(kind: LimitKind, member: Member): Promise<string | undefined> {
+    const { userId, guildId } = member;
+    if (!this.ledger.mayHaveReached(kind, userId, guildId, NOTICE_PERCENTS[0] / 100)) return undefined;
+    const standing = (await this.ledger.standings(member)).find((limit) => limit.kind === kind);
+    if (!standing) return undefined;
+    const percent = await dueNotice(standing, { userId, guildId }, (key) =>
+      this.claims.claimNotice(key, this.now()),
+    );
+    return percent === undefined ? undefined : describeNotice(percent, standing);
   }
 }

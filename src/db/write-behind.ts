@@ -1,33 +1,36 @@
 /**
  * Writes that nobody waits for, batched into one transaction after the current piece of work: a turn's
  * answer is shown while its bookkeeping is written in the next turn of the event loop. Every commit costs
- * tens of microseconds on its own, and several writes share one.
+ * tens of microseconds on SQLite (and a round trip on PostgreSQL), and several writes share one.
  *
- * Readers that need the writes call {@link WriteBehind.flush} first. A failed write keeps its items and
- * is tried again with the next one (or the next flush); `onError` hears of it.
+ * Readers that need the writes await {@link WriteBehind.flush} first. A failed write keeps its items and
+ * is tried again with the next one (or the next flush); `onError` hears of it. One write runs at a time.
  */
 /** Enough for every call settling in one turn of the event loop under load; readers scan what waits. */
 const MAX_PENDING = 64;
 
 export class WriteBehind<Item> {
-  private items: Item[] = [];
+  private waiting: Item[] = [];
+  /** The batch being written: still pending until its transaction has committed. */
+  private inFlight: readonly Item[] = [];
+  private writing: Promise<void> | undefined;
   private isScheduled = false;
 
   constructor(
-    private readonly write: (items: readonly Item[]) => void,
+    private readonly write: (items: readonly Item[]) => Promise<void>,
     private readonly onError: (error: unknown) => void,
     /** More than this waiting (work that never yields to the event loop) is written at once. */
     private readonly maxPending = MAX_PENDING,
   ) {}
 
-  /** What is waiting to be written, oldest first. */
+  /** What is waiting to be written or being written, oldest first. */
   get pending(): readonly Item[] {
-    return this.items;
+    return this.inFlight.length === 0 ? this.waiting : [...this.inFlight, ...this.waiting];
   }
 
   add(item: Item): void {
-    this.items.push(item);
-    if (this.items.length >= this.maxPending) {
+    this.waiting.push(item);
+    if (this.waiting.length >= this.maxPending) {
       this.flushReporting();
       return;
     }
@@ -40,23 +43,37 @@ export class WriteBehind<Item> {
   }
 
   private flushReporting(): void {
-    try {
-      this.flush();
-    } catch (error) {
-      this.onError(error);
-    }
+    this.flush().catch((error: unknown) => this.onError(error));
   }
 
-  /** Writes everything waiting now; throws (keeping the items) if the write fails. */
-  flush(): void {
-    if (this.items.length === 0) return;
-    const batch = this.items;
-    this.items = [];
-    try {
-      this.write(batch);
-    } catch (error) {
-      this.items = [...batch, ...this.items];
-      throw error;
+  /** Writes everything waiting now (after the write in flight); rejects, keeping the items, if it fails. */
+  async flush(): Promise<void> {
+    for (;;) {
+      if (this.writing) {
+        // Someone else's write: its failure is theirs to report; what it kept is tried again below.
+        await this.writing;
+        continue;
+      }
+      if (this.waiting.length === 0) return;
+      const batch = this.waiting;
+      this.waiting = [];
+      this.inFlight = batch;
+      const writing = this.write(batch).then(
+        () => {
+          this.inFlight = [];
+        },
+        (error: unknown) => {
+          this.inFlight = [];
+          this.waiting = [...batch, ...this.waiting];
+          throw error;
+        },
+      );
+      this.writing = writing
+        .catch(() => {})
+        .finally(() => {
+          this.writing = undefined;
+        });
+      await writing;
     }
   }
 }

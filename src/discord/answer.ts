@@ -6,14 +6,15 @@ import {
   type Message,
   type MessageActionRowComponentBuilder,
 } from 'discord.js';
-import type { App } from '../app.js';
 import { ProvidersUnavailableError } from '../core/calls.js';
 import { ProviderError, providerLabel } from '../core/chat.js';
 import { footerLines } from '../core/footer.js';
 import { formatUsd } from '../core/money.js';
 import { modelLabel } from '../core/models.js';
 import { answerTurn, type TurnRequest, type TurnResult } from '../core/turn.js';
-import type { ServerSettings } from '../db/settings.js';
+import type { Storage } from '../core/ports.js';
+import type { ServerSettings } from '../core/settings.js';
+import type { TurnDependencies } from '../core/turn.js';
 import type { Logger } from '../log.js';
 import type { RateLimitWatch } from './rate-limits.js';
 import {
@@ -50,8 +51,14 @@ function escalateButton(turnId: string, smartModel: string): Components {
   ];
 }
 
+/** What the Discord layer runs on: storage behind its ports and the engine (see src/app.ts). */
+export interface BotServices {
+  storage: Storage;
+  engine: TurnDependencies;
+}
+
 export interface AnswerContext {
-  app: App;
+  app: BotServices;
   client: Client<true>;
   log: Logger;
   editIntervalMs?: number | undefined;
@@ -106,8 +113,7 @@ export async function streamTurn(
     throw error;
   }
   // What the person is about to see as done is on disk first: a crash after the last edit loses no charge.
-  app.ledger.flush();
-  app.turns.flush();
+  await app.storage.flush();
   let messages: Message[] = [];
   if (result.status === 'answered') {
     // With the footer off, the notes that matter to the person (fallback, kept draft, budget) stay.
@@ -177,7 +183,7 @@ async function alertServer(guildId: string, settings: ServerSettings, context: A
   try {
     // Without a channel to tell, the notice is not used up: it goes out once one is set.
     if (settings.alertsChannelId === null) return;
-    const notice = context.app.serverBudgetNotice(guildId);
+    const notice = await context.app.storage.notices.forServer(guildId);
     if (notice === undefined) return;
     const channel = await context.client.channels.fetch(settings.alertsChannelId);
     if (!channel?.isSendable()) throw new Error('the alerts channel is gone or not a text channel');

@@ -1,15 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Client, Events, type Message, type RESTOptions } from 'discord.js';
-import type { App } from '../app.js';
 import type { Config } from '../config.js';
 import { newId } from '../core/ids.js';
 import { formatUsd } from '../core/money.js';
 import type { Logger } from '../log.js';
-import { type AnswerContext, streamTurn } from './answer.js';
+import { type AnswerContext, type BotServices, streamTurn } from './answer.js';
 import { createDiscordClient } from './client.js';
 import { handleInteraction, warnIfCommandsDiffer } from './commands/index.js';
 import { buildConversation, isForBot } from './conversation.js';
 import { messageSurface, NO_MENTIONS } from './live-reply.js';
+import { roleIdsOf } from './members.js';
 import { RateLimitWatch } from './rate-limits.js';
 import { RecentIds } from './recent-ids.js';
 import { Cooldown } from './cooldown.js';
@@ -47,7 +47,7 @@ export interface RunningBot {
 /** Logs in and answers messages until stopped. */
 export async function startBot(
   config: Config,
-  app: App,
+  app: BotServices,
   log: Logger,
   options: BotOptions = {},
 ): Promise<RunningBot> {
@@ -79,22 +79,34 @@ export async function startBot(
 
   client.on(Events.InteractionCreate, (interaction) => {
     if (isStopping || !client.isReady() || !taken.take(interaction.id)) return;
-    track((signal) =>
-      handleInteraction(interaction, {
-        ...answerContext(),
-        config,
-        signal,
-        interactionDeadlineMs: options.interactionDeadlineMs,
-      }).catch((error: unknown) =>
-        log.error({ err: error, interactionId: interaction.id }, 'handling an interaction failed'),
-      ),
+    track(async (signal) => {
+      try {
+        // Another process may have it (a shard running twice during a deploy): answered once, by the first.
+        if (!(await app.storage.events.claim(`interaction:${interaction.id}`))) return;
+        await handleInteraction(interaction, {
+          ...answerContext(),
+          config,
+          signal,
+          interactionDeadlineMs: options.interactionDeadlineMs,
+        });
+      } catch (error) {
+        log.error({ err: error, interactionId: interaction.id }, 'handling an interaction failed');
+      }
+    });
+  });
+
+  const isAnswered = (guildId: string | null, channelId: string) =>
+    app.storage.settings.isAnsweredChannel(guildId, channelId);
+  client.on(Events.MessageCreate, (message) => {
+    void takeMessage(message).catch((error: unknown) =>
+      log.error({ err: error, messageId: message.id }, 'taking a message failed'),
     );
   });
 
-  client.on(Events.MessageCreate, (message) => {
-    const isAnswered = (guildId: string | null, channelId: string) =>
-      app.settings.isAnsweredChannel(guildId, channelId);
-    if (isStopping || !client.isReady() || !isForBot(message, client.user.id, isAnswered)) return;
+  /** A message for the bot is queued in its author's lane, in the order messages arrived. */
+  const takeMessage = async (message: Message) => {
+    if (isStopping || !client.isReady()) return;
+    if (!(await isForBot(message, client.user.id, isAnswered))) return;
     if (!taken.take(message.id)) return;
     const waitMs = cooldown.take(message.author.id);
     if (waitMs > 0) {
@@ -107,6 +119,8 @@ export async function startBot(
     track((signal) =>
       lanes
         .run(message.author.id, async () => {
+          // Another process may have it (a shard running twice during a deploy): answered once, by the first.
+          if (!(await app.storage.events.claim(`message:${message.id}`))) return;
           // A message still waiting its turn when shutdown began is not started.
           await slots.run('every answer', async () => {
             if (!isStopping) await answerMessage(message, signal, answerContext());
@@ -116,7 +130,7 @@ export async function startBot(
           log.error({ err: error, messageId: message.id }, 'answering a message failed'),
         ),
     );
-  });
+  };
 
   const ready = new Promise<Client<true>>((resolve) => client.once(Events.ClientReady, resolve));
   await client.login(config.discord.token);
@@ -159,11 +173,16 @@ async function answerMessage(message: Message, signal: AbortSignal, context: Ans
     await message.reply({ content, allowedMentions: NO_MENTIONS });
     return;
   }
-  const settings = context.app.settings.of(message.guildId);
+  const settings = await context.app.storage.settings.of(message.guildId);
   await streamTurn(
     {
       turnId: newId(),
-      owner: { userId: message.author.id, guildId: message.guildId, channelId: message.channelId },
+      owner: {
+        userId: message.author.id,
+        guildId: message.guildId,
+        channelId: message.channelId,
+        roleIds: roleIdsOf(message.member, message.guildId),
+      },
       conversation: messages,
       mode: settings.escalationMode,
       choice: 'auto',

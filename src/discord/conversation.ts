@@ -31,19 +31,20 @@ export function isBlank(text: string): boolean {
  * Whether a message is for the bot: it mentions the bot, replies to the bot, is in a DM, in a channel an
  * admin enabled (/settings channel add), or in a thread the bot started. Never bots (the bot itself included), webhooks, system messages, or empty messages.
  */
-export function isForBot(
+export async function isForBot(
   message: Message,
   botId: string,
-  isAnsweredChannel: (guildId: string | null, channelId: string) => boolean = () => false,
-): boolean {
+  isAnsweredChannel: (guildId: string | null, channelId: string) => Promise<boolean> = async () => false,
+): Promise<boolean> {
   if (message.author.bot || message.webhookId !== null || message.system) return false;
   if (isBlank(message.content) && message.attachments.size === 0) return false;
   if (message.channel.type === ChannelType.DM) return true;
-  if (isAnsweredChannel(message.guildId, message.channelId)) return true;
   if (message.mentions.users.has(botId)) return true;
   if (message.mentions.repliedUser?.id === botId) return true;
   const { channel } = message;
-  return channel.isThread() && channel.ownerId === botId;
+  if (channel.isThread() && channel.ownerId === botId) return true;
+  // Last: the only check that may read the database (once per server per few seconds, cached).
+  return isAnsweredChannel(message.guildId, message.channelId);
 }
 
 export interface BuiltConversation {

@@ -7,13 +7,7 @@ import {
   handleWhen,
   IsolatedCircuitError,
 } from 'cockatiel';
-import {
-  type Answered,
-  type CallOutcome,
-  type CallSpec,
-  type ModelCaller,
-  ProvidersUnavailableError,
-} from '../core/calls.js';
+import { type Answered, type CallOutcome, type CallSpec, ProvidersUnavailableError } from '../core/calls.js';
 import {
   type ChatModel,
   type ChatRequest,
@@ -25,7 +19,8 @@ import {
   type StructuredResult,
 } from '../core/chat.js';
 import { newId } from '../core/ids.js';
-import type { CallPurpose, UsageLedger } from '../core/ledger.js';
+import type { CallPurpose } from '../core/ledger.js';
+import type { ModelCaller, UsageLedger } from '../core/ports.js';
 import type { Micros } from '../core/money.js';
 import { NO_USAGE } from '../core/pricing.js';
 
@@ -254,7 +249,7 @@ export class ModelGateway implements ModelCaller {
     if (!this.isAvailable(provider)) throw new CircuitOpen(provider);
 
     const requestId = newId();
-    const reservation = ledger.reserve({
+    const reservation = await ledger.reserve({
       ...spec.owner,
       requestId,
       provider,
@@ -287,10 +282,10 @@ export class ModelGateway implements ModelCaller {
     } catch (error) {
       addProviderTime();
       if (error instanceof BrokenCircuitError || error instanceof IsolatedCircuitError) {
-        ledger.cancel(requestId);
+        await ledger.cancel(requestId);
         throw new CircuitOpen(provider);
       }
-      const released = ledger.release(
+      const released = await ledger.release(
         requestId,
         error instanceof ProviderError ? error.details.usage : undefined,
       );
@@ -301,7 +296,7 @@ export class ModelGateway implements ModelCaller {
       throw error;
     }
     addProviderTime();
-    const settled = ledger.settle(requestId, result.usage);
+    const settled = await ledger.settle(requestId, result.usage);
     if (settled.status === 'settled') {
       spend.costMicros += settled.costMicros;
       spend.smartCostMicros += settled.smartCostMicros;

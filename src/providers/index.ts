@@ -1,7 +1,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import type { ModelConfig } from '../config.js';
-import type { UsageLedger } from '../core/ledger.js';
+import type { UsageLedger } from '../core/ports.js';
 import { AnthropicChatModel } from './anthropic/adapter.js';
 import { ModelGateway } from './gateway.js';
 import { OpenAIChatModel } from './openai/adapter.js';

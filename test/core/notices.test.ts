@@ -20,7 +20,7 @@ function standing(spentMicros: number, kind: LimitStanding['kind'] = 'user'): Li
 function claims() {
   const given = new Set<string>();
   const keys: NoticeKey[] = [];
-  const claim = (key: NoticeKey) => {
+  const claim = async (key: NoticeKey) => {
     keys.push(key);
     const id = JSON.stringify(key);
     if (given.has(id)) return false;
@@ -31,16 +31,16 @@ function claims() {
 }
 
 describe('dueNotice', () => {
-  it('when spending is under 80%, then nothing is due and nothing is claimed', () => {
+  it('when spending is under 80%, then nothing is due and nothing is claimed', async () => {
     const log = claims();
-    expect(dueNotice(standing(799_999), OWNER, log.claim)).toBeUndefined();
+    expect(await dueNotice(standing(799_999), OWNER, log.claim)).toBeUndefined();
     expect(log.keys).toEqual([]);
   });
 
-  it('when spending reaches 80%, then the 80% notice is due once in the window', () => {
+  it('when spending reaches 80%, then the 80% notice is due once in the window', async () => {
     const log = claims();
-    expect(dueNotice(standing(800_000), OWNER, log.claim)).toBe(80);
-    expect(dueNotice(standing(900_000), OWNER, log.claim)).toBeUndefined();
+    expect(await dueNotice(standing(800_000), OWNER, log.claim)).toBe(80);
+    expect(await dueNotice(standing(900_000), OWNER, log.claim)).toBeUndefined();
     expect(log.keys[0]).toEqual({
       kind: 'user',
       guildId: 'guild-1',
@@ -50,22 +50,22 @@ describe('dueNotice', () => {
     });
   });
 
-  it('when one turn jumps from under 80% to 100%, then only the 100% notice is told and 80% is not told later', () => {
+  it('when one turn jumps from under 80% to 100%, then only the 100% notice is told and 80% is not told later', async () => {
     const log = claims();
-    expect(dueNotice(standing(1_000_000), OWNER, log.claim)).toBe(100);
+    expect(await dueNotice(standing(1_000_000), OWNER, log.claim)).toBe(100);
     expect(log.keys.map((key) => key.percent)).toEqual([80, 100]);
-    expect(dueNotice(standing(1_200_000), OWNER, log.claim)).toBeUndefined();
+    expect(await dueNotice(standing(1_200_000), OWNER, log.claim)).toBeUndefined();
   });
 
-  it("when it is a server's cap, then the notice is keyed by the server alone", () => {
+  it("when it is a server's cap, then the notice is keyed by the server alone", async () => {
     const log = claims();
-    expect(dueNotice(standing(850_000, 'server'), OWNER, log.claim)).toBe(80);
+    expect(await dueNotice(standing(850_000, 'server'), OWNER, log.claim)).toBe(80);
     expect(log.keys[0]).toMatchObject({ kind: 'server', guildId: 'guild-1', userId: '' });
   });
 
-  it('when the budget is 0 (blocked), then no notice is due', () => {
+  it('when the budget is 0 (blocked), then no notice is due', async () => {
     const blocked = { ...standing(0), budget: { amountMicros: 0, period: 'month' as const } };
-    expect(dueNotice(blocked, OWNER, claims().claim)).toBeUndefined();
+    expect(await dueNotice(blocked, OWNER, claims().claim)).toBeUndefined();
   });
 });
 

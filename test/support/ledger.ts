@@ -1,11 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Budget } from '../../src/core/budget.js';
+import { Writable } from 'node:stream';
 import type { ReserveRequest } from '../../src/core/ledger.js';
 import { buildPriceTable, DEFAULT_PRICES, type PriceTable } from '../../src/core/pricing.js';
-import { type AppDatabase, closeDatabase, migrate, openDatabase } from '../../src/db/database.js';
-import { Ledger, type LedgerOptions } from '../../src/db/ledger.js';
+import { type AppStorage, openStorage, type StorageOptions } from '../../src/db/storage.js';
+import { createLogger } from '../../src/log.js';
+import { type Backend, type TemporaryDatabase, temporaryDatabase } from './databases.js';
 
 export const SMART_MODEL = 'claude-haiku-4-5';
 export const FAST_MODEL = 'gpt-4o-mini';
@@ -16,32 +14,52 @@ export function defaultPrices(): PriceTable {
   return built.table;
 }
 
-/** A fresh, migrated SQLite file in a temp directory; `cleanup` closes and deletes it. */
-export function temporaryDatabase(): { db: AppDatabase; path: string; cleanup: () => void } {
-  const directory = mkdtempSync(join(tmpdir(), 'tierbot-test-'));
-  const path = join(directory, 'tierbot.db');
-  const db = openDatabase(path);
-  migrate(db);
-  return {
-    db,
-    path,
-    cleanup: () => {
-      closeDatabase(db);
-      rmSync(directory, { recursive: true, force: true });
-    },
-  };
+export interface StorageHarness {
+  storage: AppStorage;
+  database: TemporaryDatabase;
+  /** What storage logged, parsed. */
+  logs: Record<string, unknown>[];
+  /** Closes storage (writing what waits) and removes the database. */
+  cleanup(): Promise<void>;
 }
 
-export function createLedger(
-  db: AppDatabase,
-  options: Partial<LedgerOptions> & { defaultUserBudget?: Budget } = {},
-): Ledger {
-  return new Ledger(db, {
+/**
+ * Storage as the bot opens it (migrated, its instance under a lease, left-behind reservations swept) on a
+ * fresh database of one backend, with a $1.00 monthly user budget unless told otherwise.
+ */
+export async function temporaryStorage(
+  backend: Backend = 'sqlite',
+  options: Partial<Omit<StorageOptions, 'log' | 'databaseUrl' | 'databasePath'>> = {},
+  database?: TemporaryDatabase,
+): Promise<StorageHarness> {
+  const target = database ?? (await temporaryDatabase(backend));
+  const logs: Record<string, unknown>[] = [];
+  const log = createLogger(
+    'info',
+    new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n')) if (line !== '') logs.push(JSON.parse(line));
+        done();
+      },
+    }),
+  );
+  const storage = await openStorage({
+    ...target.location,
     prices: defaultPrices(),
     smartModel: SMART_MODEL,
     defaultUserBudget: { amountMicros: 1_000_000, period: 'month' },
+    log,
     ...options,
   });
+  return {
+    storage,
+    database: target,
+    logs,
+    async cleanup() {
+      await storage.close();
+      if (!database) await target.cleanup();
+    },
+  };
 }
 
 let requestCounter = 0;

@@ -4,6 +4,7 @@ import type { ModelChoice } from '../../core/turn.js';
 import { streamTurn } from '../answer.js';
 import { isBlank } from '../conversation.js';
 import { interactionSurface } from '../live-reply.js';
+import { roleIdsOf } from '../members.js';
 import { replyPrivately, type SlashCommand, UserError } from './command.js';
 
 const MODEL_CHOICES: readonly ModelChoice[] = ['auto', 'fast', 'smart'];
@@ -41,7 +42,7 @@ export const ask: SlashCommand = {
       withResponse: true,
       ...(isPrivate ? { flags: MessageFlags.Ephemeral } : {}),
     });
-    const settings = context.app.settings.of(interaction.guildId);
+    const settings = await context.app.storage.settings.of(interaction.guildId);
     await streamTurn(
       {
         turnId: newId(),
@@ -49,6 +50,7 @@ export const ask: SlashCommand = {
           userId: interaction.user.id,
           guildId: interaction.guildId,
           channelId: interaction.channelId,
+          roleIds: roleIdsOf(interaction.member, interaction.guildId),
         },
         conversation: [{ role: 'user', content: prompt }],
         mode: settings.escalationMode,

@@ -7,6 +7,7 @@ import {
   type SlashCommandSubcommandBuilder,
 } from 'discord.js';
 import {
+  type AuditEntry,
   BUDGET_PERIODS,
   type Budget,
   type BudgetPeriod,
@@ -17,8 +18,8 @@ import {
   type LimitStanding,
 } from '../../core/budget.js';
 import { formatUsd, usdNumberToMicros } from '../../core/money.js';
-import type { AuditEntry } from '../../db/ledger.js';
 import { NO_MENTIONS } from '../live-reply.js';
+import { roleIdsOf } from '../members.js';
 import { type CommandContext, requireAdmin, requireServer, type SlashCommand, UserError } from './command.js';
 
 const AUDIT_ENTRIES_SHOWN = 10;
@@ -79,8 +80,8 @@ export const budget: SlashCommand = {
     const subcommand = interaction.options.getSubcommand(true);
     const content =
       subcommand === 'show'
-        ? show(interaction, guildId, context)
-        : change(interaction, guildId, subcommand, context);
+        ? await show(interaction, guildId, context)
+        : await change(interaction, guildId, subcommand, context);
     await interaction.reply({ content, flags: MessageFlags.Ephemeral, allowedMentions: NO_MENTIONS });
   },
 };
@@ -92,12 +93,12 @@ const SCOPE_OF: Record<string, BudgetScope> = {
   server: 'server-total',
 };
 
-function change(
+async function change(
   interaction: ChatInputCommandInteraction,
   guildId: string,
   subcommand: string,
   context: CommandContext,
-): string {
+): Promise<string> {
   const scope = SCOPE_OF[subcommand];
   if (scope === undefined) throw new UserError(`/budget has no subcommand ${subcommand}.`);
   const userId = scope === 'user' ? memberOption(interaction) : undefined;
@@ -109,13 +110,13 @@ function change(
       : `<@${userId}>'s budget`;
   const audit = { guildId, scope, changedBy: interaction.user.id, ...(userId ? { userId } : {}) };
   if (subcommand === 'clear') {
-    const old = context.app.ledger.clearBudget(audit);
+    const old = await context.app.storage.budgets.clearBudget(audit);
     return old
       ? `Cleared ${who} (was ${describeBudget(old)}); the server's default applies again.`
       : `${who[0]?.toUpperCase()}${who.slice(1)} was not set; nothing changed.`;
   }
   const budget = amountOption(interaction, context);
-  const old = context.app.ledger.setBudget(audit, budget);
+  const old = await context.app.storage.budgets.setBudget(audit, budget);
   const blocks = budget.amountMicros === 0 ? ' (0 blocks all spending)' : '';
   return `Set ${who} to ${describeBudget(budget)}${blocks}; was ${old ? describeBudget(old) : 'not set'}.`;
 }
@@ -143,11 +144,19 @@ function memberOption(interaction: ChatInputCommandInteraction): string {
   return user.id;
 }
 
-function show(interaction: ChatInputCommandInteraction, guildId: string, context: CommandContext): string {
+async function show(
+  interaction: ChatInputCommandInteraction,
+  guildId: string,
+  context: CommandContext,
+): Promise<string> {
   const user = interaction.options.getUser('user');
-  const { ledger } = context.app;
+  const { budgets } = context.app.storage;
   // Without a member: what a member with no budget of their own gets, and the server's cap.
-  const standings = ledger.standings(user?.id ?? '', guildId);
+  const standings = await budgets.standings({
+    userId: user?.id ?? '',
+    guildId,
+    roleIds: user ? roleIdsOf(interaction.options.getMember('user'), guildId) : [],
+  });
   const lines = [user ? `**Limits for <@${user.id}>**` : '**Limits in this server**'];
   for (const standing of standings) {
     if (standing.kind === 'user' && !user) {
@@ -156,7 +165,7 @@ function show(interaction: ChatInputCommandInteraction, guildId: string, context
       );
     } else lines.push(`- ${describeStanding(standing)}`);
   }
-  const entries = ledger.auditLog(guildId, AUDIT_ENTRIES_SHOWN);
+  const entries = await budgets.auditLog(guildId, AUDIT_ENTRIES_SHOWN);
   lines.push(`**Last ${AUDIT_ENTRIES_SHOWN} changes**`);
   if (entries.length === 0) lines.push('- none yet');
   lines.push(...entries.map((entry) => `- ${describeAudit(entry)}`));
@@ -165,6 +174,7 @@ function show(interaction: ChatInputCommandInteraction, guildId: string, context
 
 const SOURCE: Record<LimitSource, string> = {
   own: 'their own',
+  role: "a role's",
   'server-default': "the server's default",
   'bot-default': "the bot's default",
   'server-cap': "the server's cap",
@@ -186,12 +196,18 @@ function describeBudget(budget: Budget): string {
 
 const SCOPE_NAME: Record<BudgetScope, string> = {
   user: 'budget of',
+  role: 'budget of role',
   'server-default': 'default',
   'server-total': 'server cap',
 };
 
 function describeAudit(entry: AuditEntry): string {
-  const what = entry.scope === 'user' ? `budget of <@${entry.userId}>` : SCOPE_NAME[entry.scope];
+  const what =
+    entry.scope === 'user'
+      ? `budget of <@${entry.subjectId}>`
+      : entry.scope === 'role'
+        ? `budget of <@&${entry.subjectId}>`
+        : SCOPE_NAME[entry.scope];
   const from = entry.oldBudget ? describeBudget(entry.oldBudget) : 'not set';
   const to = entry.newBudget ? describeBudget(entry.newBudget) : 'cleared';
   return `${formatResetTime(entry.changedAt)} · <@${entry.changedBy}> · ${what}: ${from} → ${to}`;

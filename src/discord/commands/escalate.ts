@@ -12,6 +12,7 @@ import type { TurnRecord } from '../../core/turn.js';
 import { streamTurn, turnOfEscalateButton } from '../answer.js';
 import { buildConversation, isBlank } from '../conversation.js';
 import { interactionSurface, messageSurface, NO_MENTIONS, type ReplySurface } from '../live-reply.js';
+import { roleIdsOf } from '../members.js';
 import { type CommandContext, replyPrivately, type SlashCommand, UserError } from './command.js';
 
 /**
@@ -37,7 +38,7 @@ export const escalate: SlashCommand = {
       return;
     }
     const smart = modelLabel(context.app.engine.smartModel);
-    const source = context.app.turns.latest(interaction.user.id, interaction.channelId);
+    const source = await context.app.storage.turns.latest(interaction.user.id, interaction.channelId);
     if (!source) {
       throw new UserError(
         `You have no earlier question in this channel for ${smart} to answer again. ` +
@@ -55,7 +56,7 @@ export async function handleEscalateButton(
 ): Promise<boolean> {
   const turnId = turnOfEscalateButton(interaction.customId);
   if (turnId === undefined) return false;
-  const source = context.app.turns.byId(turnId);
+  const source = await context.app.storage.turns.byId(turnId);
   if (!source) throw new UserError('That answer is no longer on record, so it cannot be escalated.');
   if (source.userId !== interaction.user.id) {
     throw new UserError('Only the person who asked can escalate this answer.');
@@ -70,11 +71,16 @@ async function answerDirectly(
   context: CommandContext,
 ): Promise<void> {
   const deferred = await interaction.deferReply({ withResponse: true });
-  const settings = context.app.settings.of(interaction.guildId);
+  const settings = await context.app.storage.settings.of(interaction.guildId);
   await streamTurn(
     {
       turnId: newId(),
-      owner: { userId: interaction.user.id, guildId: interaction.guildId, channelId: interaction.channelId },
+      owner: {
+        userId: interaction.user.id,
+        guildId: interaction.guildId,
+        channelId: interaction.channelId,
+        roleIds: roleIdsOf(interaction.member, interaction.guildId),
+      },
       conversation: [{ role: 'user', content: prompt }],
       mode: settings.escalationMode,
       choice: 'smart',
@@ -99,11 +105,11 @@ async function answerAgain(
 ): Promise<void> {
   const { app } = context;
   const smart = modelLabel(app.engine.smartModel);
-  const settings = app.settings.of(interaction.guildId);
+  const settings = await app.storage.settings.of(interaction.guildId);
   if (settings.escalationMode === 'off') {
     throw new UserError(`Escalation to ${smart} is turned off in this server.`);
   }
-  if (!app.turns.claimEscalation(source.turnId, interaction.user.id)) {
+  if (!(await app.storage.turns.claimEscalation(source.turnId, interaction.user.id))) {
     throw new UserError(`${smart} has already answered this again; nothing more was charged.`);
   }
   let isAnswered = false;
@@ -131,6 +137,7 @@ async function answerAgain(
           userId: interaction.user.id,
           guildId: interaction.guildId,
           channelId: interaction.channelId,
+          roleIds: roleIdsOf(interaction.member, interaction.guildId),
         },
         conversation,
         mode: settings.escalationMode,
@@ -145,8 +152,8 @@ async function answerAgain(
       context,
       {
         // The claim is given back before the person hears why, so that trying again works at once.
-        refuse: (text) => {
-          app.turns.releaseEscalation(source.turnId);
+        refuse: async (text) => {
+          await app.storage.turns.releaseEscalation(source.turnId);
           return replyPrivately(interaction, text);
         },
       },
@@ -160,7 +167,7 @@ async function answerAgain(
       });
     }
   } finally {
-    if (!isAnswered) app.turns.releaseEscalation(source.turnId);
+    if (!isAnswered) await app.storage.turns.releaseEscalation(source.turnId);
   }
 }
 

@@ -83,30 +83,34 @@ export const settings: SlashCommand = {
   async execute(interaction, context) {
     const guildId = requireServer(interaction, '/settings');
     requireAdmin(interaction, context, '/settings');
-    const content = apply(interaction, guildId, context);
+    const content = await apply(interaction, guildId, context);
     await interaction.reply({ content, flags: MessageFlags.Ephemeral, allowedMentions: NO_MENTIONS });
   },
 };
 
-function apply(interaction: ChatInputCommandInteraction, guildId: string, context: CommandContext): string {
-  const store = context.app.settings;
+async function apply(
+  interaction: ChatInputCommandInteraction,
+  guildId: string,
+  context: CommandContext,
+): Promise<string> {
+  const store = context.app.storage.settings;
   const by = interaction.user.id;
   const group = interaction.options.getSubcommandGroup();
   const subcommand = interaction.options.getSubcommand(true);
   if (group === 'channel') {
     if (subcommand === 'list') {
-      const channels = store.answeredChannelsOf(guildId);
+      const channels = await store.answeredChannelsOf(guildId);
       return channels.length === 0
         ? 'No channels are answered without a mention.'
         : `Answered without a mention: ${channels.map((id) => `<#${id}>`).join(', ')}`;
     }
     const channelId = interaction.options.getChannel('channel')?.id ?? interaction.channelId;
     if (subcommand === 'add') {
-      store.addAnsweredChannel(guildId, channelId, by);
+      await store.addAnsweredChannel(guildId, channelId, by);
       return `Every message in <#${channelId}> is answered now, without a mention.`;
     }
     if (subcommand === 'remove') {
-      store.removeAnsweredChannel(guildId, channelId);
+      await store.removeAnsweredChannel(guildId, channelId);
       return `<#${channelId}> is back to mentions and replies only.`;
     }
   }
@@ -116,20 +120,20 @@ function apply(interaction: ChatInputCommandInteraction, guildId: string, contex
       if (!ESCALATION_MODES.includes(mode)) {
         throw new UserError(`Not changed: mode must be one of ${ESCALATION_MODES.join(', ')}.`);
       }
-      store.update(guildId, { escalationMode: mode }, by);
+      await store.update(guildId, { escalationMode: mode }, by);
       const { fastModel, smartModel } = context.app.engine;
       return `Escalation is now ${mode}: ${modeMeaning(mode, modelLabel(fastModel), modelLabel(smartModel))}.`;
     }
     case 'footer': {
       const show = interaction.options.getBoolean('show', true);
-      store.update(guildId, { showFooter: show }, by);
+      await store.update(guildId, { showFooter: show }, by);
       return show
         ? 'Answers show their footer (models, reason, tokens, cost).'
         : 'Answers no longer show their footer; notes that matter (fallbacks, budget) still show.';
     }
     case 'alerts': {
       const channel = interaction.options.getChannel('channel', true);
-      store.update(guildId, { alertsChannelId: channel.id }, by);
+      await store.update(guildId, { alertsChannelId: channel.id }, by);
       return `Server budget alerts (80% and 100% of its cap) go to <#${channel.id}>.`;
     }
   }

@@ -9,7 +9,8 @@ import {
 import { formatUsd } from '../../core/money.js';
 import { modelLabel } from '../../core/models.js';
 import { totalTokens } from '../../core/pricing.js';
-import type { UsageReport } from '../../db/usage.js';
+import type { UsageReport } from '../../core/usage.js';
+import { roleIdsOf } from '../members.js';
 import { NO_MENTIONS } from '../live-reply.js';
 import { renderSpendChart } from '../usage-chart.js';
 import { requireAdmin, type SlashCommand, UserError } from './command.js';
@@ -49,11 +50,23 @@ export const usage: SlashCommand = {
 
     const guildId = interaction.guildId;
     const now = Date.now();
-    const limit = app.ledger.standings(target.id, guildId).find((standing) => standing.kind === 'user');
+    // Another member's roles come with the option's member payload.
+    const member = target.id === interaction.user.id ? interaction.member : interaction.options.getMember('user');
+    const standings = await app.storage.budgets.standings({
+      userId: target.id,
+      guildId,
+      roleIds: roleIdsOf(member, guildId),
+    });
+    const limit = standings.find((standing) => standing.kind === 'user');
     const period: UsagePeriod = requested ?? limit?.budget.period ?? config.defaultUserBudget.period;
     const window: PeriodWindow =
       period === 'all' ? { startMs: 0, endMs: now + 1 } : periodWindow(period, now);
-    const report = app.usageReport({ userId: target.id, guildId, window, smartModel: app.engine.smartModel });
+    const report = await app.storage.usage.report({
+      userId: target.id,
+      guildId,
+      window,
+      smartModel: app.engine.smartModel,
+    });
     const applies = limit && limit.budget.period === period ? limit : undefined;
 
     const spentMicros = report.byModel.reduce((sum, row) => sum + row.costMicros, 0);

@@ -11,7 +11,7 @@ export type AppDatabase = BetterSQLite3Database<typeof schema> & { $client: Data
 /** How long a writer waits for another process's write transaction before SQLite reports SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 15_000;
 
-export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../../migrations/sqlite', import.meta.url));
 
 /** The bookkeeping table drizzle-kit and drizzle's own migrator use, kept as they create it. */
 const MIGRATIONS_TABLE = '__drizzle_migrations';
@@ -64,22 +64,23 @@ export function migrate(db: AppDatabase, migrationsFolder = MIGRATIONS_FOLDER): 
   return { applied: apply.immediate() };
 }
 
-/** Writes still waiting behind the work that made them (see write-behind.ts), per open database. */
-const pendingWriters = new WeakMap<AppDatabase, Set<() => void>>();
+/** One better-sqlite3 transaction wrapper per database (building one per call costs more than the work). */
+const transactions = new WeakMap<AppDatabase, { immediate: (work: () => unknown) => unknown }>();
 
-/** Has `flush` run before the database closes, so writes kept behind a turn are never lost on close. */
-export function flushBeforeClose(db: AppDatabase, flush: () => void): void {
-  const writers = pendingWriters.get(db) ?? new Set();
-  writers.add(flush);
-  pendingWriters.set(db, writers);
+/**
+ * Runs `work` in one BEGIN IMMEDIATE transaction: the write lock is taken first, so what the work reads
+ * cannot change under it in any process sharing the file.
+ */
+export function immediate<T>(db: AppDatabase, work: () => T): T {
+  let transaction = transactions.get(db);
+  if (!transaction) {
+    const wrapper = db.$client.transaction((run: () => unknown) => run());
+    transaction = { immediate: (run) => wrapper.immediate(run) };
+    transactions.set(db, transaction);
+  }
+  return transaction.immediate(work) as T;
 }
 
 export function closeDatabase(db: AppDatabase): void {
-  if (!db.$client.open) return;
-  try {
-    for (const flush of pendingWriters.get(db) ?? []) flush();
-  } finally {
-    pendingWriters.delete(db);
-    db.$client.close();
-  }
+  if (db.$client.open) db.$client.close();
 }

@@ -1,5 +1,6 @@
 import { and, count, eq, gte, isNull, lt, sum } from 'drizzle-orm';
-import type { PeriodWindow } from '../core/budget.js';
+import type { PeriodWindow } from '../../core/budget.js';
+import type { AnswersByRoute, ModelUsage, UsageQuery, UsageReport } from '../../core/usage.js';
 import type { AppDatabase } from './database.js';
 import { usageLedger } from './schema.js';
 
@@ -8,7 +9,7 @@ import { usageLedger } from './schema.js';
  * with what the same tokens would have cost on the smart model: what /usage shows. Reads only the
  * covering index `usage_ledger_user_period`.
  */
-export function usageByModel(db: AppDatabase, userId: string, guildId: string | null, window: PeriodWindow) {
+function usageByModel(db: AppDatabase, userId: string, guildId: string | null, window: PeriodWindow) {
   return db
     .select({
       model: usageLedger.model,
@@ -33,48 +34,14 @@ export function usageByModel(db: AppDatabase, userId: string, guildId: string | 
     .groupBy(usageLedger.model);
 }
 
-export type ModelUsage = ReturnType<ReturnType<typeof usageByModel>['all']>[number];
-
 const DAY_MS = 86_400_000;
-
-export interface UsageQuery {
-  userId: string;
-  /** null: direct messages. */
-  guildId: string | null;
-  window: PeriodWindow;
-  smartModel: string;
-}
-
-export interface DaySpend {
-  /** YYYY-MM-DD, UTC. */
-  day: string;
-  fastMicros: number;
-  smartMicros: number;
-}
-
-export interface AnswersByRoute {
-  /** Why it escalated ("requested by user", "PDF", a check's category…), or null: not escalated. */
-  reason: string | null;
-  answers: number;
-  costMicros: number;
-  smartOnlyCostMicros: number;
-}
-
-export interface UsageReport {
-  byModel: ModelUsage[];
-  /** Only the days with spend, oldest first. */
-  days: DaySpend[];
-  routes: AnswersByRoute[];
-  /** The first charge in the window, if any (for an open-ended window). */
-  firstChargeAt: number | null;
-}
 
 /**
  * What /usage shows for one member over a window: tokens and cost by model, spend per UTC day split
  * between the smart model and the rest, and answers by why they escalated (with what sending each to the
- * smart model alone would have cost). Callers write pending rows first (App.usageReport does).
+ * smart model alone would have cost). Callers write pending rows first (storage.ts does).
  */
-export function usageReport(db: AppDatabase, query: UsageQuery): UsageReport {
+function usageReport(db: AppDatabase, query: UsageQuery): UsageReport {
   const { userId, guildId, window, smartModel } = query;
   const inWindow = (column: 'charged_at' | 'created_at') =>
     `user_id = @userId AND ${guildId === null ? 'guild_id IS NULL' : 'guild_id = @guildId'}
@@ -112,7 +79,7 @@ export function usageReport(db: AppDatabase, query: UsageQuery): UsageReport {
     )
     .all(parameters);
   return {
-    byModel: usageByModel(db, userId, guildId, window).all(),
+    byModel: usageByModel(db, userId, guildId, window).all() as ModelUsage[],
     days: days.map(({ dayNumber, fastMicros, smartMicros }) => ({
       day: new Date(dayNumber * DAY_MS).toISOString().slice(0, 10),
       fastMicros,
@@ -121,4 +88,17 @@ export function usageReport(db: AppDatabase, query: UsageQuery): UsageReport {
     routes,
     firstChargeAt: days[0]?.firstAt ?? null,
   };
+}
+
+/** The /usage queries on SQLite. */
+export class SqliteUsageStore {
+  constructor(private readonly db: AppDatabase) {}
+
+  async byModel(userId: string, guildId: string | null, window: PeriodWindow): Promise<ModelUsage[]> {
+    return usageByModel(this.db, userId, guildId, window).all() as ModelUsage[];
+  }
+
+  async report(query: UsageQuery): Promise<UsageReport> {
+    return usageReport(this.db, query);
+  }
 }

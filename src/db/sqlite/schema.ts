@@ -1,13 +1,8 @@
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
-import { BUDGET_PERIODS, BUDGET_SCOPES } from '../core/budget.js';
-import { ESCALATION_MODES } from '../core/escalation.js';
-import { CALL_PURPOSES } from '../core/ledger.js';
-
-export { CALL_PURPOSES, type CallPurpose } from '../core/ledger.js';
-
-/** How a ledger row came to be: a normal settle, a failed call, or a reservation swept after a crash or TTL. */
-export const CALL_OUTCOMES = ['settled', 'failed', 'swept'] as const;
-export type CallOutcome = (typeof CALL_OUTCOMES)[number];
+import { BUDGET_PERIODS, BUDGET_SCOPES } from '../../core/budget.js';
+import { ESCALATION_MODES } from '../../core/escalation.js';
+import { CALL_PURPOSES } from '../../core/ledger.js';
+import { CALL_OUTCOMES } from '../store.js';
 
 /**
  * The usage ledger: append-only, one row per model call. Money is integer micro-USD.
@@ -60,7 +55,7 @@ export const usageLedger = sqliteTable(
   ],
 );
 
-/** Budgets set by admins. `user_id` is '' for the two server-wide scopes. */
+/** Budgets set by admins. `user_id` is the member or the role, '' for the two server-wide scopes. */
 export const budgets = sqliteTable(
   'budgets',
   {
@@ -94,9 +89,38 @@ export const reservations = sqliteTable('reservations', {
   amountMicros: integer('amount_micros').notNull(),
   createdAt: integer('created_at').notNull(),
   expiresAt: integer('expires_at').notNull(),
-  /** The process that holds it: a reservation whose process is gone was left by a crash. */
-  holderPid: integer('holder_pid').notNull(),
+  /** The instance (bot process) that holds it: when its lease expires, any process charges it. */
+  instanceId: text('instance_id').notNull(),
 });
+
+/**
+ * Bot processes, each under a lease it renews: a reservation whose instance's lease has expired was left
+ * by a process that died (or stopped answering), and is charged at its worst case by whoever sweeps.
+ */
+export const instances = sqliteTable('instances', {
+  id: text('id').primaryKey(),
+  /** The host (hostname and PID namespace): processes on one host may check each other's PIDs. */
+  host: text('host').notNull(),
+  pid: integer('pid').notNull(),
+  /** When the process started: with the PID, tells a process apart from an earlier one that had its PID. */
+  processStartedAt: integer('process_started_at').notNull(),
+  startedAt: integer('started_at').notNull(),
+  leaseExpiresAt: integer('lease_expires_at').notNull(),
+});
+
+/**
+ * Messages and interactions already taken by some process: an event delivered twice (or to two processes
+ * running one shard during a deploy) is answered once. Pruned after a day.
+ */
+export const eventClaims = sqliteTable(
+  'event_claims',
+  {
+    eventId: text('event_id').primaryKey(),
+    instanceId: text('instance_id').notNull(),
+    claimedAt: integer('claimed_at').notNull(),
+  },
+  (table) => [index('event_claims_claimed_at').on(table.claimedAt)],
+);
 
 /**
  * Running totals of what is spent and held in the *current* day, week and month, one row per member of a
@@ -241,9 +265,10 @@ export const answeredChannels = sqliteTable(
   (table) => [primaryKey({ columns: [table.guildId, table.channelId] })],
 );
 
-/** When the bot process started, for the crash-loop backoff; old rows are pruned at each start. */
+/** When a bot process started on which host, for the crash-loop backoff; old rows are pruned at each start. */
 export const botStarts = sqliteTable('bot_starts', {
   id: integer('id').primaryKey(),
   startedAt: integer('started_at').notNull(),
   pid: integer('pid').notNull(),
+  host: text('host').notNull().default(''),
 });

@@ -1,0 +1,124 @@
+import { fileURLToPath } from 'node:url';
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { readMigrationFiles } from 'drizzle-orm/migrator';
+import pg from 'pg';
+import * as schema from './schema.js';
+
+export type PgDatabase = NodePgDatabase<typeof schema> & { $client: pg.Pool };
+
+export const POSTGRES_MIGRATIONS_FOLDER = fileURLToPath(
+  new URL('../../../migrations/postgres', import.meta.url),
+);
+
+/** PostgreSQL's clock in ms: leases are judged by the database's clock, the same for every host. */
+export const POSTGRES_NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
+
+/**
+ * Connections per process. A reserve holds one for a few round trips; the write behind holds one per
+ * batch. Eight processes × 10 stay under PostgreSQL's default max_connections of 100.
+ */
+const POOL_SIZE = 10;
+/** A statement that waits longer than this (a lock held by a stuck process) fails instead of hanging a turn. */
+const STATEMENT_TIMEOUT_MS = 15_000;
+
+/**
+ * int8 and numeric come back as JavaScript numbers, not strings: money is integer micro-USD well under
+ * 2^53 (nine billion dollars), and SUM() of bigints is a numeric.
+ */
+const PARSE_AS_NUMBER = new Set([20, 1700]);
+export const PG_TYPES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    PARSE_AS_NUMBER.has(oid) ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+export function openPool(url: string, onError: (error: Error) => void): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: POOL_SIZE,
+    types: PG_TYPES,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
+    application_name: 'tierbot',
+  });
+  // An idle connection the server dropped (a restart, a failover) is an event, not a crash.
+  pool.on('error', onError);
+  return pool;
+}
+
+export function openDatabase(pool: pg.Pool): PgDatabase {
+  return drizzle(pool, { schema }) as PgDatabase;
+}
+
+/** The bookkeeping table drizzle-kit and drizzle's own migrator use, in the schema they use. */
+const MIGRATIONS_SCHEMA = 'drizzle';
+const MIGRATIONS_TABLE = '__drizzle_migrations';
+/** The advisory lock migrations run under: any 64-bit number that no other code of the database uses. */
+const MIGRATION_LOCK = 7_354_991_020_214_001;
+
+/**
+ * Applies the migrations drizzle-kit generated into migrations/postgres, once, however many hosts start
+ * together: each process takes one advisory lock before it reads which migrations ran, so the second
+ * waits and then finds nothing to do (drizzle's own `migrate()` reads first and can apply one twice).
+ * Every migration of a start runs in one transaction with its bookkeeping.
+ */
+export async function migrate(
+  pool: pg.Pool,
+  migrationsFolder = POSTGRES_MIGRATIONS_FOLDER,
+): Promise<{ applied: number }> {
+  const migrations = readMigrationFiles({ migrationsFolder });
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    try {
+      await client.query('BEGIN');
+      await client.query(`CREATE SCHEMA IF NOT EXISTS "${MIGRATIONS_SCHEMA}"`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS "${MIGRATIONS_SCHEMA}"."${MIGRATIONS_TABLE}" (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)`,
+      );
+      const last = await client.query<{ created_at: number }>(
+        `SELECT created_at FROM "${MIGRATIONS_SCHEMA}"."${MIGRATIONS_TABLE}" ORDER BY created_at DESC LIMIT 1`,
+      );
+      const lastAt = last.rows[0]?.created_at;
+      let applied = 0;
+      for (const migration of migrations) {
+        if (lastAt !== undefined && Number(lastAt) >= migration.folderMillis) continue;
+        for (const statement of migration.sql) {
+          if (statement.trim() !== '') await client.query(statement);
+        }
+        await client.query(
+          `INSERT INTO "${MIGRATIONS_SCHEMA}"."${MIGRATIONS_TABLE}" (hash, created_at) VALUES ($1, $2)`,
+          [migration.hash, migration.folderMillis],
+        );
+        applied += 1;
+      }
+      await client.query('COMMIT');
+      return { applied };
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+    }
+  } finally {
+    client.release();
+  }
+}
+
+/** Runs `work` in one transaction on one pooled connection; rolls back if it throws. */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let isBroken = false;
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    // A connection that cannot even roll back is not given back to the pool.
+    await client.query('ROLLBACK').catch(() => {
+      isBroken = true;
+    });
+    throw error;
+  } finally {
+    client.release(isBroken);
+  }
+}

@@ -1,0 +1,478 @@
+import { and, count, desc, eq } from 'drizzle-orm';
+import type pg from 'pg';
+import {
+  type AuditEntry,
+  type Budget,
+  BUDGET_PERIODS,
+  type BudgetChange,
+  type BudgetPeriod,
+  type BudgetScope,
+  subjectOf,
+} from '../../core/budget.js';
+import type { SettleResult } from '../../core/ledger.js';
+import type { Micros } from '../../core/money.js';
+import { counterKeys } from '../standings.js';
+import type {
+  BudgetRow,
+  Charge,
+  CloseRequest,
+  CounterOwner,
+  CounterRow,
+  LedgerStore,
+  LimitSnapshot,
+  ReservationRow,
+  ReserveDecision,
+  WindowStarts,
+} from '../store.js';
+import { inTransaction, POSTGRES_NOW_MS, type PgDatabase } from './database.js';
+import { budgetAudit, budgets, reservations } from './schema.js';
+
+type CounterKey = ReturnType<typeof counterKeys>[number];
+
+const COUNTER_COLUMNS = `day_start AS "dayStart", day_spent_micros AS "daySpentMicros",
+  day_reserved_micros AS "dayReservedMicros", week_start AS "weekStart", week_spent_micros AS "weekSpentMicros",
+  week_reserved_micros AS "weekReservedMicros", month_start AS "monthStart",
+  month_spent_micros AS "monthSpentMicros", month_reserved_micros AS "monthReservedMicros"`;
+
+/** The budgets that may apply to a member, with the parameter numbers of its guild, user and roles. */
+const budgetsOfMember = (guild: string, user: string, roles: string) => `SELECT scope,
+    user_id AS "subjectId", amount_micros AS "amountMicros", period
+  FROM budgets WHERE guild_id = ${guild}
+    AND ((scope IN ('server-default', 'server-total') AND user_id = '')
+      OR (scope = 'user' AND user_id = ${user})
+      OR (scope = 'role' AND user_id = ANY(${roles}::text[])))`;
+
+/**
+ * Locks (creating if missing) the counter rows of a reserve, in the order given (the server's before the
+ * member's, always), and returns them with the budgets that may apply and whether the lease is fresh.
+ * `DO UPDATE SET kind = c.kind` changes nothing but takes the row lock, which `DO NOTHING` would not; the
+ * row comes back as it is after any transaction that held the lock committed (READ COMMITTED reads the
+ * newest version of a conflicting row).
+ */
+const LOCK_COUNTERS = `WITH locked AS (
+    INSERT INTO spend_counters AS c (kind, guild_key, user_key, day_start, day_spent_micros, day_reserved_micros,
+      week_start, week_spent_micros, week_reserved_micros, month_start, month_spent_micros, month_reserved_micros)
+    SELECT kind, guild_key, user_key, $4, 0, 0, $5, 0, 0, $6, 0, 0
+    FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(kind, guild_key, user_key, position)
+    ORDER BY position
+    ON CONFLICT (kind, guild_key, user_key) DO UPDATE SET kind = c.kind
+    RETURNING c.kind, ${COUNTER_COLUMNS}
+  )
+  SELECT (SELECT lease_expires_at > ${POSTGRES_NOW_MS} FROM instances WHERE id = $7) AS "isLeaseFresh",
+    (SELECT json_agg(locked) FROM locked) AS counters,
+    (SELECT json_agg(b) FROM (${budgetsOfMember('$8', '$9', '$10')}) b) AS budgets`;
+
+/**
+ * Moves money in counter rows, one delta per row, in every window of its moment: a window that has
+ * ended starts over; a delta for a window older than the row's is dropped (that period is closed, and the
+ * ledger row records it). Every SET expression sees the row as it was.
+ */
+const windowUpdate = (period: BudgetPeriod) => `
+  ${period}_spent_micros = CASE
+    WHEN c.${period}_start = d.${period}_start THEN c.${period}_spent_micros + d.spent
+    WHEN c.${period}_start < d.${period}_start THEN d.spent
+    ELSE c.${period}_spent_micros END,
+  ${period}_reserved_micros = CASE
+    WHEN c.${period}_start = d.${period}_start THEN c.${period}_reserved_micros + d.reserved
+    WHEN c.${period}_start < d.${period}_start THEN d.reserved
+    ELSE c.${period}_reserved_micros END,
+  ${period}_start = GREATEST(c.${period}_start, d.${period}_start)`;
+
+const COUNTER_DELTAS = `unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+    $7::bigint[], $8::bigint[]) AS d(kind, guild_key, user_key, day_start, week_start, month_start, spent, reserved)`;
+
+const UPDATE_COUNTERS = `UPDATE spend_counters AS c SET ${BUDGET_PERIODS.map(windowUpdate).join(',')}
+  FROM ${COUNTER_DELTAS}
+  WHERE c.kind = d.kind AND c.guild_key = d.guild_key AND c.user_key = d.user_key`;
+
+/** A new reservation, and its amount added to reserved in the member's and the server's windows. */
+const INSERT_RESERVATION = `WITH reservation AS (
+    INSERT INTO reservations (request_id, turn_id, user_id, guild_id, channel_id, provider, model, purpose,
+      amount_micros, created_at, expires_at, instance_id)
+    VALUES ($9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+  )
+  ${UPDATE_COUNTERS}`;
+
+const RESERVATION_COLUMNS = `request_id AS "requestId", turn_id AS "turnId", user_id AS "userId",
+  guild_id AS "guildId", channel_id AS "channelId", provider, model, purpose, amount_micros AS "amountMicros",
+  created_at AS "createdAt", expires_at AS "expiresAt", instance_id AS "instanceId"`;
+
+/** The counter rows a batch moves, locked in one global order before any is changed. */
+const LOCK_ROWS = `SELECT 1 FROM spend_counters
+  WHERE (kind, guild_key, user_key) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+  ORDER BY kind, guild_key, user_key FOR UPDATE`;
+
+const INSERT_LEDGER_ROWS = `INSERT INTO usage_ledger (request_id, turn_id, user_id, guild_id, channel_id, provider,
+    model, purpose, outcome, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, cost_micros,
+    smart_cost_micros, reserved_micros, charged_at, created_at)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[],
+    $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])`;
+
+interface Delta extends CounterKey {
+  windows: WindowStarts;
+  spent: Micros;
+  reserved: Micros;
+}
+
+/**
+ * The ledger's tables on PostgreSQL, correct under READ COMMITTED with any number of processes on any
+ * number of hosts: a reserve locks the counter rows it decides on (creating them if missing) in one fixed
+ * order — the server's, then the member's — decides, and writes before the locks are let go; no
+ * check-then-increment. Settles lock every row they move in the same global order, so transactions
+ * queue on each other instead of deadlocking. Statements are named, so each connection parses them once.
+ */
+export class PostgresLedgerStore implements LedgerStore {
+  constructor(
+    private readonly db: PgDatabase,
+    private readonly pool: pg.Pool,
+  ) {}
+
+  async reserve<Denied>(
+    request: Parameters<LedgerStore['reserve']>[0],
+    stillOpen: readonly string[],
+    decide: (snapshot: LimitSnapshot, openIds: ReadonlySet<string>) => ReserveDecision<Denied>,
+  ): Promise<ReserveDecision<Denied> | { ok: false; lapsed: true }> {
+    const { owner, createWindows } = request;
+    const keys = counterKeys(owner);
+    return inTransaction(this.pool, async (client) => {
+      const locked = await client.query<{
+        isLeaseFresh: boolean | null;
+        counters: (CounterRow & { kind: 'user' | 'server' })[] | null;
+        budgets: BudgetRow[] | null;
+      }>({
+        name: 'tierbot_reserve_lock',
+        text: LOCK_COUNTERS,
+        values: [
+          keys.map((key) => key.kind),
+          keys.map((key) => key.guildKey),
+          keys.map((key) => key.userKey),
+          createWindows.day,
+          createWindows.week,
+          createWindows.month,
+          request.instanceId,
+          owner.guildId ?? '',
+          owner.userId,
+          owner.guildId === null ? [] : owner.roleIds,
+        ],
+      });
+      const row = locked.rows[0];
+      if (!row?.isLeaseFresh) return { ok: false as const, lapsed: true as const };
+      const counters = row.counters ?? [];
+      const snapshot: LimitSnapshot = {
+        user: counters.find((counter) => counter.kind === 'user'),
+        server: counters.find((counter) => counter.kind === 'server'),
+        budgets: owner.guildId === null ? [] : (row.budgets ?? []),
+      };
+      // Settles of this process that concern these rows and were written since it looked are in the rows
+      // now; with the rows locked, no more can be written until this transaction ends.
+      const openIds = new Set<string>();
+      if (stillOpen.length > 0) {
+        const open = await client.query<{ requestId: string }>({
+          name: 'tierbot_reserve_open',
+          text: 'SELECT request_id AS "requestId" FROM reservations WHERE request_id = ANY($1::text[])',
+          values: [stillOpen],
+        });
+        for (const { requestId } of open.rows) openIds.add(requestId);
+      }
+      const decision = decide(snapshot, openIds);
+      if (!decision.ok) return decision;
+      await client.query({
+        name: 'tierbot_reserve_write',
+        text: INSERT_RESERVATION,
+        values: [
+          ...deltaColumns(keys.map((key) => ({ ...key, windows: decision.windows, spent: 0, reserved: request.amountMicros }))),
+          request.requestId,
+          request.turnId,
+          request.userId,
+          request.guildId,
+          request.channelId,
+          request.provider,
+          request.model,
+          request.purpose,
+          request.amountMicros,
+          decision.atMs,
+          decision.atMs + request.ttlMs,
+          request.instanceId,
+        ],
+      });
+      return decision;
+    });
+  }
+
+  async close(
+    requests: readonly CloseRequest[],
+    charge: (reservation: ReservationRow, request: CloseRequest) => Charge,
+  ): Promise<SettleResult[]> {
+    return inTransaction(this.pool, async (client) => {
+      const taken = await client.query<ReservationRow>({
+        name: 'tierbot_close_take',
+        text: `DELETE FROM reservations WHERE request_id = ANY($1::text[]) RETURNING ${RESERVATION_COLUMNS}`,
+        values: [requests.map((request) => request.requestId)],
+      });
+      const byId = new Map(taken.rows.map((row) => [row.requestId, row]));
+      const missing = requests.filter((request) => !byId.has(request.requestId)).map((request) => request.requestId);
+      const written = new Set<string>();
+      if (missing.length > 0) {
+        const rows = await client.query<{ requestId: string }>({
+          name: 'tierbot_close_written',
+          text: 'SELECT request_id AS "requestId" FROM usage_ledger WHERE request_id = ANY($1::text[])',
+          values: [missing],
+        });
+        for (const { requestId } of rows.rows) written.add(requestId);
+      }
+      const now = Date.now();
+      const results: SettleResult[] = [];
+      const closed = new Set<string>();
+      const ledgerRows: unknown[][] = [];
+      const deltas: Delta[] = [];
+      for (const request of requests) {
+        const reservation = byId.get(request.requestId);
+        if (!reservation) {
+          const isWritten = written.has(request.requestId) || closed.has(request.requestId);
+          results.push({ status: isWritten ? 'duplicate' : 'unknown' });
+          continue;
+        }
+        // A request listed twice in one batch is closed once.
+        byId.delete(request.requestId);
+        closed.add(request.requestId);
+        const { costMicros, smartCostMicros, windows } = charge(reservation, request);
+        ledgerRows.push([
+          reservation.requestId,
+          reservation.turnId,
+          reservation.userId,
+          reservation.guildId,
+          reservation.channelId,
+          reservation.provider,
+          reservation.model,
+          reservation.purpose,
+          request.outcome,
+          request.usage.inputTokens,
+          request.usage.cachedInputTokens,
+          request.usage.cacheWriteTokens,
+          request.usage.outputTokens,
+          costMicros,
+          smartCostMicros,
+          reservation.amountMicros,
+          reservation.createdAt,
+          now,
+        ]);
+        for (const key of counterKeys(reservation)) {
+          deltas.push({ ...key, windows, spent: costMicros, reserved: -reservation.amountMicros });
+        }
+        results.push({ status: 'settled', costMicros, smartCostMicros, reservedMicros: reservation.amountMicros });
+      }
+      if (ledgerRows.length > 0) {
+        await this.moveCounters(client, deltas);
+        await client.query({
+          name: 'tierbot_close_ledger',
+          text: INSERT_LEDGER_ROWS,
+          values: columnsOf(ledgerRows, 18),
+        });
+      }
+      return results;
+    });
+  }
+
+  async cancel(requestId: string, windowsOf: (createdAt: number) => WindowStarts): Promise<void> {
+    await inTransaction(this.pool, async (client) => {
+      const taken = await client.query<ReservationRow>({
+        name: 'tierbot_close_take',
+        text: `DELETE FROM reservations WHERE request_id = ANY($1::text[]) RETURNING ${RESERVATION_COLUMNS}`,
+        values: [[requestId]],
+      });
+      const reservation = taken.rows[0];
+      if (!reservation) return;
+      const windows = windowsOf(reservation.createdAt);
+      await this.moveCounters(
+        client,
+        counterKeys(reservation).map((key) => ({ ...key, windows, spent: 0, reserved: -reservation.amountMicros })),
+      );
+    });
+  }
+
+  async snapshot(owner: CounterOwner): Promise<LimitSnapshot> {
+    const keys = counterKeys(owner);
+    const [counters, memberBudgets] = await Promise.all([
+      this.pool.query<CounterRow & { kind: 'user' | 'server' }>({
+        name: 'tierbot_snapshot_counters',
+        text: `SELECT kind, ${COUNTER_COLUMNS} FROM spend_counters
+          WHERE (kind, guild_key, user_key) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))`,
+        values: [keys.map((key) => key.kind), keys.map((key) => key.guildKey), keys.map((key) => key.userKey)],
+      }),
+      owner.guildId === null
+        ? undefined
+        : this.pool.query<BudgetRow>({
+            name: 'tierbot_snapshot_budgets',
+            text: budgetsOfMember('$1', '$2', '$3'),
+            values: [owner.guildId, owner.userId, owner.roleIds],
+          }),
+    ]);
+    return {
+      user: counters.rows.find((row) => row.kind === 'user'),
+      server: counters.rows.find((row) => row.kind === 'server'),
+      budgets: memberBudgets?.rows ?? [],
+    };
+  }
+
+  async staleReservations(sweep: Parameters<LedgerStore['staleReservations']>[0]): Promise<string[]> {
+    const result = await this.pool.query<{ requestId: string }>({
+      name: 'tierbot_stale',
+      text: `SELECT r.request_id AS "requestId" FROM reservations r
+        WHERE r.expires_at <= $1
+           OR (r.instance_id <> $2
+               AND (r.instance_id = ANY($3::text[])
+                    OR NOT EXISTS (SELECT 1 FROM instances i
+                                   WHERE i.id = r.instance_id AND i.lease_expires_at > ${POSTGRES_NOW_MS})))`,
+      values: [sweep.nowMs, sweep.ownInstanceId, sweep.deadInstanceIds],
+    });
+    return result.rows.map((row) => row.requestId);
+  }
+
+  async openReservationCount(): Promise<number> {
+    const [row] = await this.db.select({ open: count() }).from(reservations);
+    return row?.open ?? 0;
+  }
+
+  async writeBudget(change: BudgetChange, budget: Budget | null, atMs: number): Promise<Budget | undefined> {
+    const subjectId = subjectOf(change);
+    return this.db.transaction(async (tx) => {
+      const where = and(
+        eq(budgets.guildId, change.guildId),
+        eq(budgets.scope, change.scope),
+        eq(budgets.userId, subjectId),
+      );
+      const [old] = await tx
+        .select({ amountMicros: budgets.amountMicros, period: budgets.period })
+        .from(budgets)
+        .where(where)
+        .for('update');
+      if (!old && !budget) return undefined;
+      if (budget) {
+        await tx
+          .insert(budgets)
+          .values({
+            scope: change.scope,
+            guildId: change.guildId,
+            userId: subjectId,
+            ...budget,
+            setBy: change.changedBy,
+            setAt: atMs,
+          })
+          .onConflictDoUpdate({
+            target: [budgets.guildId, budgets.scope, budgets.userId],
+            set: { ...budget, setBy: change.changedBy, setAt: atMs },
+          });
+      } else {
+        await tx.delete(budgets).where(where);
+      }
+      await tx.insert(budgetAudit).values({
+        guildId: change.guildId,
+        scope: change.scope,
+        userId: subjectId,
+        oldAmountMicros: old?.amountMicros ?? null,
+        oldPeriod: old?.period ?? null,
+        newAmountMicros: budget?.amountMicros ?? null,
+        newPeriod: budget?.period ?? null,
+        changedBy: change.changedBy,
+        changedAt: atMs,
+      });
+      return old;
+    });
+  }
+
+  async budgetOf(guildId: string, scope: BudgetScope, subjectId: string): Promise<Budget | undefined> {
+    const [row] = await this.db
+      .select({ amountMicros: budgets.amountMicros, period: budgets.period })
+      .from(budgets)
+      .where(and(eq(budgets.guildId, guildId), eq(budgets.scope, scope), eq(budgets.userId, subjectId)));
+    return row;
+  }
+
+  async roleBudgets(guildId: string): Promise<{ roleId: string; budget: Budget }[]> {
+    const rows = await this.db
+      .select({ roleId: budgets.userId, amountMicros: budgets.amountMicros, period: budgets.period })
+      .from(budgets)
+      .where(and(eq(budgets.guildId, guildId), eq(budgets.scope, 'role')));
+    return rows.map(({ roleId, amountMicros, period }) => ({ roleId, budget: { amountMicros, period } }));
+  }
+
+  async auditLog(guildId: string, limit: number): Promise<AuditEntry[]> {
+    const rows = await this.db
+      .select()
+      .from(budgetAudit)
+      .where(eq(budgetAudit.guildId, guildId))
+      .orderBy(desc(budgetAudit.changedAt), desc(budgetAudit.id))
+      .limit(limit);
+    return rows.map((row) => ({
+      scope: row.scope,
+      subjectId: row.userId,
+      oldBudget: toBudget(row.oldAmountMicros, row.oldPeriod),
+      newBudget: toBudget(row.newAmountMicros, row.newPeriod),
+      changedBy: row.changedBy,
+      changedAt: row.changedAt,
+    }));
+  }
+
+  /**
+   * Applies counter deltas: the rows are locked in one global order first, then moved by one statement
+   * per group of deltas that touch each row at most once (deltas to one row in one window are summed).
+   */
+  private async moveCounters(client: pg.PoolClient, deltas: readonly Delta[]): Promise<void> {
+    const summed = new Map<string, Delta>();
+    for (const delta of deltas) {
+      const key = `${delta.kind}|${delta.guildKey}|${delta.userKey}|${delta.windows.day}|${delta.windows.week}|${delta.windows.month}`;
+      const sum = summed.get(key);
+      if (sum) {
+        sum.spent += delta.spent;
+        sum.reserved += delta.reserved;
+      } else summed.set(key, { ...delta });
+    }
+    const rows = [...summed.values()].sort(compareKeys);
+    const distinct = rows.filter((row, index) => index === 0 || compareKeys(rows[index - 1] as Delta, row) !== 0);
+    await client.query({
+      name: 'tierbot_lock_rows',
+      text: LOCK_ROWS,
+      values: [distinct.map((row) => row.kind), distinct.map((row) => row.guildKey), distinct.map((row) => row.userKey)],
+    });
+    // A row with deltas in two windows (a settle from last month beside this month's) takes two statements.
+    for (let remaining = rows; remaining.length > 0; ) {
+      const seen = new Set<string>();
+      const now: Delta[] = [];
+      const later: Delta[] = [];
+      for (const row of remaining) {
+        const key = `${row.kind}|${row.guildKey}|${row.userKey}`;
+        (seen.has(key) ? later : now).push(row);
+        seen.add(key);
+      }
+      await client.query({ name: 'tierbot_move_counters', text: UPDATE_COUNTERS, values: deltaColumns(now) });
+      remaining = later;
+    }
+  }
+}
+
+function deltaColumns(deltas: readonly Delta[]): unknown[] {
+  return [
+    deltas.map((delta) => delta.kind),
+    deltas.map((delta) => delta.guildKey),
+    deltas.map((delta) => delta.userKey),
+    deltas.map((delta) => delta.windows.day),
+    deltas.map((delta) => delta.windows.week),
+    deltas.map((delta) => delta.windows.month),
+    deltas.map((delta) => delta.spent),
+    deltas.map((delta) => delta.reserved),
+  ];
+}
+
+/** Rows as column arrays, for INSERT … SELECT * FROM unnest(…): one statement whatever the batch. */
+function columnsOf(rows: readonly unknown[][], width: number): unknown[][] {
+  return Array.from({ length: width }, (_, column) => rows.map((row) => row[column]));
+}
+
+function compareKeys(a: CounterKey, b: CounterKey): number {
+  return a.kind.localeCompare(b.kind) || a.guildKey.localeCompare(b.guildKey) || a.userKey.localeCompare(b.userKey);
+}
+
+function toBudget(amountMicros: number | null, period: BudgetPeriod | null): Budget | null {
+  return amountMicros === null || period === null ? null : { amountMicros, period };
+}
