@@ -213,10 +213,14 @@ export class Ledger implements UsageLedger {
   /** The limits that apply to a member and how each stands right now (for /usage and /budget show). */
   async standings(member: Member): Promise<LimitStanding[]> {
     const owner = ownerOf(member);
-    const snapshot = await this.store.snapshot(owner);
-    // Read after the snapshot: a settle written meanwhile is in the rows and no longer waiting.
     const pending = this.settles.pending.filter((settle) => concerns(settle, owner));
-    return standingsOf(owner, snapshot, this.options, this.now(), pending).standings;
+    const { snapshot, openIds } = await this.store.snapshot(
+      owner,
+      pending.map((settle) => settle.requestId),
+    );
+    // A settle written while the snapshot was read is in the rows, and its reservation gone.
+    const unwritten = pending.filter((settle) => openIds.has(settle.requestId));
+    return standingsOf(owner, snapshot, this.options, this.now(), unwritten).standings;
   }
 
   /**

@@ -129,8 +129,11 @@ export interface LedgerStore {
   /** Removes a reservation whose call never reached a provider, freeing its hold: no ledger row. */
   cancel(requestId: string, windowsOf: (createdAt: number) => WindowStarts): Promise<void>;
 
-  /** The counters and budgets of a member, without locking (for /usage and standings). */
-  snapshot(owner: CounterOwner): Promise<LimitSnapshot>;
+  /**
+   * The counters and budgets of a member, without locking (for /usage and standings), read at one moment
+   * with which of `stillOpen` are still open (as in reserve).
+   */
+  snapshot(owner: CounterOwner, stillOpen: readonly string[]): Promise<{ snapshot: LimitSnapshot; openIds: Set<string> }>;
 
   /**
    * Reservations to charge at their worst case: held past their TTL, or by an instance whose lease has

@@ -45,28 +45,23 @@ describe.each(BACKENDS)('on %s', (backend) => {
   };
   const userStanding = async (userId = 'user-1', guildId: string | null = 'guild-1') =>
     (await storage.budgets.standings({ userId, guildId }))[0];
-  const { ledger } = {
-    get ledger() {
-      return storage.ledger;
-    },
-  };
 
   describe('reserve', () => {
     it('when the worst case fits the budget, then it is held against it until the call ends', async () => {
-      const result = await ledger.reserve(callRequest({ amountMicros: 4_000 }));
+      const result = await storage.ledger.reserve(callRequest({ amountMicros: 4_000 }));
       expect(result).toMatchObject({ ok: true, amountMicros: 4_000 });
       expect(await userStanding()).toMatchObject({
         spentMicros: 0,
         reservedMicros: 4_000,
         source: 'bot-default',
       });
-      expect(await ledger.openReservationCount()).toBe(1);
-      await ledger.release(result.ok ? result.requestId : '');
+      expect(await storage.ledger.openReservationCount()).toBe(1);
+      await storage.ledger.release(result.ok ? result.requestId : '');
     });
 
     it('when the worst case would pass the budget, then it is denied, naming the limit, and nothing is held', async () => {
-      await ledger.reserve(callRequest({ amountMicros: 6_000 }));
-      const result = await ledger.reserve(callRequest({ amountMicros: 4_001 }));
+      await storage.ledger.reserve(callRequest({ amountMicros: 6_000 }));
+      const result = await storage.ledger.reserve(callRequest({ amountMicros: 4_001 }));
       expect(result).toMatchObject({
         ok: false,
         denial: {
@@ -76,7 +71,7 @@ describe.each(BACKENDS)('on %s', (backend) => {
         },
       });
       expect(result.ok || result.denial.resetsAtMs).toBe(Date.parse('2026-12-01T00:00:00Z'));
-      expect(await ledger.openReservationCount()).toBe(1);
+      expect(await storage.ledger.openReservationCount()).toBe(1);
     });
 
     it("when the server's cap is reached, then every member is denied, even with budget of their own left", async () => {
@@ -84,8 +79,8 @@ describe.each(BACKENDS)('on %s', (backend) => {
         { guildId: 'guild-1', scope: 'server-total', changedBy: 'admin' },
         { amountMicros: 5_000, period: 'day' },
       );
-      expect((await ledger.reserve(callRequest({ userId: 'alice', amountMicros: 3_000 }))).ok).toBe(true);
-      const denied = await ledger.reserve(callRequest({ userId: 'bob', amountMicros: 3_000 }));
+      expect((await storage.ledger.reserve(callRequest({ userId: 'alice', amountMicros: 3_000 }))).ok).toBe(true);
+      const denied = await storage.ledger.reserve(callRequest({ userId: 'bob', amountMicros: 3_000 }));
       expect(denied).toMatchObject({
         ok: false,
         denial: { limit: { kind: 'server', source: 'server-cap' }, remainingMicros: 2_000 },
@@ -94,21 +89,21 @@ describe.each(BACKENDS)('on %s', (backend) => {
     });
 
     it('when the model has no price, then nothing is reserved (never run a call that cannot be charged)', async () => {
-      await expect(ledger.reserve(callRequest({ model: 'mystery-model' }))).rejects.toThrow(/no price/);
-      expect(() => ledger.worstCaseMicros('mystery-model', 10, 10)).toThrow(/no price/);
-      expect(await ledger.openReservationCount()).toBe(0);
+      await expect(storage.ledger.reserve(callRequest({ model: 'mystery-model' }))).rejects.toThrow(/no price/);
+      expect(() => storage.ledger.worstCaseMicros('mystery-model', 10, 10)).toThrow(/no price/);
+      expect(await storage.ledger.openReservationCount()).toBe(0);
     });
 
     it('when the worst case is computed, then it prices the estimate and every allowed output token', () => {
       // 2,000 input × $0.15/M + 1,024 output × $0.60/M = 300 + 614.4 → 915
-      expect(ledger.worstCaseMicros('gpt-4o-mini', 2_000, 1_024)).toBe(915);
+      expect(storage.ledger.worstCaseMicros('gpt-4o-mini', 2_000, 1_024)).toBe(915);
     });
   });
 
   describe('settle', () => {
     it('when a call settles, then its real cost is spent, its smart-model cost recorded, and its hold freed', async () => {
-      await ledger.reserve(callRequest({ requestId: 'call-1', turnId: 'turn-1', amountMicros: 4_000 }));
-      expect(await ledger.settle('call-1', usage)).toEqual({
+      await storage.ledger.reserve(callRequest({ requestId: 'call-1', turnId: 'turn-1', amountMicros: 4_000 }));
+      expect(await storage.ledger.settle('call-1', usage)).toEqual({
         status: 'settled',
         costMicros: USAGE_COST,
         smartCostMicros: USAGE_SMART_COST,
@@ -132,21 +127,29 @@ describe.each(BACKENDS)('on %s', (backend) => {
           charged_at: NOVEMBER_24,
         }),
       ]);
-      expect(await ledger.openReservationCount()).toBe(0);
+      expect(await storage.ledger.openReservationCount()).toBe(0);
     });
 
     it('when a call settles, then this process counts its cost at once and its row is written after the current work, while other processes hold its worst case until then', async () => {
       const other = await process();
-      await ledger.reserve(callRequest({ requestId: 'call-1', amountMicros: 4_000 }));
-      await ledger.settle('call-1', usage);
+      await storage.ledger.reserve(callRequest({ requestId: 'call-1', amountMicros: 4_000 }));
+      await storage.ledger.settle('call-1', usage);
 
       expect(await userStanding()).toMatchObject({ spentMicros: USAGE_COST, reservedMicros: 0 });
-      // Not written yet: another process still sees the worst case held.
-      expect(await database.value('SELECT COUNT(*) FROM usage_ledger')).toBe(0);
-      expect((await other.budgets.standings(MEMBER))[0]).toMatchObject({ spentMicros: 0, reservedMicros: 4_000 });
+      // Another process sees the worst case held until the row is written, and never less.
+      expect([
+        { spentMicros: 0, reservedMicros: 4_000 },
+        { spentMicros: USAGE_COST, reservedMicros: 0 },
+      ]).toContainEqual(
+        expect.objectContaining(
+          await other.budgets
+            .standings(MEMBER)
+            .then(([standing]) => ({ spentMicros: standing?.spentMicros, reservedMicros: standing?.reservedMicros })),
+        ),
+      );
       // A reservation made now is checked against the settled cost, not the worst case.
       expect(
-        (await ledger.reserve(callRequest({ requestId: 'call-2', amountMicros: 10_000 - USAGE_COST }))).ok,
+        (await storage.ledger.reserve(callRequest({ requestId: 'call-2', amountMicros: 10_000 - USAGE_COST }))).ok,
       ).toBe(true);
 
       await storage.flush();
@@ -158,8 +161,8 @@ describe.each(BACKENDS)('on %s', (backend) => {
     });
 
     it('when storage closes with settles still waiting, then they are written first', async () => {
-      await ledger.reserve(callRequest({ requestId: 'call-1', amountMicros: 4_000 }));
-      await ledger.settle('call-1', usage);
+      await storage.ledger.reserve(callRequest({ requestId: 'call-1', amountMicros: 4_000 }));
+      await storage.ledger.settle('call-1', usage);
       await storage.close();
       expect(await database.query('SELECT request_id, cost_micros FROM usage_ledger')).toEqual([
         { request_id: 'call-1', cost_micros: USAGE_COST },
@@ -169,41 +172,41 @@ describe.each(BACKENDS)('on %s', (backend) => {
 
     it("when asked whether spending may have reached a share, then it answers from this process's latest reserve, and not once a call cost more than it held", async () => {
       // Budget 10,000: nothing known yet, so it may have.
-      expect(ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(true);
-      await ledger.reserve(callRequest({ requestId: 'call-1', amountMicros: 4_000 }));
-      expect(ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(false);
-      expect(ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.4)).toBe(true);
-      await ledger.settle('call-1', usage);
+      expect(storage.ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(true);
+      await storage.ledger.reserve(callRequest({ requestId: 'call-1', amountMicros: 4_000 }));
+      expect(storage.ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(false);
+      expect(storage.ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.4)).toBe(true);
+      await storage.ledger.settle('call-1', usage);
       // 450 spent + 8,000 held = 84.5%.
-      await ledger.reserve(callRequest({ requestId: 'call-2', amountMicros: 8_000 }));
-      expect(ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(true);
-      await ledger.settle('call-2', usage);
-      await ledger.reserve(callRequest({ requestId: 'call-3', amountMicros: 100 }));
-      expect(ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(false);
+      await storage.ledger.reserve(callRequest({ requestId: 'call-2', amountMicros: 8_000 }));
+      expect(storage.ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(true);
+      await storage.ledger.settle('call-2', usage);
+      await storage.ledger.reserve(callRequest({ requestId: 'call-3', amountMicros: 100 }));
+      expect(storage.ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(false);
       // Used more than it reserved: the bound is gone.
-      await ledger.settle('call-3', usage);
-      expect(ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(true);
+      await storage.ledger.settle('call-3', usage);
+      expect(storage.ledger.mayHaveReached('user', 'user-1', 'guild-1', 0.8)).toBe(true);
     });
 
     it('when the same request settles twice, then the second is a no-op', async () => {
-      await ledger.reserve(callRequest({ requestId: 'call-1', amountMicros: 4_000 }));
-      await ledger.settle('call-1', usage);
-      expect(await ledger.settle('call-1', usage)).toEqual({ status: 'duplicate' });
-      expect(await ledger.release('call-1', usage)).toEqual({ status: 'duplicate' });
+      await storage.ledger.reserve(callRequest({ requestId: 'call-1', amountMicros: 4_000 }));
+      await storage.ledger.settle('call-1', usage);
+      expect(await storage.ledger.settle('call-1', usage)).toEqual({ status: 'duplicate' });
+      expect(await storage.ledger.release('call-1', usage)).toEqual({ status: 'duplicate' });
       expect(await ledgerRows()).toHaveLength(1);
       expect(await userStanding()).toMatchObject({ spentMicros: USAGE_COST, reservedMicros: 0 });
     });
 
     it('when a request id was never reserved, then settling it reports unknown and charges nothing', async () => {
-      expect(await ledger.settle('never-reserved', usage)).toEqual({ status: 'unknown' });
+      expect(await storage.ledger.settle('never-reserved', usage)).toEqual({ status: 'unknown' });
       expect(await ledgerRows()).toHaveLength(0);
     });
 
     it('when a call settles after its month ended, then the charge lands in the month it was reserved in', async () => {
       clock = Date.parse('2026-11-30T23:59:59Z');
-      await ledger.reserve(callRequest({ requestId: 'late', amountMicros: 4_000 }));
+      await storage.ledger.reserve(callRequest({ requestId: 'late', amountMicros: 4_000 }));
       clock = Date.parse('2026-12-01T00:00:05Z');
-      await ledger.settle('late', usage);
+      await storage.ledger.settle('late', usage);
       expect(await userStanding()).toMatchObject({ spentMicros: 0, reservedMicros: 0 });
       clock = Date.parse('2026-11-30T23:59:59Z');
       expect(await userStanding()).toMatchObject({ spentMicros: USAGE_COST, reservedMicros: 0 });
@@ -212,21 +215,21 @@ describe.each(BACKENDS)('on %s', (backend) => {
 
   describe('release', () => {
     it('when a call fails before the provider reports usage, then its hold is freed and nothing is charged', async () => {
-      await ledger.reserve(callRequest({ requestId: 'failed', amountMicros: 4_000 }));
-      expect(await ledger.release('failed')).toMatchObject({ status: 'settled', costMicros: 0 });
+      await storage.ledger.reserve(callRequest({ requestId: 'failed', amountMicros: 4_000 }));
+      expect(await storage.ledger.release('failed')).toMatchObject({ status: 'settled', costMicros: 0 });
       expect(await userStanding()).toMatchObject({ spentMicros: 0, reservedMicros: 0 });
       expect(await ledgerRows()).toEqual([expect.objectContaining({ outcome: 'failed', cost_micros: 0 })]);
     });
 
     it('when a failed call reported usage (a stream cut mid-answer), then exactly that is charged', async () => {
-      await ledger.reserve(callRequest({ requestId: 'cut', amountMicros: 4_000 }));
-      expect(await ledger.release('cut', usage)).toMatchObject({ status: 'settled', costMicros: USAGE_COST });
+      await storage.ledger.reserve(callRequest({ requestId: 'cut', amountMicros: 4_000 }));
+      expect(await storage.ledger.release('cut', usage)).toMatchObject({ status: 'settled', costMicros: USAGE_COST });
       expect(await userStanding()).toMatchObject({ spentMicros: USAGE_COST, reservedMicros: 0 });
     });
 
     it('when a call is cancelled before it reached a provider, then its hold is freed and nothing is written', async () => {
-      await ledger.reserve(callRequest({ requestId: 'never-sent', amountMicros: 4_000 }));
-      await ledger.cancel('never-sent');
+      await storage.ledger.reserve(callRequest({ requestId: 'never-sent', amountMicros: 4_000 }));
+      await storage.ledger.cancel('never-sent');
       expect(await userStanding()).toMatchObject({ spentMicros: 0, reservedMicros: 0 });
       expect(await ledgerRows()).toEqual([]);
     });
@@ -289,7 +292,7 @@ describe.each(BACKENDS)('on %s', (backend) => {
         budget: { amountMicros: 50_000 },
       });
       // The role budget holds reservations too.
-      expect((await ledger.reserve({ ...callRequest({ amountMicros: 45_000 }), roleIds: member.roleIds })).ok).toBe(
+      expect((await storage.ledger.reserve({ ...callRequest({ amountMicros: 45_000 }), roleIds: member.roleIds })).ok).toBe(
         true,
       );
       await storage.budgets.setBudget(
@@ -303,15 +306,15 @@ describe.each(BACKENDS)('on %s', (backend) => {
     });
 
     it('when a budget period changes from month to day, then spend already made today still counts', async () => {
-      await ledger.reserve(callRequest({ requestId: 'today', amountMicros: 4_000 }));
-      await ledger.settle('today', usage);
+      await storage.ledger.reserve(callRequest({ requestId: 'today', amountMicros: 4_000 }));
+      await storage.ledger.settle('today', usage);
       await storage.budgets.setBudget(
         { guildId: 'guild-1', scope: 'user', userId: 'user-1', changedBy: 'admin' },
         { amountMicros: 500, period: 'day' },
       );
       expect(await userStanding()).toMatchObject({ spentMicros: USAGE_COST, budget: { period: 'day' } });
-      expect((await ledger.reserve(callRequest({ amountMicros: 51 }))).ok).toBe(false);
-      expect((await ledger.reserve(callRequest({ amountMicros: 50 }))).ok).toBe(true);
+      expect((await storage.ledger.reserve(callRequest({ amountMicros: 51 }))).ok).toBe(false);
+      expect((await storage.ledger.reserve(callRequest({ amountMicros: 50 }))).ok).toBe(true);
     });
 
     it('when an unset budget is cleared, then nothing changes and nothing is audited', async () => {
@@ -326,11 +329,11 @@ describe.each(BACKENDS)('on %s', (backend) => {
         { guildId: 'guild-1', scope: 'user', userId: 'user-1', changedBy: 'admin' },
         { amountMicros: 0, period: 'month' },
       );
-      expect((await ledger.reserve(callRequest({ amountMicros: 1 }))).ok).toBe(false);
+      expect((await storage.ledger.reserve(callRequest({ amountMicros: 1 }))).ok).toBe(false);
     });
 
     it('when a user talks in direct messages, then only the bot default applies, counted apart from servers', async () => {
-      await ledger.reserve(callRequest({ guildId: null, requestId: 'dm', amountMicros: 9_000 }));
+      await storage.ledger.reserve(callRequest({ guildId: null, requestId: 'dm', amountMicros: 9_000 }));
       expect(await storage.budgets.standings({ userId: 'user-1', guildId: null })).toEqual([
         expect.objectContaining({ kind: 'user', source: 'bot-default', reservedMicros: 9_000 }),
       ]);
@@ -345,20 +348,24 @@ describe.each(BACKENDS)('on %s', (backend) => {
       // Dead, as far as this host can tell: its instance carries a PID that no process has.
       await database.query(`UPDATE instances SET pid = 999999 WHERE id = '${crashed.lease.instanceId}'`);
       await crashed.abandon();
-      await ledger.reserve(callRequest({ requestId: 'mine', amountMicros: 1_000 }));
+      await storage.ledger.reserve(callRequest({ requestId: 'mine', amountMicros: 1_000 }));
       expect(await storage.sweep()).toBe(1);
       expect(await ledgerRows()).toEqual([
         expect.objectContaining({ request_id: 'orphan', outcome: 'swept', cost_micros: 4_000 }),
       ]);
       expect(await userStanding()).toMatchObject({ spentMicros: 4_000, reservedMicros: 1_000 });
-      expect(await ledger.settle('orphan', usage)).toEqual({ status: 'duplicate' });
-      await ledger.release('mine');
+      expect(await storage.ledger.settle('orphan', usage)).toEqual({ status: 'duplicate' });
+      await storage.ledger.release('mine');
     });
 
     it('when a process restarts under the same process id (as in a container), then the earlier reservations are swept and its own are not', async () => {
       const before = await process();
       await before.ledger.reserve(callRequest({ requestId: 'left-by-the-crash', amountMicros: 4_000 }));
       await before.abandon();
+      // The earlier process had this PID, but started at another time.
+      await database.query(
+        `UPDATE instances SET process_started_at = process_started_at - 60000 WHERE id = '${before.lease.instanceId}'`,
+      );
       const after = await process();
       await after.ledger.reserve(callRequest({ requestId: 'in-flight-now', amountMicros: 1_000 }));
       expect(await after.sweep()).toBe(0);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +45,8 @@ export async function startEmbeddedPostgres(options: { durable: boolean }): Prom
   stop: () => Promise<void>;
 }> {
   const directory = mkdtempSync(join(tmpdir(), 'tierbot-postgres-'));
+  // Run as root, the server runs as another user, which must reach its data directory.
+  chmodSync(directory, 0o755);
   const port = await freePort();
   const password = 'tierbot-test';
   const server = new EmbeddedPostgres({

@@ -62,6 +62,13 @@ const LOCK_COUNTERS = `WITH locked AS (
     (SELECT json_agg(locked) FROM locked) AS counters,
     (SELECT json_agg(b) FROM (${budgetsOfMember('$8', '$9', '$10')}) b) AS budgets`;
 
+/** A member's counters, budgets and which of some reservations are open, read in one statement. */
+const SNAPSHOT = `SELECT
+    (SELECT json_agg(c) FROM (SELECT kind, ${COUNTER_COLUMNS} FROM spend_counters
+      WHERE (kind, guild_key, user_key) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))) c) AS counters,
+    (SELECT json_agg(b) FROM (${budgetsOfMember('$4', '$5', '$6')}) b) AS budgets,
+    (SELECT array_agg(request_id) FROM reservations WHERE request_id = ANY($7::text[])) AS open`;
+
 /**
  * Moves money in counter rows, one delta per row, in every window of its moment: a window that has
  * ended starts over; a delta for a window older than the row's is dropped (that period is closed, and the
@@ -291,27 +298,38 @@ export class PostgresLedgerStore implements LedgerStore {
     });
   }
 
-  async snapshot(owner: CounterOwner): Promise<LimitSnapshot> {
+  async snapshot(
+    owner: CounterOwner,
+    stillOpen: readonly string[],
+  ): Promise<{ snapshot: LimitSnapshot; openIds: Set<string> }> {
     const keys = counterKeys(owner);
-    const [counters, memberBudgets] = await Promise.all([
-      this.pool.query<CounterRow & { kind: 'user' | 'server' }>({
-        name: 'tierbot_snapshot_counters',
-        text: `SELECT kind, ${COUNTER_COLUMNS} FROM spend_counters
-          WHERE (kind, guild_key, user_key) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))`,
-        values: [keys.map((key) => key.kind), keys.map((key) => key.guildKey), keys.map((key) => key.userKey)],
-      }),
-      owner.guildId === null
-        ? undefined
-        : this.pool.query<BudgetRow>({
-            name: 'tierbot_snapshot_budgets',
-            text: budgetsOfMember('$1', '$2', '$3'),
-            values: [owner.guildId, owner.userId, owner.roleIds],
-          }),
-    ]);
+    // One statement, so one view of the database: counters and open reservations agree.
+    const result = await this.pool.query<{
+      counters: (CounterRow & { kind: 'user' | 'server' })[] | null;
+      budgets: BudgetRow[] | null;
+      open: string[] | null;
+    }>({
+      name: 'tierbot_snapshot',
+      text: SNAPSHOT,
+      values: [
+        keys.map((key) => key.kind),
+        keys.map((key) => key.guildKey),
+        keys.map((key) => key.userKey),
+        owner.guildId ?? '',
+        owner.userId,
+        owner.guildId === null ? [] : owner.roleIds,
+        stillOpen,
+      ],
+    });
+    const row = result.rows[0];
+    const counters = row?.counters ?? [];
     return {
-      user: counters.rows.find((row) => row.kind === 'user'),
-      server: counters.rows.find((row) => row.kind === 'server'),
-      budgets: memberBudgets?.rows ?? [],
+      snapshot: {
+        user: counters.find((counter) => counter.kind === 'user'),
+        server: counters.find((counter) => counter.kind === 'server'),
+        budgets: owner.guildId === null ? [] : (row?.budgets ?? []),
+      },
+      openIds: new Set(row?.open ?? []),
     };
   }
 

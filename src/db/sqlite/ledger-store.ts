@@ -167,9 +167,7 @@ export class SqliteLedgerStore implements LedgerStore {
         return { ok: false as const, lapsed: true as const };
       }
       const snapshot = this.read(request.owner);
-      const openIds = new Set(
-        stillOpen.length === 0 ? [] : this.statements.openOf.all({ ids: JSON.stringify(stillOpen) }),
-      );
+      const openIds = this.openOf(stillOpen);
       const decision = decide(snapshot, openIds);
       if (!decision.ok) return decision;
       const { owner, ttlMs, createWindows: _createWindows, ...row } = request;
@@ -244,8 +242,16 @@ export class SqliteLedgerStore implements LedgerStore {
     });
   }
 
-  async snapshot(owner: CounterOwner): Promise<LimitSnapshot> {
-    return this.read(owner);
+  async snapshot(
+    owner: CounterOwner,
+    stillOpen: readonly string[],
+  ): Promise<{ snapshot: LimitSnapshot; openIds: Set<string> }> {
+    // Synchronous reads: nothing is written between them.
+    return { snapshot: this.read(owner), openIds: this.openOf(stillOpen) };
+  }
+
+  private openOf(ids: readonly string[]): Set<string> {
+    return new Set(ids.length === 0 ? [] : this.statements.openOf.all({ ids: JSON.stringify(ids) }));
   }
 
   async staleReservations(sweep: Parameters<LedgerStore['staleReservations']>[0]): Promise<string[]> {
