@@ -105,9 +105,7 @@ const VARIABLES = {
     secret: false,
     purpose:
       'how many gateway shards the bot runs in all: "auto" (Discord\'s recommendation) or a number from 1',
-    schema: z
-      .union([z.literal('auto'), z.coerce.number().int().min(1).max(100_000)])
-      .optional(),
+    schema: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(100_000)]).optional(),
   },
   DISCORD_SHARD_IDS: {
     secret: false,

@@ -129,7 +129,8 @@ function userLimit(settings: BudgetSettings): ApplicableLimit {
   if (settings.own) return { kind: 'user', source: 'own', budget: settings.own };
   const role = highestRoleBudget(settings.roles ?? []);
   if (role) return { kind: 'user', source: 'role', budget: role.budget, roleId: role.roleId };
-  if (settings.serverDefault) return { kind: 'user', source: 'server-default', budget: settings.serverDefault };
+  if (settings.serverDefault)
+    return { kind: 'user', source: 'server-default', budget: settings.serverDefault };
   return { kind: 'user', source: 'bot-default', budget: settings.botDefault };
 }
 

@@ -82,7 +82,10 @@ export class Lease implements LeaseHolder {
   async start(): Promise<void> {
     await this.instances.register(this.identity, this.ttlMs);
     this.isFresh = true;
-    this.timer = setInterval(() => void this.renew().catch(() => this.lapsed()), this.ttlMs / RENEWALS_PER_LEASE);
+    this.timer = setInterval(
+      () => void this.renew().catch(() => this.lapsed()),
+      this.ttlMs / RENEWALS_PER_LEASE,
+    );
     this.timer.unref();
   }
 

@@ -2,7 +2,13 @@ import { type BudgetDenial, findDenial, type LimitKind, type LimitStanding } fro
 import type { ReserveRequest, ReserveResult, SettleResult } from '../core/ledger.js';
 import type { Micros } from '../core/money.js';
 import type { Member, UsageLedger } from '../core/ports.js';
-import { costMicros, NO_USAGE, type PriceTable, type TokenUsage, worstCaseCostMicros } from '../core/pricing.js';
+import {
+  costMicros,
+  NO_USAGE,
+  type PriceTable,
+  type TokenUsage,
+  worstCaseCostMicros,
+} from '../core/pricing.js';
 import {
   concerns,
   type DefaultBudgets,
@@ -10,7 +16,14 @@ import {
   standingsOf,
   windowStartsAt,
 } from './standings.js';
-import type { CallOutcome, Charge, CloseRequest, CounterOwner, LedgerStore, ReservationRow } from './store.js';
+import type {
+  CallOutcome,
+  Charge,
+  CloseRequest,
+  CounterOwner,
+  LedgerStore,
+  ReservationRow,
+} from './store.js';
 import { WriteBehind } from './write-behind.js';
 
 /** A reservation outlives any model call (whose deadline is a minute or so) by a wide margin. */
@@ -242,7 +255,9 @@ export class Ledger implements UsageLedger {
   /** What closing a reservation charges: the reported usage's cost, or, swept, its reserved worst case. */
   private charge(reservation: ReservationRow, request: CloseRequest): Charge {
     const isSwept = request.outcome === 'swept';
-    const cost = isSwept ? reservation.amountMicros : costMicros(request.usage, this.priceOf(reservation.model));
+    const cost = isSwept
+      ? reservation.amountMicros
+      : costMicros(request.usage, this.priceOf(reservation.model));
     if (cost > reservation.amountMicros) this.forgetBounds(reservation.userId, reservation.guildId);
     return {
       costMicros: cost,

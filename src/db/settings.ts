@@ -53,7 +53,7 @@ export class CachedSettings implements SettingsStore {
   }
 
   async update(guildId: string, change: Partial<ServerSettings>, updatedBy: string): Promise<ServerSettings> {
-    const next = { ...(await this.records.settingsOf(guildId)) ?? DEFAULT_SETTINGS, ...change };
+    const next = { ...((await this.records.settingsOf(guildId)) ?? DEFAULT_SETTINGS), ...change };
     await this.records.update(guildId, next, updatedBy, this.now());
     await this.changed(guildId);
     return next;

@@ -104,7 +104,8 @@ function withPendingCharges(
   for (const charge of pending) {
     const isCounted =
       charge.guildId === owner.guildId && (standing.kind === 'server' || charge.userId === owner.userId);
-    const isInWindow = charge.createdAt >= standing.window.startMs && charge.createdAt < standing.window.endMs;
+    const isInWindow =
+      charge.createdAt >= standing.window.startMs && charge.createdAt < standing.window.endMs;
     if (!isCounted || !isInWindow) continue;
     spentMicros += charge.costMicros;
     reservedMicros -= charge.amountMicros;
@@ -120,7 +121,11 @@ export function concerns(charge: PendingCharge, owner: Pick<CounterOwner, 'userI
 function windowTotals(row: CounterRow, period: BudgetPeriod) {
   switch (period) {
     case 'day':
-      return { startMs: row.dayStart, spentMicros: row.daySpentMicros, reservedMicros: row.dayReservedMicros };
+      return {
+        startMs: row.dayStart,
+        spentMicros: row.daySpentMicros,
+        reservedMicros: row.dayReservedMicros,
+      };
     case 'week':
       return {
         startMs: row.weekStart,

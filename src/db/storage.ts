@@ -74,7 +74,10 @@ export async function openStorage(options: StorageOptions): Promise<AppStorage> 
     ttlMs: options.leaseMs,
     beforeRecovery: async () => ledger?.flush(),
     onLapse: () =>
-      options.log.warn({}, 'this process lost its lease (it was paused or cut off): renewing it before reserving'),
+      options.log.warn(
+        {},
+        'this process lost its lease (it was paused or cut off): renewing it before reserving',
+      ),
   });
   ledger = new Ledger(stores.ledger, lease, { ...options, now, onWriteError: onWriteError('settled calls') });
   const turns = new TurnBook(stores.turns, onWriteError('turns'), now);
@@ -98,7 +101,10 @@ export async function openStorage(options: StorageOptions): Promise<AppStorage> 
   const sweep = async () => {
     const swept = await ledger.sweep({ deadInstanceIds: await lease.deadOnThisHost() });
     if (swept > 0) {
-      options.log.warn({ swept }, 'charged reservations left open by a stopped or vanished process at their reserved amount');
+      options.log.warn(
+        { swept },
+        'charged reservations left open by a stopped or vanished process at their reserved amount',
+      );
     }
     return swept;
   };
@@ -118,7 +124,9 @@ export async function openStorage(options: StorageOptions): Promise<AppStorage> 
       await sweep();
       await stores.claims.pruneEvents(Date.now() - EVENT_CLAIM_LIFETIME_MS);
       await stores.instances.prune(Date.now() - INSTANCE_LIFETIME_MS);
-    })().catch((error: unknown) => options.log.error({ err: error }, 'could not sweep reservations; will retry'));
+    })().catch((error: unknown) =>
+      options.log.error({ err: error }, 'could not sweep reservations; will retry'),
+    );
   }, sweepIntervalMs);
   sweeper.unref();
 

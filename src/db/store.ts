@@ -76,8 +76,7 @@ export interface ReservationRow extends Omit<CallContext, 'roleIds'> {
 
 /** What the rules decide inside the reserve's transaction, once the counters are locked. */
 export type ReserveDecision<Denied> =
-  | { ok: true; atMs: number; windows: WindowStarts }
-  | { ok: false; denied: Denied };
+  { ok: true; atMs: number; windows: WindowStarts } | { ok: false; denied: Denied };
 
 /** A reservation to close: settled, failed (charging what the provider reported) or swept (its worst case). */
 export interface CloseRequest {
@@ -133,7 +132,10 @@ export interface LedgerStore {
    * The counters and budgets of a member, without locking (for /usage and standings), read at one moment
    * with which of `stillOpen` are still open (as in reserve).
    */
-  snapshot(owner: CounterOwner, stillOpen: readonly string[]): Promise<{ snapshot: LimitSnapshot; openIds: Set<string> }>;
+  snapshot(
+    owner: CounterOwner,
+    stillOpen: readonly string[],
+  ): Promise<{ snapshot: LimitSnapshot; openIds: Set<string> }>;
 
   /**
    * Reservations to charge at their worst case: held past their TTL, or by an instance whose lease has
@@ -221,12 +223,7 @@ export interface TurnStore {
 /** A server's stored settings and answered channels, uncached (settings.ts caches them). */
 export interface SettingsRecords {
   settingsOf(guildId: string): Promise<ServerSettings | undefined>;
-  update(
-    guildId: string,
-    settings: ServerSettings,
-    updatedBy: string,
-    atMs: number,
-  ): Promise<void>;
+  update(guildId: string, settings: ServerSettings, updatedBy: string, atMs: number): Promise<void>;
   answeredChannelsOf(guildId: string): Promise<string[]>;
   addAnsweredChannel(guildId: string, channelId: string, addedBy: string, atMs: number): Promise<void>;
   removeAnsweredChannel(guildId: string, channelId: string): Promise<void>;
@@ -257,11 +254,7 @@ export interface StartStore {
 
 /** The /usage queries (callers write what waits first). */
 export interface UsageStore {
-  byModel(
-    userId: string,
-    guildId: string | null,
-    window: PeriodWindow,
-  ): Promise<ModelUsage[]>;
+  byModel(userId: string, guildId: string | null, window: PeriodWindow): Promise<ModelUsage[]>;
   report(query: UsageQuery): Promise<UsageReport>;
 }
 

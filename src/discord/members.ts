@@ -1,4 +1,8 @@
-import { type APIInteractionDataResolvedGuildMember, type APIInteractionGuildMember, GuildMember } from 'discord.js';
+import {
+  type APIInteractionDataResolvedGuildMember,
+  type APIInteractionGuildMember,
+  GuildMember,
+} from 'discord.js';
 
 /**
  * A member's role ids, from the message or interaction payload that brought them (no REST call, and no

@@ -45,19 +45,19 @@ async function restartWithUserBudget(userBudgetMicros: number): Promise<void> {
  * What every turn must leave behind: nothing still reserved, each fake saw exactly the requests the test
  * expected (and none it did not script), and the turn's ledger rows add up to what the turn says it cost.
  */
-function expectTurnAccountedFor(
+async function expectTurnAccountedFor(
   result: TurnResult,
   expected: {
     openaiRequests: number;
     anthropicRequests: number;
     purposes: CallPurpose[];
   },
-): void {
-  expect(engine.ledger.openReservationCount()).toBe(0);
+): Promise<void> {
+  expect(await engine.ledger.openReservationCount()).toBe(0);
   expect([...engine.openai.unexpected, ...engine.anthropic.unexpected]).toEqual([]);
   expect(engine.openai.requests).toHaveLength(expected.openaiRequests);
   expect(engine.anthropic.requests).toHaveLength(expected.anthropicRequests);
-  const rows = turnLedgerRows(engine, result.turnId);
+  const rows = await turnLedgerRows(engine, result.turnId);
   expect(rows.map((row) => row.purpose)).toEqual(expected.purposes);
   expect(rows.reduce((sum, row) => sum + row.costMicros, 0)).toBe(result.costMicros);
 }
@@ -110,7 +110,7 @@ describe('when the draft is good enough', () => {
     expect(result.costMicros).toBe(76 + 57);
     expect(result.smartOnlyCostMicros).toBe(624);
     expect(result.smartOnlyCostMicros).toBeGreaterThan(result.costMicros);
-    expectTurnAccountedFor(result, {
+    await expectTurnAccountedFor(result, {
       openaiRequests: 2,
       anthropicRequests: 0,
       purposes: ['draft', 'check'],
@@ -180,7 +180,7 @@ describe('when the draft is refined by the smart model', () => {
     ).toBe(true);
     expect(textOf(events, 'draft')).toBe(draft);
     expect(textOf(events, 'final')).toBe(final);
-    expectTurnAccountedFor(result, {
+    await expectTurnAccountedFor(result, {
       openaiRequests: 2,
       anthropicRequests: 1,
       purposes: ['draft', 'check', 'refine'],
@@ -235,7 +235,7 @@ describe('when the draft is refined by the smart model', () => {
       model: SMART_MODEL,
       reason: 'the draft was cut off',
     });
-    expectTurnAccountedFor(result, {
+    await expectTurnAccountedFor(result, {
       openaiRequests: 1,
       anthropicRequests: 1,
       purposes: ['draft', 'refine'],
@@ -275,7 +275,7 @@ describe('when the draft is refined by the smart model', () => {
         escalation: { source: 'check', reason, category, confidence },
         check: { verdict: 'accept', category, confidence },
       });
-      expectTurnAccountedFor(result, {
+      await expectTurnAccountedFor(result, {
         openaiRequests: 2,
         anthropicRequests: 1,
         purposes: ['draft', 'check', 'refine'],
@@ -298,7 +298,7 @@ describe('escalation modes', () => {
       });
       expect(result.check).toBeUndefined();
       expect(result.escalation).toBeUndefined();
-      expectTurnAccountedFor(result, {
+      await expectTurnAccountedFor(result, {
         openaiRequests: 1,
         anthropicRequests: 0,
         purposes: ['draft'],
@@ -321,7 +321,7 @@ describe('escalation modes', () => {
 
     expect(engine.anthropic.requests).toHaveLength(0);
     expect(result).toMatchObject({ text: 'A draft.', models: [FAST_MODEL] });
-    expect(turnLedgerRows(engine, result.turnId).map((row) => row.purpose)).not.toContain('refine');
+    expect((await turnLedgerRows(engine, result.turnId)).map((row) => row.purpose)).not.toContain('refine');
   });
 });
 
@@ -339,7 +339,7 @@ describe('pre-routes straight to the smart model', () => {
     });
     expect(textOf(events, 'final')).toBe('A careful answer.');
     expect(textOf(events, 'draft')).toBe('');
-    expectTurnAccountedFor(result, {
+    await expectTurnAccountedFor(result, {
       openaiRequests: 0,
       anthropicRequests: 1,
       purposes: ['direct'],
@@ -392,7 +392,7 @@ describe('pre-routes straight to the smart model', () => {
         ],
       },
     ]);
-    expectTurnAccountedFor(result, {
+    await expectTurnAccountedFor(result, {
       openaiRequests: 0,
       anthropicRequests: 1,
       purposes: ['direct'],
@@ -410,7 +410,7 @@ describe('/escalate', () => {
     );
     await runTurn(engine, turnRequest(question));
 
-    const latest = engine.turns.latest(PERSON.userId, PERSON.channelId);
+    const latest = await engine.turns.latest(PERSON.userId, PERSON.channelId);
     expect(latest).toMatchObject({
       turnId: 'turn-1',
       question,
@@ -452,12 +452,12 @@ describe('/escalate', () => {
       ],
     });
     // The first turn's draft and check, then only the refinement: no new draft was written.
-    expectTurnAccountedFor(result, {
+    await expectTurnAccountedFor(result, {
       openaiRequests: 2,
       anthropicRequests: 1,
       purposes: ['refine'],
     });
-    expect(engine.turns.latest(PERSON.userId, PERSON.channelId)).toMatchObject({
+    expect(await engine.turns.latest(PERSON.userId, PERSON.channelId)).toMatchObject({
       turnId: 'turn-2',
       answer: 'A monad wraps values and chains computations on them.',
     });
@@ -484,7 +484,7 @@ describe('/escalate', () => {
       role: 'user',
       content: [{ type: 'text', text: 'Explain it with Promise as the example' }],
     });
-    expectTurnAccountedFor(result, {
+    await expectTurnAccountedFor(result, {
       openaiRequests: 0,
       anthropicRequests: 1,
       purposes: ['direct'],
@@ -517,7 +517,7 @@ describe('budgets', () => {
         `could cost up to ${formatUsd(draftWorstCase)}. Resets ${monthEnd()}.`,
     ]);
     expect(footerLines(result)).toEqual(result.warnings);
-    expectTurnAccountedFor(result, {
+    await expectTurnAccountedFor(result, {
       openaiRequests: 0,
       anthropicRequests: 0,
       purposes: [],
@@ -550,7 +550,7 @@ describe('budgets', () => {
     });
     expect(result.escalation).toBeUndefined();
     expect(footerLines(result)).toContain(result.keptDraft);
-    expectTurnAccountedFor(result, {
+    await expectTurnAccountedFor(result, {
       openaiRequests: 2,
       anthropicRequests: 0,
       purposes: ['draft', 'check'],
@@ -609,7 +609,7 @@ describe('budgets', () => {
       `80% of your budget used ($0.0028 of $0.0034 this month); resets ${monthEnd()}`,
     ]);
     expect(footerLines(result).at(-1)).toBe(result.warnings[0]);
-    expectTurnAccountedFor(result, {
+    await expectTurnAccountedFor(result, {
       openaiRequests: 2,
       anthropicRequests: 1,
       purposes: ['draft', 'check'],
@@ -648,7 +648,7 @@ describe('when a provider is down', () => {
     expect(result.check).toBeUndefined();
     // Five draft attempts, all streams: the check was never sent.
     expect(engine.openai.requests.every((request) => request.body.stream === true)).toBe(true);
-    expectTurnAccountedFor(result, {
+    await expectTurnAccountedFor(result, {
       openaiRequests: 5,
       anthropicRequests: 1,
       purposes: ['draft', 'draft', 'draft', 'draft', 'draft', 'fallback'],
@@ -675,7 +675,7 @@ describe('when a provider is down', () => {
     const { result } = await runTurn(engine, turnRequest('Capital of France?'));
 
     expect(result).toMatchObject({ text: 'Paris.', model: FAST_MODEL, models: [FAST_MODEL] });
-    expectTurnAccountedFor(result, {
+    await expectTurnAccountedFor(result, {
       openaiRequests: 6,
       anthropicRequests: 1,
       purposes: ['draft', 'check', 'check', 'check', 'check', 'check', 'fallback'],
@@ -698,7 +698,7 @@ describe('the turn log', () => {
 
     const { result } = await runTurn(engine, turnRequest('Print 0 to 2 in Python'));
 
-    expect(turnRow(engine, 'turn-1')).toMatchObject({
+    expect(await turnRow(engine, 'turn-1')).toMatchObject({
       user_id: PERSON.userId,
       guild_id: PERSON.guildId,
       channel_id: PERSON.channelId,
@@ -716,7 +716,7 @@ describe('the turn log', () => {
       answer: 'for number in range(3):\n    print(number)',
     });
     expect(result.tokens).toBeGreaterThan(0);
-    expectTurnAccountedFor(result, {
+    await expectTurnAccountedFor(result, {
       openaiRequests: 2,
       anthropicRequests: 1,
       purposes: ['draft', 'check', 'refine'],

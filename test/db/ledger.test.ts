@@ -79,7 +79,9 @@ describe.each(BACKENDS)('on %s', (backend) => {
         { guildId: 'guild-1', scope: 'server-total', changedBy: 'admin' },
         { amountMicros: 5_000, period: 'day' },
       );
-      expect((await storage.ledger.reserve(callRequest({ userId: 'alice', amountMicros: 3_000 }))).ok).toBe(true);
+      expect((await storage.ledger.reserve(callRequest({ userId: 'alice', amountMicros: 3_000 }))).ok).toBe(
+        true,
+      );
       const denied = await storage.ledger.reserve(callRequest({ userId: 'bob', amountMicros: 3_000 }));
       expect(denied).toMatchObject({
         ok: false,
@@ -89,7 +91,9 @@ describe.each(BACKENDS)('on %s', (backend) => {
     });
 
     it('when the model has no price, then nothing is reserved (never run a call that cannot be charged)', async () => {
-      await expect(storage.ledger.reserve(callRequest({ model: 'mystery-model' }))).rejects.toThrow(/no price/);
+      await expect(storage.ledger.reserve(callRequest({ model: 'mystery-model' }))).rejects.toThrow(
+        /no price/,
+      );
       expect(() => storage.ledger.worstCaseMicros('mystery-model', 10, 10)).toThrow(/no price/);
       expect(await storage.ledger.openReservationCount()).toBe(0);
     });
@@ -102,7 +106,9 @@ describe.each(BACKENDS)('on %s', (backend) => {
 
   describe('settle', () => {
     it('when a call settles, then its real cost is spent, its smart-model cost recorded, and its hold freed', async () => {
-      await storage.ledger.reserve(callRequest({ requestId: 'call-1', turnId: 'turn-1', amountMicros: 4_000 }));
+      await storage.ledger.reserve(
+        callRequest({ requestId: 'call-1', turnId: 'turn-1', amountMicros: 4_000 }),
+      );
       expect(await storage.ledger.settle('call-1', usage)).toEqual({
         status: 'settled',
         costMicros: USAGE_COST,
@@ -144,12 +150,19 @@ describe.each(BACKENDS)('on %s', (backend) => {
         expect.objectContaining(
           await other.budgets
             .standings(MEMBER)
-            .then(([standing]) => ({ spentMicros: standing?.spentMicros, reservedMicros: standing?.reservedMicros })),
+            .then(([standing]) => ({
+              spentMicros: standing?.spentMicros,
+              reservedMicros: standing?.reservedMicros,
+            })),
         ),
       );
       // A reservation made now is checked against the settled cost, not the worst case.
       expect(
-        (await storage.ledger.reserve(callRequest({ requestId: 'call-2', amountMicros: 10_000 - USAGE_COST }))).ok,
+        (
+          await storage.ledger.reserve(
+            callRequest({ requestId: 'call-2', amountMicros: 10_000 - USAGE_COST }),
+          )
+        ).ok,
       ).toBe(true);
 
       await storage.flush();
@@ -223,7 +236,10 @@ describe.each(BACKENDS)('on %s', (backend) => {
 
     it('when a failed call reported usage (a stream cut mid-answer), then exactly that is charged', async () => {
       await storage.ledger.reserve(callRequest({ requestId: 'cut', amountMicros: 4_000 }));
-      expect(await storage.ledger.release('cut', usage)).toMatchObject({ status: 'settled', costMicros: USAGE_COST });
+      expect(await storage.ledger.release('cut', usage)).toMatchObject({
+        status: 'settled',
+        costMicros: USAGE_COST,
+      });
       expect(await userStanding()).toMatchObject({ spentMicros: USAGE_COST, reservedMicros: 0 });
     });
 
@@ -292,9 +308,10 @@ describe.each(BACKENDS)('on %s', (backend) => {
         budget: { amountMicros: 50_000 },
       });
       // The role budget holds reservations too.
-      expect((await storage.ledger.reserve({ ...callRequest({ amountMicros: 45_000 }), roleIds: member.roleIds })).ok).toBe(
-        true,
-      );
+      expect(
+        (await storage.ledger.reserve({ ...callRequest({ amountMicros: 45_000 }), roleIds: member.roleIds }))
+          .ok,
+      ).toBe(true);
       await storage.budgets.setBudget(
         { guildId: 'guild-1', scope: 'user', userId: 'user-1', changedBy: 'admin' },
         { amountMicros: 5_000, period: 'month' },
@@ -379,7 +396,9 @@ describe.each(BACKENDS)('on %s', (backend) => {
     it("when another host's process stops renewing its lease, then its reservations are charged once the lease expires, not before", async () => {
       const otherHost = await process({ leaseMs: 1_000 });
       // Another host: its PID means nothing here, so only its lease can tell.
-      await database.query(`UPDATE instances SET host = 'elsewhere' WHERE id = '${otherHost.lease.instanceId}'`);
+      await database.query(
+        `UPDATE instances SET host = 'elsewhere' WHERE id = '${otherHost.lease.instanceId}'`,
+      );
       await otherHost.ledger.reserve(callRequest({ requestId: 'far-away', amountMicros: 4_000 }));
       await otherHost.abandon();
       expect(await storage.sweep()).toBe(0);
@@ -398,7 +417,9 @@ describe.each(BACKENDS)('on %s', (backend) => {
       expect(await storage.sweep()).toBe(1);
       // It wakes up: its call ends and settles (nothing more is charged), and its next reserve renews first.
       expect((await paused.ledger.settle('held-while-paused', usage)).status).toBe('settled');
-      expect((await paused.ledger.reserve(callRequest({ requestId: 'after', amountMicros: 1_000 }))).ok).toBe(true);
+      expect((await paused.ledger.reserve(callRequest({ requestId: 'after', amountMicros: 1_000 }))).ok).toBe(
+        true,
+      );
       expect(await paused.lease.check()).toBe(true);
       await paused.ledger.release('after');
       await paused.flush();
@@ -433,17 +454,23 @@ describe.each(BACKENDS)('on %s', (backend) => {
       const budget = { amountMicros: 1_000, period: 'day' as const };
       const ahead = await process({ defaultUserBudget: budget, now: () => midnight + 1 });
       const behind = await process({ defaultUserBudget: budget, now: () => midnight - 1 });
-      expect((await ahead.ledger.reserve(callRequest({ requestId: 'ahead', amountMicros: 600 }))).ok).toBe(true);
+      expect((await ahead.ledger.reserve(callRequest({ requestId: 'ahead', amountMicros: 600 }))).ok).toBe(
+        true,
+      );
 
       const granted = [];
       for (let index = 0; index < 10; index += 1) {
-        const result = await behind.ledger.reserve(callRequest({ requestId: `behind-${index}`, amountMicros: 600 }));
+        const result = await behind.ledger.reserve(
+          callRequest({ requestId: `behind-${index}`, amountMicros: 600 }),
+        );
         if (result.ok) granted.push(result);
       }
       expect(granted).toEqual([]);
       await ahead.ledger.settle('ahead', usage);
       await ahead.flush();
-      expect((await behind.ledger.reserve(callRequest({ requestId: 'fits', amountMicros: 550 }))).ok).toBe(true);
+      expect((await behind.ledger.reserve(callRequest({ requestId: 'fits', amountMicros: 550 }))).ok).toBe(
+        true,
+      );
       expect((await ahead.budgets.standings(MEMBER))[0]).toMatchObject({
         spentMicros: USAGE_COST,
         reservedMicros: 550,

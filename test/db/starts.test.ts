@@ -1,21 +1,28 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { recordStart } from '../../src/db/starts.js';
-import { temporaryDatabase } from '../support/ledger.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BACKENDS } from '../support/databases.js';
+import { type StorageHarness, temporaryStorage } from '../support/ledger.js';
 
-let database: ReturnType<typeof temporaryDatabase>;
-beforeEach(() => {
-  database = temporaryDatabase();
-});
-afterEach(() => database.cleanup());
+describe.each(BACKENDS)('on %s', (backend) => {
+  let harnesses: StorageHarness[] = [];
+  afterEach(async () => {
+    for (const harness of harnesses) await harness.cleanup();
+    harnesses = [];
+  });
 
-describe('recordStart', () => {
-  it('when the bot starts again, then it learns its recent starts, and starts older than five minutes are forgotten', () => {
+  it("when the bot starts again, then it learns this host's recent starts, and starts older than five minutes are forgotten", async () => {
+    const harness = await temporaryStorage(backend);
+    harnesses.push(harness);
+    const { storage, database } = harness;
     const minute = 60_000;
     const start = Date.parse('2026-11-24T12:00:00Z');
-    expect(recordStart(database.db, start)).toEqual([]);
-    expect(recordStart(database.db, start + minute)).toEqual([start]);
-    expect(recordStart(database.db, start + 2 * minute)).toEqual([start, start + minute]);
-    expect(recordStart(database.db, start + 6 * minute + 1)).toEqual([start + 2 * minute]);
-    expect(database.db.$client.prepare('SELECT COUNT(*) FROM bot_starts').pluck().get()).toBe(2);
+    expect(await storage.recordStart(start)).toEqual([]);
+    expect(await storage.recordStart(start + minute)).toEqual([start]);
+    // Another host's start does not count against this one.
+    await database.query("INSERT INTO bot_starts (started_at, pid, host) VALUES ($1, 7, 'elsewhere')", [
+      start + minute,
+    ]);
+    expect(await storage.recordStart(start + 2 * minute)).toEqual([start, start + minute]);
+    expect(await storage.recordStart(start + 6 * minute + 1)).toEqual([start + 2 * minute]);
+    expect(await database.value('SELECT COUNT(*) FROM bot_starts')).toBe(2);
   });
 });

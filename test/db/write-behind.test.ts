@@ -7,7 +7,9 @@ describe('WriteBehind', () => {
   it('when items are added in one piece of work, then they are written together on the next turn of the event loop', async () => {
     const batches: number[][] = [];
     const writes = new WriteBehind<number>(
-      (items) => batches.push([...items]),
+      async (items) => {
+        batches.push([...items]);
+      },
       (error) => {
         throw error;
       },
@@ -22,9 +24,12 @@ describe('WriteBehind', () => {
   });
 
   it('when work never yields, then the items are written once the limit is reached', () => {
+    // The writes start at once (a synchronous database writes them then); nothing waits for them.
     const batches: number[][] = [];
     const writes = new WriteBehind<number>(
-      (items) => batches.push([...items]),
+      async (items) => {
+        batches.push([...items]);
+      },
       () => {},
       3,
     );
@@ -41,7 +46,7 @@ describe('WriteBehind', () => {
     const batches: number[][] = [];
     let fails = true;
     const writes = new WriteBehind<number>(
-      (items) => {
+      async (items) => {
         if (fails) throw new Error('database is locked');
         batches.push([...items]);
       },
@@ -55,5 +60,31 @@ describe('WriteBehind', () => {
     writes.add(2);
     await nextTurn();
     expect(batches).toEqual([[1, 2]]);
+  });
+
+  it('when a write is in flight, then its items stay pending until it commits, and a flush waits for it', async () => {
+    let commit: () => void = () => {};
+    const written: number[][] = [];
+    const writes = new WriteBehind<number>(
+      (items) =>
+        new Promise<void>((resolve) => {
+          commit = () => {
+            written.push([...items]);
+            resolve();
+          };
+        }),
+      () => {},
+    );
+    writes.add(1);
+    await nextTurn();
+    writes.add(2);
+    expect(writes.pending).toEqual([1, 2]);
+    const flushed = writes.flush();
+    commit();
+    await nextTurn();
+    commit();
+    await flushed;
+    expect(written).toEqual([[1], [2]]);
+    expect(writes.pending).toEqual([]);
   });
 });

@@ -13,7 +13,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   vi.useRealTimers();
-  expect(harness.ledger.openReservationCount()).toBe(0);
+  expect(await harness.ledger.openReservationCount()).toBe(0);
   expect([...harness.openai.unexpected, ...harness.anthropic.unexpected]).toEqual([]);
   await harness.close();
 });
@@ -44,7 +44,7 @@ describe('retries', () => {
     expect(deltas.join('')).toBe('A monad is a monoid.');
     expect(harness.openai.requests).toHaveLength(2);
     expect(harness.waits).toEqual([2_000]);
-    expect(ledgerRows(harness).map((row) => [row.purpose, row.outcome])).toEqual([
+    expect((await ledgerRows(harness)).map((row) => [row.purpose, row.outcome])).toEqual([
       ['draft', 'failed'],
       ['draft', 'settled'],
     ]);
@@ -102,7 +102,7 @@ describe('fallback and circuit breaking', () => {
     });
     expect(harness.anthropic.requests).toHaveLength(5);
     expect(harness.gateway.isAvailable('anthropic')).toBe(false);
-    expect(ledgerRows(harness).map((row) => row.purpose)).toEqual([
+    expect((await ledgerRows(harness)).map((row) => row.purpose)).toEqual([
       'direct',
       'direct',
       'direct',
@@ -160,7 +160,7 @@ describe('fallback and circuit breaking', () => {
       'anthropic',
     ]);
     expect((failure as ProvidersUnavailableError).costMicros).toBe(0);
-    expect(ledgerRows(harness).every((row) => row.cost_micros === 0)).toBe(true);
+    expect((await ledgerRows(harness)).every((row) => row.cost_micros === 0)).toBe(true);
     expect(harness.openai.requests).toHaveLength(5);
     expect(harness.anthropic.requests).toHaveLength(5);
   });
@@ -186,10 +186,10 @@ describe('streams that go wrong', () => {
     });
     expect(deltas.join('')).toBe('The answer is ');
     // message_start reported 1,000 input tokens: $1.00/M on Haiku 4.5 → 1,000 micro-USD.
-    expect(ledgerRows(harness)).toEqual([
+    expect((await ledgerRows(harness))).toEqual([
       expect.objectContaining({ outcome: 'failed', input_tokens: 1_000, cost_micros: expect.any(Number) }),
     ]);
-    expect(outcome.costMicros).toBe(Number(ledgerRows(harness)[0]?.cost_micros));
+    expect(outcome.costMicros).toBe(Number((await ledgerRows(harness))[0]?.cost_micros));
     expect(outcome.costMicros).toBeGreaterThanOrEqual(1_000);
     expect(harness.anthropic.requests).toHaveLength(1);
     expect(harness.openai.requests).toHaveLength(0);
@@ -203,10 +203,10 @@ describe('streams that go wrong', () => {
       result: { text: 'half an', finishReason: 'error', provider: 'openai' },
     });
     expect(outcome.costMicros).toBeGreaterThan(0);
-    expect(ledgerRows(harness)).toEqual([
+    expect((await ledgerRows(harness))).toEqual([
       expect.objectContaining({ outcome: 'failed', output_tokens: expect.any(Number) }),
     ]);
-    expect(Number(ledgerRows(harness)[0]?.output_tokens)).toBeGreaterThan(0);
+    expect(Number((await ledgerRows(harness))[0]?.output_tokens)).toBeGreaterThan(0);
   });
 
   it('when no first token comes in time, then the HTTP request is aborted (the fake sees it closed) and retried', async () => {
@@ -241,7 +241,7 @@ describe('budgets', () => {
     const outcome = await harness.gateway.stream(draft());
     expect(outcome).toMatchObject({ ok: false, denial: { limit: { kind: 'user' } }, providerMs: 0 });
     expect(harness.openai.requests).toHaveLength(0);
-    expect(ledgerRows(harness)).toEqual([]);
+    expect((await ledgerRows(harness))).toEqual([]);
   });
 });
 
@@ -285,7 +285,7 @@ describe('cached-token accounting, from the wire to the ledger', () => {
     const outcome = await harness.gateway.stream(draft());
     // 86 × $0.15/M + 1,920 × $0.075/M + 300 × $0.60/M = 336.9 → 337 micro-USD
     expect(outcome).toMatchObject({ ok: true, costMicros: 337 });
-    expect(ledgerRows(harness)).toEqual([
+    expect((await ledgerRows(harness))).toEqual([
       expect.objectContaining({
         input_tokens: 86,
         cached_input_tokens: 1_920,
@@ -315,7 +315,7 @@ describe('cached-token accounting, from the wire to the ledger', () => {
     });
     // 25 × $1 + 1,800 × $0.10 + 400 × $1.25 + 503 × $5 (per M) = 25 + 180 + 500 + 2,515
     expect(outcome).toMatchObject({ ok: true, costMicros: 3_220, smartCostMicros: 3_220 });
-    expect(ledgerRows(harness)).toEqual([
+    expect((await ledgerRows(harness))).toEqual([
       expect.objectContaining({
         input_tokens: 25,
         cached_input_tokens: 1_800,

@@ -65,7 +65,9 @@ export async function startEmbeddedPostgres(options: { durable: boolean }): Prom
       'listen_addresses=127.0.0.1',
       '-c',
       'max_connections=400',
-      ...(options.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
+      ...(options.durable
+        ? []
+        : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
     ],
     onLog: () => {},
     onError: () => {},

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, expect } from 'vitest';
 import { type App, createApp } from '../../src/app.js';
@@ -10,11 +7,13 @@ import { createLogger } from '../../src/log.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { type FakeDiscord, startFakeDiscord } from '../fakes/discord/index.js';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai.js';
+import { type Backend, type TemporaryDatabase, temporaryDatabase } from './databases.js';
 import { watchUnhandledRejections } from './rejections.js';
 import { loopbackEnvironment } from './environment.js';
 import { assertNoSecrets } from './secrets.js';
 
 export interface BotHarness {
+  database: TemporaryDatabase;
   discord: FakeDiscord;
   openai: FakeOpenAI;
   anthropic: FakeAnthropic;
@@ -59,6 +58,8 @@ export async function startBotHarness(
     before?: (discord: FakeDiscord, config: Config) => Promise<void>;
     /** Over the harness's bot options (fast edits, short shutdown grace). */
     bot?: BotOptions;
+    /** The database it runs on (default SQLite). */
+    backend?: Backend;
   } = {},
 ): Promise<BotHarness> {
   const [discord, openai, anthropic] = await Promise.all([
@@ -66,9 +67,9 @@ export async function startBotHarness(
     startFakeOpenAI(),
     startFakeAnthropic(),
   ]);
-  const directory = mkdtempSync(join(tmpdir(), 'tierbot-bot-'));
+  const database = await temporaryDatabase(options.backend ?? 'sqlite');
   const environment = {
-    ...loopbackEnvironment({ discord, openai, anthropic, databasePath: join(directory, 'tierbot.db') }),
+    ...loopbackEnvironment({ discord, openai, anthropic, database }),
     ...(typeof options.environment === 'function' ? options.environment(discord) : options.environment),
   };
   const config = loadConfig(environment);
@@ -81,9 +82,10 @@ export async function startBotHarness(
   });
   const log = createLogger('info', destination);
   await options.before?.(discord, config);
-  const app = createApp(config, log);
+  const app = await createApp(config, log);
   const bot = await startBot(config, app, log, { editIntervalMs: 100, shutdownGraceMs: 300, ...options.bot });
   return {
+    database,
     discord,
     openai,
     anthropic,
@@ -94,12 +96,12 @@ export async function startBotHarness(
     environment,
     async close() {
       await bot.stop();
-      expect(app.ledger.openReservationCount()).toBe(0);
-      app.close();
+      await app.close();
+      expect(await database.value('SELECT COUNT(*) FROM reservations')).toBe(0);
       expect([...openai.unexpected, ...anthropic.unexpected]).toEqual([]);
       discord.assertNothingUnexpected();
       await Promise.all([discord.close(), openai.close(), anthropic.close()]);
-      rmSync(directory, { recursive: true, force: true });
+      await database.cleanup();
       // Nothing the bot wrote carries a secret: its log lines, and what it sent to Discord (bodies and text
       // files; an interaction webhook's path holds its token by design) and to the model APIs.
       const known = [

@@ -57,8 +57,11 @@ async function openTemporaryDatabase(
       async query<Row>(sql: string, parameters: unknown[] = []) {
         const sqlite = new Database(databasePath);
         try {
-          const statement = sqlite.prepare(sql);
-          return (statement.reader ? statement.all(...parameters) : (statement.run(...parameters), [])) as Row[];
+          // Tests write PostgreSQL's numbered parameters; SQLite takes them as ?NNN.
+          const statement = sqlite.prepare(sql.replace(/\$(\d+)/g, '?$1'));
+          return (
+            statement.reader ? statement.all(...parameters) : (statement.run(...parameters), [])
+          ) as Row[];
         } finally {
           sqlite.close();
         }

@@ -16,8 +16,7 @@ import {
   type TurnRequest,
   type TurnResult,
 } from '../../src/core/turn.js';
-import { budgetNotices } from '../../src/app.js';
-import { SqliteTurnLog } from '../../src/db/turns.js';
+import type { TurnBook } from '../../src/db/turns.js';
 import { FAST_MODEL, SMART_MODEL } from './ledger.js';
 import { type ProviderHarness, startProviderHarness } from './providers.js';
 
@@ -33,7 +32,7 @@ export const PERSON = {
 
 export interface EngineHarness extends ProviderHarness {
   dependencies: TurnDependencies;
-  turns: SqliteTurnLog;
+  turns: TurnBook;
 }
 
 export const modelLabel = (model: string) => (model.startsWith('claude') ? 'Claude Haiku' : 'GPT-4o Mini');
@@ -44,8 +43,7 @@ export const modelLabel = (model: string) => (model.startsWith('claude') ? 'Clau
  */
 export async function startEngine(options: Parameters<typeof startProviderHarness>[0] = {}) {
   const harness = await startProviderHarness(options);
-  const turns = new SqliteTurnLog(harness.database.db);
-  const budgetNotice = budgetNotices(harness.database.db, harness.ledger);
+  const { turns, notices } = harness.storage;
   const dependencies: TurnDependencies = {
     models: harness.gateway,
     fastModel: FAST_MODEL,
@@ -54,7 +52,7 @@ export async function startEngine(options: Parameters<typeof startProviderHarnes
     systemPrompt: SYSTEM_PROMPT,
     maxOutputTokens: MAX_OUTPUT_TOKENS,
     policy: DEFAULT_POLICY,
-    budgetNotice: (userId, guildId) => budgetNotice('user', userId, guildId),
+    budgetNotice: (member) => notices.forUser(member),
     turns,
   };
   return Object.assign(harness, {
@@ -97,21 +95,23 @@ export interface TurnLedgerRow {
 }
 
 /** The ledger rows charged under one turn, oldest first. */
-export function turnLedgerRows(engine: EngineHarness, turnId: string): TurnLedgerRow[] {
-  engine.ledger.flush();
-  return engine.database.db.$client
-    .prepare(
-      `SELECT purpose, provider, model, outcome, cost_micros AS costMicros
-         FROM usage_ledger WHERE turn_id = ? ORDER BY id`,
-    )
-    .all(turnId) as TurnLedgerRow[];
+export async function turnLedgerRows(engine: EngineHarness, turnId: string): Promise<TurnLedgerRow[]> {
+  await engine.storage.flush();
+  return engine.database.query<TurnLedgerRow>(
+    `SELECT purpose, provider, model, outcome, cost_micros AS "costMicros"
+       FROM usage_ledger WHERE turn_id = $1 ORDER BY id`,
+    [turnId],
+  );
 }
 
 /** The row the turn log kept for one turn, as stored. */
-export function turnRow(engine: EngineHarness, turnId: string): Record<string, unknown> | undefined {
-  engine.turns.flush();
-  return engine.database.db.$client.prepare('SELECT * FROM turns WHERE turn_id = ?').get(turnId) as
-    Record<string, unknown> | undefined;
+export async function turnRow(
+  engine: EngineHarness,
+  turnId: string,
+): Promise<Record<string, unknown> | undefined> {
+  await engine.storage.flush();
+  const [row] = await engine.database.query('SELECT * FROM turns WHERE turn_id = $1', [turnId]);
+  return row;
 }
 
 /** What the draft of this conversation reserves: its input estimate and every allowed output token. */

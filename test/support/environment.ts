@@ -13,7 +13,9 @@ export function loopbackEnvironment(servers: {
   discord?: { token: string; apiUrl: string };
   openai: { url: string };
   anthropic: { url: string };
-  databasePath: string;
+  /** A database file, or a temporary database of either backend (its variables). */
+  databasePath?: string;
+  database?: { environment: Record<string, string> };
 }): Record<string, string> {
   return {
     ...(servers.discord
@@ -22,6 +24,6 @@ export function loopbackEnvironment(servers: {
     ...TEST_KEYS,
     OPENAI_BASE_URL: servers.openai.url,
     ANTHROPIC_BASE_URL: servers.anthropic.url,
-    DATABASE_PATH: servers.databasePath,
+    ...(servers.database?.environment ?? { DATABASE_PATH: servers.databasePath ?? './data/tierbot.db' }),
   };
 }

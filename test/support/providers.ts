@@ -2,12 +2,14 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import type { ProviderName } from '../../src/core/chat.js';
 import type { Ledger } from '../../src/db/ledger.js';
+import type { AppStorage } from '../../src/db/storage.js';
 import { AnthropicChatModel } from '../../src/providers/anthropic/adapter.js';
 import { type GatewayOptions, ModelGateway } from '../../src/providers/gateway.js';
 import { OpenAIChatModel } from '../../src/providers/openai/adapter.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai.js';
-import { createLedger, FAST_MODEL, SMART_MODEL, temporaryDatabase } from './ledger.js';
+import type { Backend, TemporaryDatabase } from './databases.js';
+import { FAST_MODEL, SMART_MODEL, temporaryStorage } from './ledger.js';
 
 export interface ProviderHarness {
   openai: FakeOpenAI;
@@ -16,7 +18,8 @@ export interface ProviderHarness {
   anthropicModel: AnthropicChatModel;
   gateway: ModelGateway;
   ledger: Ledger;
-  database: ReturnType<typeof temporaryDatabase>;
+  storage: AppStorage;
+  database: TemporaryDatabase;
   /** Delays the gateway asked to wait, in order (the waits themselves are skipped). */
   waits: number[];
   close(): Promise<void>;
@@ -31,6 +34,7 @@ export async function startProviderHarness(
     gateway?: Partial<GatewayOptions>;
     firstTokenTimeoutMs?: number;
     userBudgetMicros?: number;
+    backend?: Backend;
   } = {},
 ): Promise<ProviderHarness> {
   const [openai, anthropic] = await Promise.all([startFakeOpenAI(), startFakeAnthropic()]);
@@ -46,10 +50,10 @@ export async function startProviderHarness(
     new Anthropic({ apiKey: 'sk-ant-test', baseURL: anthropic.url, maxRetries: 0 }),
     { firstTokenTimeoutMs },
   );
-  const database = temporaryDatabase();
-  const ledger = createLedger(database.db, {
+  const { storage, database, cleanup } = await temporaryStorage(options.backend ?? 'sqlite', {
     defaultUserBudget: { amountMicros: options.userBudgetMicros ?? 1_000_000, period: 'month' },
   });
+  const { ledger } = storage;
   const waits: number[] = [];
   // Waits are skipped but the gateway's clock moves by them, so its retry deadline still arrives.
   let skippedMs = 0;
@@ -71,21 +75,19 @@ export async function startProviderHarness(
     anthropicModel,
     gateway,
     ledger,
+    storage,
     database,
     waits,
     async close() {
       await Promise.all([openai.close(), anthropic.close()]);
-      database.cleanup();
+      await cleanup();
     },
   };
 }
 
 export const OWNER = { turnId: 'turn-1', userId: 'user-1', guildId: 'guild-1', channelId: 'channel-1' };
 
-export function ledgerRows(harness: ProviderHarness): Record<string, unknown>[] {
-  harness.ledger.flush();
-  return harness.database.db.$client.prepare('SELECT * FROM usage_ledger ORDER BY id').all() as Record<
-    string,
-    unknown
-  >[];
+export async function ledgerRows(harness: ProviderHarness): Promise<Record<string, unknown>[]> {
+  await harness.storage.flush();
+  return harness.database.query('SELECT * FROM usage_ledger ORDER BY id');
 }

@@ -67,7 +67,11 @@ export class PostgresInstanceStore implements InstanceStore, StartStore {
         'SELECT started_at AS "startedAt" FROM bot_starts WHERE host = $1',
         [host],
       );
-      await client.query('INSERT INTO bot_starts (started_at, pid, host) VALUES ($1, $2, $3)', [atMs, pid, host]);
+      await client.query('INSERT INTO bot_starts (started_at, pid, host) VALUES ($1, $2, $3)', [
+        atMs,
+        pid,
+        host,
+      ]);
       return earlier.rows.map((row) => row.startedAt);
     });
   }

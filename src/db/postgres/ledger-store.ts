@@ -188,7 +188,14 @@ export class PostgresLedgerStore implements LedgerStore {
         name: 'tierbot_reserve_write',
         text: INSERT_RESERVATION,
         values: [
-          ...deltaColumns(keys.map((key) => ({ ...key, windows: decision.windows, spent: 0, reserved: request.amountMicros }))),
+          ...deltaColumns(
+            keys.map((key) => ({
+              ...key,
+              windows: decision.windows,
+              spent: 0,
+              reserved: request.amountMicros,
+            })),
+          ),
           request.requestId,
           request.turnId,
           request.userId,
@@ -218,7 +225,9 @@ export class PostgresLedgerStore implements LedgerStore {
         values: [requests.map((request) => request.requestId)],
       });
       const byId = new Map(taken.rows.map((row) => [row.requestId, row]));
-      const missing = requests.filter((request) => !byId.has(request.requestId)).map((request) => request.requestId);
+      const missing = requests
+        .filter((request) => !byId.has(request.requestId))
+        .map((request) => request.requestId);
       const written = new Set<string>();
       if (missing.length > 0) {
         const rows = await client.query<{ requestId: string }>({
@@ -267,7 +276,12 @@ export class PostgresLedgerStore implements LedgerStore {
         for (const key of counterKeys(reservation)) {
           deltas.push({ ...key, windows, spent: costMicros, reserved: -reservation.amountMicros });
         }
-        results.push({ status: 'settled', costMicros, smartCostMicros, reservedMicros: reservation.amountMicros });
+        results.push({
+          status: 'settled',
+          costMicros,
+          smartCostMicros,
+          reservedMicros: reservation.amountMicros,
+        });
       }
       if (ledgerRows.length > 0) {
         await this.moveCounters(client, deltas);
@@ -293,7 +307,12 @@ export class PostgresLedgerStore implements LedgerStore {
       const windows = windowsOf(reservation.createdAt);
       await this.moveCounters(
         client,
-        counterKeys(reservation).map((key) => ({ ...key, windows, spent: 0, reserved: -reservation.amountMicros })),
+        counterKeys(reservation).map((key) => ({
+          ...key,
+          windows,
+          spent: 0,
+          reserved: -reservation.amountMicros,
+        })),
       );
     });
   }
@@ -447,14 +466,20 @@ export class PostgresLedgerStore implements LedgerStore {
       } else summed.set(key, { ...delta });
     }
     const rows = [...summed.values()].sort(compareKeys);
-    const distinct = rows.filter((row, index) => index === 0 || compareKeys(rows[index - 1] as Delta, row) !== 0);
+    const distinct = rows.filter(
+      (row, index) => index === 0 || compareKeys(rows[index - 1] as Delta, row) !== 0,
+    );
     await client.query({
       name: 'tierbot_lock_rows',
       text: LOCK_ROWS,
-      values: [distinct.map((row) => row.kind), distinct.map((row) => row.guildKey), distinct.map((row) => row.userKey)],
+      values: [
+        distinct.map((row) => row.kind),
+        distinct.map((row) => row.guildKey),
+        distinct.map((row) => row.userKey),
+      ],
     });
     // A row with deltas in two windows (a settle from last month beside this month's) takes two statements.
-    for (let remaining = rows; remaining.length > 0; ) {
+    for (let remaining = rows; remaining.length > 0;) {
       const seen = new Set<string>();
       const now: Delta[] = [];
       const later: Delta[] = [];
@@ -488,7 +513,9 @@ function columnsOf(rows: readonly unknown[][], width: number): unknown[][] {
 }
 
 function compareKeys(a: CounterKey, b: CounterKey): number {
-  return a.kind.localeCompare(b.kind) || a.guildKey.localeCompare(b.guildKey) || a.userKey.localeCompare(b.userKey);
+  return (
+    a.kind.localeCompare(b.kind) || a.guildKey.localeCompare(b.guildKey) || a.userKey.localeCompare(b.userKey)
+  );
 }
 
 function toBudget(amountMicros: number | null, period: BudgetPeriod | null): Budget | null {

@@ -42,7 +42,10 @@ export class PostgresSettingsRecords implements SettingsRecords {
     await this.db
       .insert(guildSettings)
       .values({ guildId, ...settings, updatedBy, updatedAt: atMs })
-      .onConflictDoUpdate({ target: guildSettings.guildId, set: { ...settings, updatedBy, updatedAt: atMs } });
+      .onConflictDoUpdate({
+        target: guildSettings.guildId,
+        set: { ...settings, updatedBy, updatedAt: atMs },
+      });
   }
 
   async answeredChannelsOf(guildId: string): Promise<string[]> {

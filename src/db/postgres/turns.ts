@@ -9,7 +9,10 @@ export class PostgresTurnStore implements TurnStore {
 
   async insert(rows: readonly TurnRow[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.db.insert(turns).values([...rows]).onConflictDoNothing();
+    await this.db
+      .insert(turns)
+      .values([...rows])
+      .onConflictDoNothing();
   }
 
   async latest(userId: string, channelId: string | null): Promise<TurnRow | undefined> {

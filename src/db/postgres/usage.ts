@@ -56,13 +56,11 @@ export class PostgresUsageStore implements UsageStore {
     ]);
     return {
       byModel,
-      days: days.rows.map(
-        ({ dayNumber, fastMicros, smartMicros }): DaySpend => ({
-          day: new Date(dayNumber * DAY_MS).toISOString().slice(0, 10),
-          fastMicros,
-          smartMicros,
-        }),
-      ),
+      days: days.rows.map(({ dayNumber, fastMicros, smartMicros }): DaySpend => ({
+        day: new Date(dayNumber * DAY_MS).toISOString().slice(0, 10),
+        fastMicros,
+        smartMicros,
+      })),
       routes: routes.rows,
       firstChargeAt: days.rows[0]?.firstAt ?? null,
     };

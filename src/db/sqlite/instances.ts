@@ -15,7 +15,9 @@ export class SqliteInstanceStore implements InstanceStore, StartStore {
        WHERE id = @id AND lease_expires_at > ${SQLITE_NOW_MS}`,
     );
     this.isLeaseFresh = db.$client
-      .prepare<[{ id: string }], number>(`SELECT lease_expires_at > ${SQLITE_NOW_MS} FROM instances WHERE id = @id`)
+      .prepare<[{ id: string }], number>(
+        `SELECT lease_expires_at > ${SQLITE_NOW_MS} FROM instances WHERE id = @id`,
+      )
       .pluck();
   }
 
@@ -64,10 +66,7 @@ export class SqliteInstanceStore implements InstanceStore, StartStore {
 
   async recordStart(host: string, pid: number, atMs: number, sinceMs: number): Promise<number[]> {
     return immediate(this.db, () => {
-      this.db
-        .delete(botStarts)
-        .where(lt(botStarts.startedAt, sinceMs))
-        .run();
+      this.db.delete(botStarts).where(lt(botStarts.startedAt, sinceMs)).run();
       const earlier = this.db
         .select({ startedAt: botStarts.startedAt })
         .from(botStarts)

@@ -200,7 +200,9 @@ export class SqliteLedgerStore implements LedgerStore {
     const { requestId } = request;
     const reservation = this.statements.takeReservation.get({ requestId });
     if (!reservation) {
-      return this.statements.hasLedgerRow.get({ requestId }) ? { status: 'duplicate' } : { status: 'unknown' };
+      return this.statements.hasLedgerRow.get({ requestId })
+        ? { status: 'duplicate' }
+        : { status: 'unknown' };
     }
     const { costMicros, smartCostMicros, windows } = charge(reservation, request);
     this.statements.insertLedgerRow.run({
@@ -380,9 +382,7 @@ export class SqliteLedgerStore implements LedgerStore {
   /** Moves money between "reserved" and "spent" in every window (day, week, month) of one moment. */
   private addToCounters({ owner, windows, spentMicros, reservedMicros }: CounterDelta): void {
     const statement =
-      owner.guildId === null
-        ? this.statements.addToUserCounters
-        : this.statements.addToUserAndServerCounters;
+      owner.guildId === null ? this.statements.addToUserCounters : this.statements.addToUserAndServerCounters;
     statement.run({
       guildKey: owner.guildId ?? '',
       userKey: owner.userId,

@@ -51,7 +51,8 @@ export const usage: SlashCommand = {
     const guildId = interaction.guildId;
     const now = Date.now();
     // Another member's roles come with the option's member payload.
-    const member = target.id === interaction.user.id ? interaction.member : interaction.options.getMember('user');
+    const member =
+      target.id === interaction.user.id ? interaction.member : interaction.options.getMember('user');
     const standings = await app.storage.budgets.standings({
       userId: target.id,
       guildId,
