@@ -57,11 +57,11 @@ async function openTemporaryDatabase(
       async query<Row>(sql: string, parameters: unknown[] = []) {
         const sqlite = new Database(databasePath);
         try {
-          // Tests write PostgreSQL's numbered parameters; SQLite takes them as ?NNN.
-          const statement = sqlite.prepare(sql.replace(/\$(\d+)/g, '?$1'));
-          return (
-            statement.reader ? statement.all(...parameters) : (statement.run(...parameters), [])
-          ) as Row[];
+          // Tests write PostgreSQL's numbered parameters; better-sqlite3 binds ?NNN as anonymous ones
+          // (and refuses them), so they become named ones: $1 → @p1.
+          const statement = sqlite.prepare(sql.replace(/\$(\d+)/g, '@p$1'));
+          const named = Object.fromEntries(parameters.map((value, index) => [`p${index + 1}`, value]));
+          return (statement.reader ? statement.all(named) : (statement.run(named), [])) as Row[];
         } finally {
           sqlite.close();
         }
