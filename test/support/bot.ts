@@ -146,8 +146,8 @@ export async function startBotHarness(
 }
 
 /** Waits until a condition holds, checking every 10 ms (bounded by the test's own timeout). */
-export async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
+export async function until(condition: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await condition())) await new Promise((resolve) => setTimeout(resolve, 10));
 }
 
 /** What the check says when a draft is fine. */
