@@ -1,6 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { budgetNotices } from '../src/app.js';
 import { loadModelConfig } from '../src/config.js';
 import type {
   ChatMessage,
@@ -14,15 +16,14 @@ import { CHECK_SCHEMA, CHECK_SYSTEM_PROMPT, checkPrompt, refineInstruction } fro
 import { newId } from '../src/core/ids.js';
 import { modelLabel } from '../src/core/models.js';
 import { answerTurn, type TurnDependencies, type TurnEvent, type TurnRequest } from '../src/core/turn.js';
-import { Ledger } from '../src/db/ledger.js';
-import { SqliteTurnLog } from '../src/db/turns.js';
+import { openStorage } from '../src/db/storage.js';
+import { createLogger } from '../src/log.js';
 import { AnthropicChatModel } from '../src/providers/anthropic/adapter.js';
 import { countOpenAITokens } from '../src/providers/estimate.js';
 import { ModelGateway } from '../src/providers/gateway.js';
 import { OpenAIChatModel } from '../src/providers/openai/adapter.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../test/fakes/anthropic.js';
 import { type FakeOpenAI, startFakeOpenAI } from '../test/fakes/openai.js';
-import { temporaryDatabase } from '../test/support/ledger.js';
 import { CASCADE_FIXTURES, type CascadeFixture } from './fixtures/cascade-prompts.js';
 import {
   type Benchmark,
@@ -223,16 +224,19 @@ export const engineBenchmark: Benchmark = {
     const clock = new ProviderClock();
     const timed = (model: ChatModel) => new TimedModel(model, clock);
     const [openai, anthropic] = await Promise.all([startFakeOpenAI(), startFakeAnthropic()]);
-    const database = temporaryDatabase();
+    const directory = mkdtempSync(join(tmpdir(), 'tierbot-engine-bench-'));
+    const storage = await openStorage({
+      databasePath: join(directory, 'tierbot.db'),
+      prices: configuration.prices,
+      smartModel: configuration.smartModel,
+      defaultUserBudget: configuration.defaultUserBudget,
+      defaultServerCap: configuration.defaultServerCap,
+      log: createLogger('warn'),
+    });
+    const { ledger } = storage;
     try {
       // As src/app.ts and src/providers/index.ts wire them, but with the timing fetch and the fakes' URLs.
       const adapterOptions = { firstTokenTimeoutMs: configuration.providers.firstTokenTimeoutMs };
-      const ledger = new Ledger(database.db, {
-        prices: configuration.prices,
-        smartModel: configuration.smartModel,
-        defaultUserBudget: configuration.defaultUserBudget,
-        defaultServerCap: configuration.defaultServerCap,
-      });
       const gateway = new ModelGateway({
         models: {
           openai: timed(
@@ -265,7 +269,6 @@ export const engineBenchmark: Benchmark = {
           retryAfterCapMs: configuration.providers.retryAfterCapMs,
         },
       });
-      const budgetNotice = budgetNotices(database.db, ledger);
       const dependencies: TurnDependencies = {
         models: gateway,
         fastModel: configuration.fastModel,
@@ -274,8 +277,8 @@ export const engineBenchmark: Benchmark = {
         systemPrompt: configuration.systemPrompt,
         maxOutputTokens: configuration.maxOutputTokens,
         policy: configuration.policy,
-        budgetNotice: (userId, guildId) => budgetNotice('user', userId, guildId),
-        turns: new SqliteTurnLog(database.db),
+        budgetNotice: (member) => storage.notices.forUser(member),
+        turns: storage.turns,
       };
       const turnsFor = scriptedTurns(configuration.systemPrompt);
 
@@ -341,7 +344,8 @@ export const engineBenchmark: Benchmark = {
       return PATHS.flatMap((path) => figuresOf(path, samples[path]));
     } finally {
       await Promise.all([openai.close(), anthropic.close()]);
-      database.cleanup();
+      await storage.close();
+      rmSync(directory, { recursive: true, force: true });
     }
   },
 };

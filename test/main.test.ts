@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { closeDatabase, openDatabase } from '../src/db/database.js';
+import { closeDatabase, openDatabase } from '../src/db/sqlite/database.js';
 import { type FakeAnthropic, startFakeAnthropic } from './fakes/anthropic.js';
 import { type FakeDiscord, startFakeDiscord } from './fakes/discord/index.js';
 import { type FakeOpenAI, startFakeOpenAI } from './fakes/openai.js';

@@ -28,16 +28,16 @@ function botMessages(harness: BotHarness): APIMessage[] {
 }
 
 /** The ledger's rows: one per model call, under one turn per answer. */
-function ledgerRows(harness: BotHarness) {
-  harness.app.ledger.flush();
-  return harness.app.db.$client
-    .prepare('SELECT turn_id, purpose, outcome, cost_micros FROM usage_ledger ORDER BY id')
-    .all() as { turn_id: string; purpose: string; outcome: string; cost_micros: number }[];
+async function ledgerRows(harness: BotHarness) {
+  await harness.app.storage.flush();
+  return harness.database.query<{ turn_id: string; purpose: string; outcome: string; cost_micros: number }>(
+    'SELECT turn_id, purpose, outcome, cost_micros FROM usage_ledger ORDER BY id',
+  );
 }
 
 /** One answered turn: a draft and a check, both settled, under one turn id. */
-function expectOneChargedAnswer(harness: BotHarness): void {
-  const rows = ledgerRows(harness);
+async function expectOneChargedAnswer(harness: BotHarness): Promise<void> {
+  const rows = await ledgerRows(harness);
   expect(rows.map((row) => [row.purpose, row.outcome])).toEqual([
     ['draft', 'settled'],
     ['check', 'settled'],
@@ -108,7 +108,7 @@ describe('rate limits on the messages an answer creates', () => {
         .filter(Boolean);
     expect(words(`${first?.content}\n${second?.content}`)).toEqual(words(answer));
     expect(harness.discord.rateLimits.count).toBe(2);
-    expectOneChargedAnswer(harness);
+    await expectOneChargedAnswer(harness);
   });
 });
 
@@ -161,7 +161,7 @@ describe('a gateway that drops mid-answer', () => {
       expect(
         harness.discord.requests.filter((request) => request.route === CREATE && request.status === 200),
       ).toHaveLength(2);
-      expectOneChargedAnswer(harness);
+      await expectOneChargedAnswer(harness);
     });
   }
 });
@@ -200,7 +200,7 @@ describe('events delivered twice', () => {
       (event) => event.type === 'sent' && event.t === 'MESSAGE_CREATE' && event.d.id === question.id,
     );
     expect(sent).toHaveLength(3);
-    expectOneChargedAnswer(harness);
+    await expectOneChargedAnswer(harness);
   });
 
   it('when the same INTERACTION_CREATE comes twice, at once and after the answer, then one acknowledgement, one model call, one charge, one reply', async () => {
@@ -231,7 +231,7 @@ describe('events delivered twice', () => {
     const { original, followUps } = harness.discord.interactionResponses(interaction.id);
     expect(original?.content).toMatch(/^Once is enough\.\n-# gpt-4o-mini/);
     expect(followUps).toEqual([]);
-    expectOneChargedAnswer(harness);
+    await expectOneChargedAnswer(harness);
   });
 });
 
@@ -264,6 +264,6 @@ describe('REST requests that time out', () => {
     const edits = harness.discord.requests.filter((request) => request.route === EDIT);
     expect(edits.length).toBeGreaterThanOrEqual(2);
     expect(edits[1]?.body).toEqual(edits[0]?.body);
-    expectOneChargedAnswer(harness);
+    await expectOneChargedAnswer(harness);
   });
 });

@@ -187,32 +187,29 @@ const botMessages = (harness: BotHarness) =>
     .flatMap((channelId) => harness.discord.messagesIn(channelId))
     .filter((message) => message.author.id === harness.discord.bot.id);
 
-function ledgerRows(harness: BotHarness) {
-  harness.app.ledger.flush();
-  return harness.app.db.$client.prepare('SELECT user_id AS userId, purpose FROM usage_ledger').all() as {
-    userId: string;
-    purpose: string;
-  }[];
+async function ledgerRows(harness: BotHarness) {
+  await harness.app.storage.flush();
+  return harness.database.query<{ userId: string; purpose: string }>(
+    'SELECT user_id AS "userId", purpose FROM usage_ledger',
+  );
 }
 
 /** Everything an admin can change: a refusal, or a model's say-so, must leave all of it as it was. */
-function adminState(harness: BotHarness) {
-  const { $client } = harness.app.db;
-  const all = (table: string) => $client.prepare(`SELECT * FROM ${table} ORDER BY rowid`).all();
+async function adminState(harness: BotHarness) {
+  const all = (table: string) => harness.database.query(`SELECT * FROM ${table} ORDER BY rowid`);
   return {
-    budgets: all('budgets'),
-    audit: all('budget_audit'),
-    settings: all('guild_settings'),
-    channels: all('answered_channels'),
+    budgets: await all('budgets'),
+    audit: await all('budget_audit'),
+    settings: await all('guild_settings'),
+    channels: await all('answered_channels'),
   };
 }
 
-const spentMicros = (harness: BotHarness) =>
-  harness.app.db.$client
-    .prepare(
-      'SELECT COALESCE(SUM(month_spent_micros + month_reserved_micros), 0) AS micros FROM spend_counters',
-    )
-    .get() as { micros: number };
+const spentMicros = async (harness: BotHarness) => ({
+  micros: await harness.database.value(
+    'SELECT COALESCE(SUM(month_spent_micros + month_reserved_micros), 0) FROM spend_counters',
+  ),
+});
 
 const modelRequests = (harness: BotHarness) => [...harness.openai.requests, ...harness.anthropic.requests];
 
@@ -503,10 +500,13 @@ const injectionCases: HostileCase[] = [
       ),
     shows: footed('Done: your budget is now $10,000.'),
     isFree: false,
-    check(harness) {
-      const own = harness.app.ledger
-        .standings(harness.discord.user.id, harness.discord.guild.id)
-        .find((standing) => standing.kind === 'user');
+    async check(harness) {
+      const own = (
+        await harness.app.storage.budgets.standings({
+          userId: harness.discord.user.id,
+          guildId: harness.discord.guild.id,
+        })
+      ).find((standing) => standing.kind === 'user');
       expect(own?.budget.amountMicros).toBe(1_000_000);
     },
   },
@@ -816,7 +816,7 @@ const outputCases: HostileCase[] = [
       'OpenAI could not read this message (an attachment it cannot open, or more text than it takes); nothing was charged',
     // The model was asked (and refused): its failed call is in the ledger, at $0.
     isFree: false,
-    check: (harness) => expect(spentMicros(harness).micros).toBe(0),
+    check: async (harness) => expect((await spentMicros(harness)).micros).toBe(0),
   },
   {
     name: '/ask with a prompt of zero-width characters only',
@@ -861,7 +861,7 @@ describe('hostile and malformed input', () => {
         : {},
     );
     harness = current;
-    const before = adminState(current);
+    const before = await adminState(current);
 
     const shown = await row.send(current);
 
@@ -869,17 +869,17 @@ describe('hostile and malformed input', () => {
     else expect(shown).toMatch(row.shows);
     expectNobodyPinged(current);
     // Only what the person asked about is charged, to them; a refusal calls no model and charges nothing.
-    const rows = ledgerRows(current);
+    const rows = await ledgerRows(current);
     if (row.isFree) {
       expect(modelRequests(current)).toEqual([]);
       expect(rows).toEqual([]);
-      expect(spentMicros(current).micros).toBe(0);
+      expect((await spentMicros(current)).micros).toBe(0);
     } else {
       expect(rows.length).toBeGreaterThan(0);
       for (const charged of rows) expect(charged.userId).toBe(current.discord.user.id);
     }
     // Whatever was asked, and whatever a model answered, no budget or setting changed.
-    expect(adminState(current)).toEqual(before);
+    expect(await adminState(current)).toEqual(before);
     // Refusals are private when they answer a command.
     for (const request of current.discord.requests) {
       if (

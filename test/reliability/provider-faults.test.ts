@@ -303,16 +303,14 @@ describe('provider faults, as the person asking sees them', () => {
       expect(anthropic.requests).toHaveLength(fault.anthropicRequests);
       expect(openai.closedEarly).toBe(fault.openaiClosedEarly ?? 0);
 
-      app.ledger.flush();
-      const rows = app.db.$client
-        .prepare('SELECT purpose, outcome, provider, cost_micros, user_id FROM usage_ledger ORDER BY id')
-        .all() as {
+      await app.storage.flush();
+      const rows = await harness.database.query<{
         purpose: string;
         outcome: string;
         provider: string;
         cost_micros: number;
         user_id: string;
-      }[];
+      }>('SELECT purpose, outcome, provider, cost_micros, user_id FROM usage_ledger ORDER BY id');
       expect(rows.map((row) => [row.purpose, row.outcome, row.provider, row.cost_micros])).toEqual(
         fault.ledger.map(([purpose, outcome, provider, cost]) => [
           purpose,
@@ -325,10 +323,10 @@ describe('provider faults, as the person asking sees them', () => {
       // The person's spend is what the ledger charged (what the providers reported, or the estimate of a
       // cut stream), and nothing is still held.
       const charged = rows.reduce((sum, row) => sum + row.cost_micros, 0);
-      const [standing] = app.ledger.standings(discord.user.id, discord.guild.id);
+      const [standing] = await app.storage.budgets.standings({ userId: discord.user.id, guildId: discord.guild.id });
       expect(standing).toMatchObject({ spentMicros: charged, reservedMicros: 0 });
 
-      const kept = app.turns.latest(discord.user.id, discord.channel.id);
+      const kept = await app.storage.turns.latest(discord.user.id, discord.channel.id);
       expect(kept !== undefined).toBe(fault.isTurnKept ?? true);
       const errors = harness.logs.filter((line) => line.level === 50).map((line) => line.msg);
       expect(errors).toEqual(fault.loggedErrors ?? []);
