@@ -5,7 +5,7 @@ import { newId } from '../core/ids.js';
 import { formatUsd } from '../core/money.js';
 import type { Logger } from '../log.js';
 import { type AnswerContext, type BotServices, streamTurn } from './answer.js';
-import { createDiscordClient } from './client.js';
+import { applyShards, createDiscordClient } from './client.js';
 import { handleInteraction, warnIfCommandsDiffer } from './commands/index.js';
 import { buildConversation, isForBot } from './conversation.js';
 import { messageSurface, NO_MENTIONS } from './live-reply.js';
@@ -133,12 +133,15 @@ export async function startBot(
   };
 
   const ready = new Promise<Client<true>>((resolve) => client.once(Events.ClientReady, resolve));
+  await applyShards(client, config.discord);
   await client.login(config.discord.token);
   const readyClient = await ready;
   void warnIfCommandsDiffer(readyClient, config, log);
   log.info(
     {
       guilds: readyClient.guilds.cache.size,
+      shards: readyClient.ws.shards.map((shard) => shard.id),
+      shardCount: readyClient.options.shardCount,
       fastModel: config.fastModel,
       smartModel: config.smartModel,
       userBudget: `${formatUsd(config.defaultUserBudget.amountMicros)}/${config.defaultUserBudget.period}`,

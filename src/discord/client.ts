@@ -1,4 +1,12 @@
-import { Client, GatewayIntentBits, Options, Partials, type RESTOptions } from 'discord.js';
+import {
+  type APIGatewayBotInfo,
+  Client,
+  GatewayIntentBits,
+  Options,
+  Partials,
+  type RESTOptions,
+  Routes,
+} from 'discord.js';
 import type { Config } from '../config.js';
 import { NO_MENTIONS } from './live-reply.js';
 
@@ -54,4 +62,38 @@ export function createDiscordClient(config: Config['discord'], rest: Partial<RES
     },
     rest: { ...(config.apiUrl ? { api: config.apiUrl } : {}), ...rest },
   });
+}
+
+/**
+ * Which shards this process runs, for discord.js's own sharding (its `shards` and `shardCount` options):
+ * all of Discord's recommended count (`auto`), all of a fixed count, or the listed ones of it. With a
+ * list and `auto`, the count is asked of Discord (GET /gateway/bot) first, as every process of a
+ * deployment must agree on it; a listed shard outside it is a configuration error.
+ */
+export async function applyShards(client: Client, config: Config['discord']): Promise<void> {
+  const { shardCount, shardIds } = config;
+  if (shardCount === undefined && shardIds === undefined) return;
+  if (shardIds === undefined) {
+    client.options.shards = shardCount === 'auto' ? 'auto' : Array.from({ length: shardCount ?? 1 }, (_, id) => id);
+    if (typeof shardCount === 'number') client.options.shardCount = shardCount;
+    return;
+  }
+  let count = shardCount;
+  if (count === 'auto' || count === undefined) {
+    client.rest.setToken(config.token);
+    count = ((await client.rest.get(Routes.gatewayBot())) as APIGatewayBotInfo).shards;
+  }
+  const outside = shardIds.filter((id) => id >= (count as number));
+  if (outside.length > 0) {
+    throw new ShardConfigError(
+      `DISCORD_SHARD_IDS: shard ${outside.join(', ')} is not below the shard count (${count}, recommended by Discord)`,
+    );
+  }
+  client.options.shards = shardIds;
+  client.options.shardCount = count;
+}
+
+/** The shards asked for do not fit the shard count: the configuration is wrong. */
+export class ShardConfigError extends Error {
+  override readonly name = 'ShardConfigError';
 }

@@ -30,8 +30,8 @@ export class Dispatcher {
     return this.#gateway.intents !== undefined;
   }
 
-  messageCreate(message: APIMessage): void {
-    this.#messageEvent('MESSAGE_CREATE', message);
+  messageCreate(message: APIMessage, options: { toEverySession?: boolean } = {}): void {
+    this.#messageEvent('MESSAGE_CREATE', message, options);
   }
 
   messageUpdate(message: APIMessage): void {
@@ -117,12 +117,16 @@ export class Dispatcher {
     );
   }
 
-  #messageEvent(t: 'MESSAGE_CREATE' | 'MESSAGE_UPDATE', message: APIMessage): void {
+  #messageEvent(
+    t: 'MESSAGE_CREATE' | 'MESSAGE_UPDATE',
+    message: APIMessage,
+    options: { toEverySession?: boolean } = {},
+  ): void {
     if (isEphemeral(message)) return;
     const channel = this.#world.channel(message.channel_id);
     const intents = this.#gateway.intents ?? 0;
     const visible = this.isContentHidden(message, intents) ? withoutContent(message) : message;
-    this.#gateway.dispatch(t, this.toGatewayMessage(visible), messageIntent(channel));
+    this.#gateway.dispatch(t, this.toGatewayMessage(visible), messageIntent(channel), options);
   }
 }
 

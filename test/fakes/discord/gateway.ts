@@ -6,7 +6,9 @@ import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 
 /**
  * The fake's gateway: HELLO, heartbeats, IDENTIFY → READY + GUILD_CREATE, RESUME with replay, and
- * dispatches filtered by the intents the bot identified with. JSON encoding without compression, which is
+ * dispatches filtered by the intents the bot identified with. Sharded as Discord shards: IDENTIFY's
+ * `shard: [id, count]` decides which session gets each guild's events — shard (guild_id >> 22) % count —
+ * and DMs go to shard 0. JSON encoding without compression, which is
  * what discord.js asks for (`?v=10&encoding=json`) unless the optional `zlib-sync` package is installed.
  * https://discord.com/developers/docs/events/gateway
  */
@@ -40,18 +42,27 @@ export interface GatewayHooks {
   /** Privileged intents switched on in the (imaginary) developer portal. */
   enabledPrivilegedIntents: number;
   resumeGatewayUrl(): string;
-  /** READY's data for a new session, `session_id` and `resume_gateway_url` aside. */
-  readyData(): Record<string, unknown>;
-  /** GUILD_CREATE data for every guild, shaped by the session's intents. */
-  guildCreates(intents: number): Record<string, unknown>[];
+  /** READY's data for a new session of a shard, `session_id` and `resume_gateway_url` aside. */
+  readyData(shard: Shard): Record<string, unknown>;
+  /** GUILD_CREATE data for every guild of a shard, shaped by the session's intents. */
+  guildCreates(intents: number, shard: Shard): Record<string, unknown>[];
   /** GUILD_MEMBERS_CHUNK data answering a Request Guild Members (op 8). */
   membersChunk(request: Record<string, any>): Record<string, unknown>;
   onIdentify(): void;
   protocolErrors: string[];
 }
 
+/** [shard id, shard count], as IDENTIFY sends it. */
+export type Shard = [number, number];
+
+/** The shard a guild's events go to: https://discord.com/developers/docs/events/gateway#sharding */
+export function shardOfGuild(guildId: string, shardCount: number): number {
+  return Number((BigInt(guildId) >> 22n) % BigInt(shardCount));
+}
+
 interface Session {
   id: string;
+  shard: Shard;
   intents: number;
   sequence: number;
   /** Every dispatch of the session, for RESUME to replay what the bot missed. */
@@ -83,7 +94,8 @@ export class FakeGateway {
   readonly #connections = new Set<Connection>();
   readonly #sessions = new Map<string, Session>();
   readonly #listeners = new Set<() => void>();
-  #current: Session | undefined;
+  /** The newest session of each shard id: where that shard's events go. */
+  readonly #currentByShard = new Map<number, Session>();
   #nextConnectionId = 1;
 
   constructor(hooks: GatewayHooks) {
@@ -95,6 +107,11 @@ export class FakeGateway {
     return this.#connections.size;
   }
 
+  /** The newest session of any shard (the only one, unless the bot is sharded). */
+  get #current(): Session | undefined {
+    return [...this.#currentByShard.values()].at(-1);
+  }
+
   /** The intents of the latest IDENTIFY, undefined before the bot identified. */
   get intents(): number | undefined {
     return this.#current?.intents;
@@ -102,6 +119,11 @@ export class FakeGateway {
 
   get sessionId(): string | undefined {
     return this.#current?.id;
+  }
+
+  /** The shards with a session, by id. */
+  get shards(): number[] {
+    return [...this.#currentByShard.keys()].sort((a, b) => a - b);
   }
 
   /** Called after every new event; the facade uses it to wake `waitForEvent`. */
@@ -124,23 +146,49 @@ export class FakeGateway {
    * Sends a dispatch to the current session, or buffers it for RESUME while the bot has no socket.
    * `requiredIntent` names the intent Discord requires for this event; without it the event is withheld.
    */
-  dispatch(t: string, d: unknown, requiredIntent?: GatewayIntentBits): void {
-    const session = this.#current;
+  dispatch(
+    t: string,
+    d: unknown,
+    requiredIntent?: GatewayIntentBits,
+    options: { toEverySession?: boolean } = {},
+  ): void {
+    const session = this.#sessionFor(t, d);
     if (!session) {
       throw new Error(
         `fake discord: cannot dispatch ${t}: the bot has not identified (log the client in first)`,
       );
     }
-    if (requiredIntent !== undefined && (session.intents & requiredIntent) === 0) {
-      this.#record({ type: 'withheld', t, reason: `missing intent ${GatewayIntentBits[requiredIntent]}` });
-      return;
+    // A shard run by two processes at once (a deploy's overlap): each of its live sessions gets the event.
+    const sessions = options.toEverySession
+      ? [...this.#sessions.values()].filter(
+          (candidate) => candidate.shard[0] === session.shard[0] && candidate.connection !== undefined,
+        )
+      : [session];
+    for (const target of sessions) {
+      if (requiredIntent !== undefined && (target.intents & requiredIntent) === 0) {
+        this.#record({ type: 'withheld', t, reason: `missing intent ${GatewayIntentBits[requiredIntent]}` });
+        continue;
+      }
+      if (!target.isResumable && !target.connection) {
+        // An offline bot never hears about what happened meanwhile.
+        this.#record({ type: 'withheld', t, reason: 'the session has ended' });
+        continue;
+      }
+      this.#dispatchIn(target, t, structuredClone(d));
     }
-    if (!session.isResumable && !session.connection) {
-      // An offline bot never hears about what happened meanwhile.
-      this.#record({ type: 'withheld', t, reason: 'the session has ended' });
-      return;
-    }
-    this.#dispatchIn(session, t, structuredClone(d));
+  }
+
+  /** The session an event goes to: its guild's shard (a guild event's own id), or shard 0 for DMs. */
+  #sessionFor(t: string, d: unknown): Session | undefined {
+    const current = this.#current;
+    if (!current) return undefined;
+    const data = (d ?? {}) as { guild_id?: unknown; id?: unknown };
+    const guildId =
+      typeof data.guild_id === 'string' ? data.guild_id : t.startsWith('GUILD_') ? data.id : undefined;
+    const shardCount = current.shard[1];
+    const shardId =
+      typeof guildId === 'string' && /^\d+$/.test(guildId) ? shardOfGuild(guildId, shardCount) : 0;
+    return this.#currentByShard.get(shardId);
   }
 
   /**
@@ -149,13 +197,15 @@ export class FakeGateway {
    * and a bot may see one event twice. Returns the data sent.
    */
   redeliver(t: string, id: string): unknown {
-    const session = this.#current;
-    const earlier = session?.backlog.findLast(
-      (dispatch) => dispatch.t === t && (dispatch.d as { id?: unknown } | null)?.id === id,
-    );
-    if (!session || !earlier) throw new Error(`fake discord: no ${t} for ${id} was dispatched to redeliver`);
-    this.#dispatchIn(session, t, structuredClone(earlier.d));
-    return earlier.d;
+    for (const session of this.#currentByShard.values()) {
+      const earlier = session.backlog.findLast(
+        (dispatch) => dispatch.t === t && (dispatch.d as { id?: unknown } | null)?.id === id,
+      );
+      if (!earlier) continue;
+      this.#dispatchIn(session, t, structuredClone(earlier.d));
+      return earlier.d;
+    }
+    throw new Error(`fake discord: no ${t} for ${id} was dispatched to redeliver`);
   }
 
   /** Closes the bot's socket from Discord's side. 4000 (unknown error) is resumable, as is a dropped TCP. */
@@ -330,31 +380,56 @@ export class FakeGateway {
       return;
     }
 
+    const shard: Shard = identify.shard ?? [0, 1];
+    const [shardId, shardCount] = shard;
+    if (!Number.isInteger(shardId) || !Number.isInteger(shardCount) || shardId < 0 || shardId >= shardCount) {
+      this.#failProtocol(
+        connection,
+        GatewayCloseCodes.InvalidShard,
+        `gateway: invalid shard ${JSON.stringify(shard)}`,
+      );
+      return;
+    }
+    const other = [...this.#currentByShard.values()].find((session) => session.shard[1] !== shardCount);
+    if (other) {
+      this.#failProtocol(
+        connection,
+        GatewayCloseCodes.InvalidShard,
+        `gateway: shard count ${shardCount} differs from another session's ${other.shard[1]}`,
+      );
+      return;
+    }
     const session: Session = {
       id: randomBytes(16).toString('hex'),
+      shard,
       intents,
       sequence: 0,
       backlog: [],
       connection,
       isResumable: true,
     };
-    if (this.#current) this.#current.isResumable = false;
+    const previous = this.#currentByShard.get(shardId);
+    if (previous) previous.isResumable = false;
     this.#sessions.set(session.id, session);
-    this.#current = session;
+    // Newest last, so that #current is the latest session of any shard.
+    this.#currentByShard.delete(shardId);
+    this.#currentByShard.set(shardId, session);
     connection.session = session;
     this.#hooks.onIdentify();
     this.#record({ type: 'identified', connectionId: connection.id, sessionId: session.id, intents });
 
     this.#dispatchIn(session, 'READY', {
-      ...this.#hooks.readyData(),
+      ...this.#hooks.readyData(shard),
       session_id: session.id,
       session_type: 'normal',
       resume_gateway_url: this.#hooks.resumeGatewayUrl(),
-      shard: identify.shard ?? [0, 1],
+      shard,
       _trace: TRACE,
     });
     if (intents & GatewayIntentBits.Guilds) {
-      for (const guild of this.#hooks.guildCreates(intents)) this.#dispatchIn(session, 'GUILD_CREATE', guild);
+      for (const guild of this.#hooks.guildCreates(intents, shard)) {
+        this.#dispatchIn(session, 'GUILD_CREATE', guild);
+      }
     }
   }
 

@@ -18,7 +18,7 @@ import {
   PermissionFlagsBits,
 } from 'discord.js';
 import { Dispatcher } from './dispatcher.js';
-import { FakeGateway, type GatewayEvent, type IdentifyRecord } from './gateway.js';
+import { FakeGateway, type GatewayEvent, type IdentifyRecord, type Shard, shardOfGuild } from './gateway.js';
 import {
   buildChatInputInteraction,
   buildComponentInteraction,
@@ -59,7 +59,8 @@ import { World } from './world.js';
  * The fake starts with one server ("Tierbot Test Server": #general, the owner, alice and the bot).
  */
 
-export type { GatewayEvent, IdentifyRecord } from './gateway.js';
+export type { GatewayEvent, IdentifyRecord, Shard } from './gateway.js';
+export { shardOfGuild } from './gateway.js';
 export type {
   RateLimitExhaustion,
   RateLimitRejection,
@@ -87,6 +88,8 @@ export interface FakeDiscordOptions {
   /** Dispatch MESSAGE_CREATE/UPDATE for the bot's own messages, as Discord does. Default true. */
   echoesBotMessages?: boolean;
   interactionDeadlineMs?: number;
+  /** What `GET /gateway/bot` recommends as the shard count. Default 1. */
+  recommendedShards?: number;
 }
 
 export interface UserMessageInput {
@@ -102,6 +105,11 @@ export interface UserMessageInput {
   /** Served by the fake CDN at the attachment's `url`. */
   attachments?: { filename: string; content: string | Buffer; contentType?: string; description?: string }[];
   embeds?: APIEmbed[];
+  /**
+   * Delivered to every live session of its shard, as when two processes run one shard during a deploy.
+   * Default: the shard's newest session only.
+   */
+  toEverySession?: boolean;
 }
 
 export interface InteractionResponses {
@@ -184,11 +192,11 @@ export class FakeDiscord {
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? DISCORD_HEARTBEAT_INTERVAL_MS,
       enabledPrivilegedIntents,
       resumeGatewayUrl: () => `ws://127.0.0.1:${this.#port}/resume`,
-      readyData: () => ({
+      readyData: (shard) => ({
         v: 10,
         user: buildCurrentUser(this.bot),
         user_settings: {},
-        guilds: this.#botGuilds().map((guild) => ({ id: guild.id, unavailable: true })),
+        guilds: this.#botGuilds(shard).map((guild) => ({ id: guild.id, unavailable: true })),
         private_channels: [],
         presences: [],
         relationships: [],
@@ -197,8 +205,8 @@ export class FakeDiscord {
         auth: {},
         application: { id: this.applicationId, flags: applicationFlags },
       }),
-      guildCreates: (intents) =>
-        this.#botGuilds().map((guild) =>
+      guildCreates: (intents, shard) =>
+        this.#botGuilds(shard).map((guild) =>
           this.world.guildCreatePayload(guild.id, (intents & GatewayIntentBits.GuildPresences) !== 0),
         ),
       membersChunk: (request) => this.#membersChunk(request),
@@ -217,6 +225,7 @@ export class FakeDiscord {
       enabledPrivilegedIntents,
       interactionDeadlineMs: options.interactionDeadlineMs ?? INTERACTION_DEADLINE_MS,
       sessionStartLimit,
+      recommendedShards: options.recommendedShards ?? 1,
       application: () => this.#application(applicationFlags),
     };
     this.#rest = new RestServer({
@@ -427,7 +436,7 @@ export class FakeDiscord {
       reference: reference && { message: reference, guildId },
     });
     this.world.storeMessage(message);
-    this.#dispatcher.messageCreate(message);
+    this.#dispatcher.messageCreate(message, { toEverySession: input.toEverySession ?? false });
     return message;
   }
 
@@ -472,9 +481,22 @@ export class FakeDiscord {
     return this.#dispatchInteraction(built);
   }
 
-  /** Any dispatch, raw; withheld when `requiredIntent` is missing from the bot's IDENTIFY. */
-  dispatch(t: string, d: unknown, requiredIntent?: GatewayIntentBits): void {
-    this.#gateway.dispatch(t, d, requiredIntent);
+  /**
+   * Any dispatch, raw; withheld when `requiredIntent` is missing from the bot's IDENTIFY. With
+   * `toEverySession`, every live session of the event's shard gets it (two processes running one shard).
+   */
+  dispatch(
+    t: string,
+    d: unknown,
+    requiredIntent?: GatewayIntentBits,
+    options: { toEverySession?: boolean } = {},
+  ): void {
+    this.#gateway.dispatch(t, d, requiredIntent, options);
+  }
+
+  /** The shard ids the bot's processes have identified for. */
+  get shards(): number[] {
+    return this.#gateway.shards;
   }
 
   /**
@@ -554,8 +576,13 @@ export class FakeDiscord {
     return this.#gateway.intents !== undefined;
   }
 
-  #botGuilds(): GuildRecord[] {
-    return [...this.world.guilds.values()].filter((guild) => guild.members.has(this.bot.id));
+  /** The guilds the bot is in; with a shard, those whose events that shard gets. */
+  #botGuilds(shard?: Shard): GuildRecord[] {
+    return [...this.world.guilds.values()].filter(
+      (guild) =>
+        guild.members.has(this.bot.id) &&
+        (shard === undefined || shardOfGuild(guild.id, shard[1]) === shard[0]),
+    );
   }
 
   #dispatchInteraction(built: {

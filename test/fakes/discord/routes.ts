@@ -42,6 +42,7 @@ export interface FakeContext {
   enabledPrivilegedIntents: number;
   interactionDeadlineMs: number;
   sessionStartLimit: { total: number; remaining: number };
+  recommendedShards: number;
   application(): Record<string, unknown>;
 }
 
@@ -72,7 +73,7 @@ export function createRouteHandlers(context: FakeContext): RouteHandlers {
       status: 200,
       body: {
         url: context.gatewayUrl(),
-        shards: 1,
+        shards: context.recommendedShards,
         session_start_limit: {
           total: context.sessionStartLimit.total,
           remaining: context.sessionStartLimit.remaining,

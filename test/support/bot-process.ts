@@ -1,0 +1,83 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { PROJECT_ROOT, tsxArguments } from './process.js';
+
+/** A bot running as its own OS process: src/main.ts as `npm start` runs it, through tsx. */
+export interface BotProcess {
+  child: ChildProcess;
+  /** Every JSON log line it wrote to stdout, parsed; other output is kept in `output`. */
+  logs: Record<string, unknown>[];
+  output(): string;
+  /** Resolves once it logged "tierbot ready". */
+  ready: Promise<void>;
+  /** Resolves with its exit code once it has ended. */
+  exited: Promise<number | null>;
+  /** SIGTERM (answers in progress finish), then waits for the exit. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Starts the bot. `ownHost`: in a PID namespace of its own (`unshare --pid`), as on another host: its
+ * PIDs mean nothing to processes outside it, and killing it (SIGKILL to `child`) kills every process
+ * inside, as a host that dies.
+ */
+export function startBotProcess(
+  environment: Record<string, string>,
+  name = 'bot',
+  options: { ownHost?: boolean } = {},
+): BotProcess {
+  const node = [process.execPath, ...tsxArguments(join(PROJECT_ROOT, 'src/main.ts'))];
+  const [command, ...args] = options.ownHost
+    ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL', ...node]
+    : node;
+  const child = spawn(command ?? process.execPath, args, {
+    cwd: PROJECT_ROOT,
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...environment },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let output = '';
+  let pending = '';
+  let onReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => {
+    onReady = resolve;
+  });
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    output += chunk;
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        logs.push(parsed);
+        if (String(parsed.msg).startsWith('tierbot ready')) onReady();
+      } catch {
+        // Not a log line.
+      }
+    }
+  });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    output += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  void exited.then(() => onReady());
+  return {
+    child,
+    logs,
+    output: () => output,
+    ready: ready.then(() => {
+      if (child.exitCode !== null) throw new Error(`${name} exited before it was ready:\n${output}`);
+    }),
+    exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** The "turn done" log lines of a bot process. */
+export function turnsDone(bot: BotProcess): Record<string, unknown>[] {
+  return bot.logs.filter((line) => line.msg === 'turn done');
+}
