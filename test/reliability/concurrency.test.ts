@@ -2,24 +2,27 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { loadModelConfig } from '../../src/config.js';
 import { periodWindow } from '../../src/core/budget.js';
-import { MIGRATIONS_FOLDER } from '../../src/db/database.js';
+import { POSTGRES_MIGRATIONS_FOLDER } from '../../src/db/postgres/database.js';
+import { MIGRATIONS_FOLDER } from '../../src/db/sqlite/database.js';
 import { createLogger } from '../../src/log.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
-import { reportOf, runWorkersTogether } from '../support/workers.js';
+import { reportOf, runWorkersTogether, type WorkerOutcome } from '../support/workers.js';
 import { type SplitOpenAI, startSplitOpenAI } from '../fakes/openai-router.js';
 import { runTurns, type TurnsPlan, type TurnsReport } from './fixtures/turns.js';
+import { type Backend, BACKENDS, type TemporaryDatabase, temporaryDatabase } from '../support/databases.js';
 import { loopbackEnvironment } from '../support/environment.js';
 import { ACCEPT, REFINE } from '../support/verdicts.js';
 
 /*
  * One user at the edge of their budget, asking many questions at once: in one process, and from four
- * processes sharing the database file. Whatever the interleaving, settled spend stays within the budget,
- * a turn that was turned away costs nothing, and nothing is left reserved.
+ * processes sharing the database, on each backend. Whatever the interleaving, settled spend stays within
+ * the budget, a turn that was turned away costs nothing, and nothing is left reserved. The four processes
+ * start together on a database nobody has opened yet (a new SQLite file, an empty PostgreSQL database),
+ * so they race to migrate it too.
  *
  * The providers bill close to the worst case each call reserved (a draft uses 90% of its output tokens),
  * so the budget is really reached; and they never bill more than it, as the promise assumes of them.
@@ -29,10 +32,18 @@ const MAX_OUTPUT_TOKENS = 400;
 const BILLED_OUTPUT_TOKENS = 360;
 const OWNER = { userId: 'user-1', guildId: 'guild-1', channelId: 'channel-1' };
 const WORKER_PATH = join(import.meta.dirname, 'fixtures/turn-worker.ts');
+/** Each dialect's migrations, and the table that records which ran. */
+const MIGRATIONS: Record<Backend, { folder: string; table: string }> = {
+  sqlite: { folder: MIGRATIONS_FOLDER, table: '__drizzle_migrations' },
+  postgres: { folder: POSTGRES_MIGRATIONS_FOLDER, table: 'drizzle.__drizzle_migrations' },
+};
+/** pino's level of error lines: nothing may go wrong quietly (a settle that could not be written). */
+const ERROR_LEVEL = 50;
 
 let openai: SplitOpenAI;
 let anthropic: FakeAnthropic;
 let directory: string;
+let database: TemporaryDatabase | undefined;
 
 beforeEach(async () => {
   [openai, anthropic] = await Promise.all([startSplitOpenAI(), startFakeAnthropic()]);
@@ -41,6 +52,8 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await Promise.all([openai.close(), anthropic.close()]);
+  await database?.cleanup();
+  database = undefined;
   rmSync(directory, { recursive: true, force: true });
 });
 
@@ -67,9 +80,9 @@ function scriptProviders(turns: number): void {
   }
 }
 
-function environment(budgetMicros: number): Record<string, string> {
+function environment(budgetMicros: number, on: TemporaryDatabase): Record<string, string> {
   return {
-    ...loopbackEnvironment({ openai, anthropic, databasePath: join(directory, 'tierbot.db') }),
+    ...loopbackEnvironment({ openai, anthropic, database: on }),
     DEFAULT_USER_BUDGET_USD: String(budgetMicros / 1_000_000),
     MAX_OUTPUT_TOKENS: String(MAX_OUTPUT_TOKENS),
   };
@@ -81,41 +94,36 @@ interface LedgerTotals {
   /** What a draft reserved (its worst case): the same for every draft here. */
   draftReservationMicros: number;
   openReservations: number;
-  /** Ledger rows of turns that were denied: each would be a charge for nothing. */
+  /** Denied turns with ledger rows: each would be a charge for nothing. */
   rowsOfDeniedTurns: number;
   /** The user's and the server's running totals for the month, as the budget checks read them. */
   counters: { kind: string; spentMicros: number; reservedMicros: number }[];
 }
 
-function ledgerTotals(path: string, deniedTurnIds: readonly string[]): LedgerTotals {
-  const sqlite = new Database(path, { readonly: true });
-  try {
-    const month = periodWindow('month', Date.now());
-    const totals = sqlite
-      .prepare(
-        `SELECT COUNT(*) AS rows, COALESCE(SUM(cost_micros), 0) AS spentMicros,
-                MIN(CASE WHEN purpose = 'draft' THEN reserved_micros END) AS draftReservationMicros
-         FROM usage_ledger WHERE user_id = ? AND guild_id = ?`,
-      )
-      .get(OWNER.userId, OWNER.guildId) as Pick<
-      LedgerTotals,
-      'rows' | 'spentMicros' | 'draftReservationMicros'
-    >;
-    const rowsOf = sqlite.prepare('SELECT COUNT(*) FROM usage_ledger WHERE turn_id = ?').pluck();
-    return {
-      ...totals,
-      openReservations: sqlite.prepare('SELECT COUNT(*) FROM reservations').pluck().get() as number,
-      rowsOfDeniedTurns: deniedTurnIds.reduce((total, turnId) => total + (rowsOf.get(turnId) as number), 0),
-      counters: sqlite
-        .prepare(
-          `SELECT kind, month_spent_micros AS spentMicros, month_reserved_micros AS reservedMicros
-           FROM spend_counters WHERE guild_key = ? AND month_start = ? ORDER BY kind`,
-        )
-        .all(OWNER.guildId, month.startMs) as LedgerTotals['counters'],
-    };
-  } finally {
-    sqlite.close();
-  }
+async function ledgerTotals(on: TemporaryDatabase, deniedTurnIds: readonly string[]): Promise<LedgerTotals> {
+  const month = periodWindow('month', Date.now());
+  const [totals] = await on.query<Pick<LedgerTotals, 'rows' | 'spentMicros' | 'draftReservationMicros'>>(
+    `SELECT COUNT(*) AS rows, COALESCE(SUM(cost_micros), 0) AS "spentMicros",
+            MIN(CASE WHEN purpose = 'draft' THEN reserved_micros END) AS "draftReservationMicros"
+     FROM usage_ledger WHERE user_id = $1 AND guild_id = $2`,
+    [OWNER.userId, OWNER.guildId],
+  );
+  const charged = new Set(
+    (await on.query<{ turn_id: string }>('SELECT DISTINCT turn_id FROM usage_ledger')).map(
+      (row) => row.turn_id,
+    ),
+  );
+  if (!totals) throw new Error('no ledger totals');
+  return {
+    ...totals,
+    openReservations: await on.value('SELECT COUNT(*) FROM reservations'),
+    rowsOfDeniedTurns: deniedTurnIds.filter((turnId) => charged.has(turnId)).length,
+    counters: await on.query<LedgerTotals['counters'][number]>(
+      `SELECT kind, month_spent_micros AS "spentMicros", month_reserved_micros AS "reservedMicros"
+       FROM spend_counters WHERE guild_key = $1 AND month_start = $2 ORDER BY kind`,
+      [OWNER.guildId, month.startMs],
+    ),
+  };
 }
 
 /** What every run must show: within the budget, nothing charged for a denial, nothing left reserved. */
@@ -139,10 +147,22 @@ function expectWithinBudget(totals: LedgerTotals, reports: TurnsReport[], budget
   expect(sum('keptDraft')).toBeGreaterThan(0);
 }
 
-describe('Concurrency', () => {
+/** The JSON log lines a worker wrote to stderr at error level or above. */
+function errorLines(outcome: WorkerOutcome): string[] {
+  return outcome.stderr.split('\n').filter((line) => {
+    try {
+      return (JSON.parse(line) as { level?: number }).level! >= ERROR_LEVEL;
+    } catch {
+      return false;
+    }
+  });
+}
+
+describe.each(BACKENDS)('Concurrency, on %s', (backend) => {
   it('when 50 turns from one user at the edge of their budget run at once, then settled spend never exceeds the budget', async () => {
     const turns = 50;
     const budgetMicros = 4_000;
+    database = await temporaryDatabase(backend);
     scriptProviders(turns);
     const errors: string[] = [];
     // Nothing may go wrong quietly: a settle that could not be written is logged as an error.
@@ -155,15 +175,15 @@ describe('Concurrency', () => {
         },
       }),
     );
-    const app = createApp(loadModelConfig(environment(budgetMicros)), log);
+    const app = await createApp(loadModelConfig(environment(budgetMicros, database)), log);
     let report: TurnsReport;
     try {
       report = await runTurns(app.engine, { name: 'one', count: turns, concurrency: turns, owner: OWNER });
     } finally {
-      app.close();
+      await app.close();
     }
 
-    const totals = ledgerTotals(environment(budgetMicros).DATABASE_PATH!, report.deniedTurnIds);
+    const totals = await ledgerTotals(database, report.deniedTurnIds);
     expectWithinBudget(totals, [report], budgetMicros);
     // The budget held only some of the 50 drafts' worst cases, so most turns were turned away at once.
     expect(report.answered + report.denied).toBe(turns);
@@ -171,10 +191,11 @@ describe('Concurrency', () => {
     expect(errors).toEqual([]);
   });
 
-  it('when 4 bot processes share one database file and one user at the edge of one budget, then migrations apply once, none hits SQLITE_BUSY, and settled spend never exceeds the budget', async () => {
+  it(`when 4 bot processes start together on a new database and ask for one user at the edge of one budget, then migrations apply once, ${backend === 'sqlite' ? 'none hits SQLITE_BUSY, ' : ''}and settled spend never exceeds the budget`, async () => {
     const workers = 4;
     const turnsPerWorker = 20;
     const budgetMicros = 6_000;
+    database = await temporaryDatabase(backend, { empty: true });
     scriptProviders(workers * turnsPerWorker);
     const plans: TurnsPlan[] = Array.from({ length: workers }, (_, index) => ({
       name: `worker-${index + 1}`,
@@ -189,23 +210,19 @@ describe('Concurrency', () => {
         entryPoint: WORKER_PATH,
         argument: plan,
         cwd: directory,
-        env: environment(budgetMicros),
+        env: environment(budgetMicros, database!),
       })),
     );
 
     for (const outcome of outcomes) {
       expect(outcome.stderr).not.toContain('SQLITE_BUSY');
+      expect(errorLines(outcome)).toEqual([]);
       expect(outcome.exitCode, outcome.stderr).toBe(0);
     }
     const reports = outcomes.map((outcome) => reportOf<TurnsReport>(outcome));
-    const path = environment(budgetMicros).DATABASE_PATH!;
-    const migrations = readdirSync(MIGRATIONS_FOLDER).filter((file) => file.endsWith('.sql')).length;
-    const sqlite = new Database(path, { readonly: true });
-    try {
-      expect(sqlite.prepare('SELECT COUNT(*) FROM __drizzle_migrations').pluck().get()).toBe(migrations);
-    } finally {
-      sqlite.close();
-    }
+    const { folder, table } = MIGRATIONS[backend];
+    const migrations = readdirSync(folder).filter((file) => file.endsWith('.sql')).length;
+    expect(await database.value(`SELECT COUNT(*) FROM ${table}`)).toBe(migrations);
     // Every process migrated or found the work done; between them, each migration ran once.
     const applied = outcomes.flatMap((outcome) =>
       outcome.stderr
@@ -214,8 +231,8 @@ describe('Concurrency', () => {
         .map((line) => (JSON.parse(line) as { applied: number }).applied),
     );
     expect(applied).toEqual([migrations]);
-    const totals = ledgerTotals(
-      path,
+    const totals = await ledgerTotals(
+      database,
       reports.flatMap((report) => report.deniedTurnIds),
     );
     expectWithinBudget(totals, reports, budgetMicros);
