@@ -6,21 +6,22 @@ import Database from 'better-sqlite3';
 import type { APIUser } from 'discord.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { periodWindow } from '../../src/core/budget.js';
+import { BUDGET_PERIODS, periodWindow } from '../../src/core/budget.js';
 import { formatUsd } from '../../src/core/money.js';
 import { modelLabel } from '../../src/core/models.js';
 import { registerCommands } from '../../src/discord/commands/register.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { type FakeDiscord, type RecordedRequest, startFakeDiscord } from '../fakes/discord/index.js';
+import { type Backend, BACKENDS, type TemporaryDatabase, temporaryDatabase } from '../support/databases.js';
 import { tsxArguments } from '../support/process.js';
 import { type SplitOpenAI, startSplitOpenAI } from '../fakes/openai-router.js';
 import { loopbackEnvironment } from '../support/environment.js';
 import { ACCEPT, REFINE } from '../support/verdicts.js';
 
 /*
- * The bot as `npm start` runs it, SIGKILLed in the middle of a burst of turns, twenty times over one
- * database file: nothing it showed as done may be lost, nothing it held may stay held, and /usage must
- * say what the ledger holds.
+ * The bot as `npm start` runs it, SIGKILLed in the middle of a burst of turns, round after round over one
+ * database (a SQLite file, or a PostgreSQL database: the server lives on, the bot dies): nothing it showed
+ * as done may be lost, nothing it held may stay held, and /usage must say what the ledger holds.
  *
  * Each round scripts exactly which turns can finish. Of the round's drafts, the first `fastDrafts` stream
  * at once and the others stall after their first words; of the checks that the fast drafts reach, the
@@ -29,7 +30,12 @@ import { ACCEPT, REFINE } from '../support/verdicts.js';
  * call has reached its provider, the kill finds turns stuck mid-draft, mid-check and mid-refine.
  */
 
-const ROUNDS = 20;
+/**
+ * Twenty rounds on SQLite, whose file a kill can leave mid-write. Six on PostgreSQL, whose server the kill
+ * does not touch: rounds 0–3 already land the kills mid-draft, mid-check and mid-refine (see roundPlan),
+ * and every round costs a bot start of several seconds on this 2-core machine.
+ */
+const ROUNDS: Record<Backend, number> = { sqlite: 20, postgres: 6 };
 const USER_NAMES = ['bob', 'carol', 'dave'];
 const MESSAGES_PER_USER = 3;
 /** A person has at most two answers in progress (src/discord/user-lanes.ts); the third message waits. */
@@ -41,7 +47,11 @@ const USAGE_EVERY_ROUNDS = 5;
 const STALL_MS = 600_000;
 /** Bot processes loading their modules (a second or two of CPU each) ahead of their turn. */
 const PROCESSES_AHEAD = 2;
-const TIMEOUT_MS = 240_000;
+/**
+ * A safety net for a hang, not a speed check: 20 rounds take a minute or so on an idle 2-core machine,
+ * and four times that with the machine shared (measured: 12 s a round at a load average of 19).
+ */
+const TIMEOUT_MS = 420_000;
 
 const FOOTER = /^-# gpt-4o-mini · [\d,]+ tokens · (\$[\d,.]+)$/m;
 const ESCALATE_BUTTON = /"custom_id":"escalate:([^"]+)"/;
@@ -145,13 +155,14 @@ async function until(bot: BotProcess, condition: () => boolean): Promise<void> {
   }
 }
 
-// ── The database file, read beside the bot ─────────────────────────────────────────────────────────
+// ── The database, read beside the bot ─────────────────────────────────────────────────────────────
 
 interface LedgerRow {
   id: number;
   request_id: string;
   turn_id: string;
   user_id: string;
+  guild_id: string | null;
   model: string;
   purpose: string;
   outcome: string;
@@ -163,83 +174,141 @@ interface LedgerRow {
 interface ReservationRow {
   request_id: string;
   turn_id: string;
+  user_id: string;
+  guild_id: string | null;
   purpose: string;
   amount_micros: number;
   created_at: number;
 }
 
-interface FileState {
+type CounterRow = { kind: 'user' | 'server'; guild_key: string; user_key: string } & Record<
+  `${'day' | 'week' | 'month'}_${'start' | 'spent_micros' | 'reserved_micros'}`,
+  number
+>;
+
+interface DatabaseState {
+  /**
+   * 'ok', or what is wrong: SQLite's own check of the file (PRAGMA integrity_check), and on either
+   * backend that every running total holds exactly what the ledger charged and the open reservations
+   * hold in its day, week and month.
+   */
   integrity: string;
   ledger: LedgerRow[];
   reservations: ReservationRow[];
   turns: { turn_id: string; status: string; cost_micros: number }[];
 }
 
-function withDatabase<T>(path: string, work: (sqlite: Database.Database) => T): T {
+type Query = <Row>(sql: string) => Promise<Row[]>;
+
+async function readState(query: Query, sqliteIntegrity?: string): Promise<DatabaseState> {
+  const ledger = await query<LedgerRow>('SELECT * FROM usage_ledger ORDER BY id');
+  const reservations = await query<ReservationRow>('SELECT * FROM reservations ORDER BY request_id');
+  const counters = await query<CounterRow>('SELECT * FROM spend_counters');
+  const turns = await query<DatabaseState['turns'][number]>(
+    'SELECT turn_id, status, cost_micros FROM turns ORDER BY turn_id',
+  );
+  const integrity =
+    sqliteIntegrity === undefined || sqliteIntegrity === 'ok'
+      ? balanceOf(counters, ledger, reservations)
+      : sqliteIntegrity;
+  return { integrity, ledger, reservations, turns };
+}
+
+/** 'ok' if every counter holds what the ledger charged and the reservations hold in its windows. */
+function balanceOf(counters: CounterRow[], ledger: LedgerRow[], reservations: ReservationRow[]): string {
+  for (const counter of counters) {
+    const concerns = (row: { guild_id: string | null; user_id: string }) =>
+      (row.guild_id ?? '') === counter.guild_key &&
+      (counter.kind === 'server' || row.user_id === counter.user_key);
+    for (const period of BUDGET_PERIODS) {
+      const window = periodWindow(period, counter[`${period}_start`]);
+      const isIn = (atMs: number) => atMs >= window.startMs && atMs < window.endMs;
+      const spent = ledger
+        .filter((row) => concerns(row) && isIn(row.charged_at))
+        .reduce((total, row) => total + row.cost_micros, 0);
+      const reserved = reservations
+        .filter((row) => concerns(row) && isIn(row.created_at))
+        .reduce((total, row) => total + row.amount_micros, 0);
+      if (counter[`${period}_spent_micros`] !== spent || counter[`${period}_reserved_micros`] !== reserved) {
+        return `${counter.kind}|${counter.guild_key}|${counter.user_key} holds ${counter[`${period}_spent_micros`]} spent and ${counter[`${period}_reserved_micros`]} reserved this ${period}; the ledger ${spent}, the reservations ${reserved}`;
+      }
+    }
+  }
+  return 'ok';
+}
+
+/** The database as it is now, read beside the running bot. */
+function readNow(on: TemporaryDatabase): Promise<DatabaseState> {
+  if (on.backend === 'postgres') return readState((sql) => on.query(sql));
+  return readSqliteFile(on.location.databasePath);
+}
+
+async function readSqliteFile(path: string): Promise<DatabaseState> {
   const sqlite = new Database(path, { timeout: 15_000 });
   try {
-    return work(sqlite);
+    const integrity = sqlite.pragma('integrity_check', { simple: true }) as string;
+    return await readState(async <Row>(sql: string) => sqlite.prepare(sql).all() as Row[], integrity);
   } finally {
     sqlite.close();
   }
 }
 
-function readState(path: string): FileState {
-  return withDatabase(path, (sqlite) => ({
-    integrity: sqlite.pragma('integrity_check', { simple: true }) as string,
-    ledger: sqlite.prepare('SELECT * FROM usage_ledger ORDER BY id').all() as LedgerRow[],
-    reservations: sqlite.prepare('SELECT * FROM reservations').all() as ReservationRow[],
-    turns: sqlite.prepare('SELECT turn_id, status, cost_micros FROM turns').all() as FileState['turns'],
-  }));
-}
-
 /**
- * What the killed process left on disk, read from a copy of the file and its WAL: opening the file itself
- * would recover and checkpoint the WAL when closed, and the next bot must find it as the crash left it.
+ * What the killed process left. PostgreSQL: the database as it is (its server was not killed, and what a
+ * transaction of the dead bot had not committed is gone). SQLite: a copy of the file and its WAL, since
+ * opening the file itself would recover and checkpoint the WAL when closed, and the next bot must find it
+ * as the crash left it.
  */
-function readCrashImage(path: string, round: number): FileState {
+async function readCrashImage(on: TemporaryDatabase, round: number): Promise<DatabaseState> {
+  if (on.backend === 'postgres') return readNow(on);
+  const path = on.location.databasePath;
   const copyDirectory = join(directory, `crash-${round}`);
   mkdirSync(copyDirectory);
   const copy = join(copyDirectory, 'crashed.db');
   copyFileSync(path, copy);
   if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, `${copy}-wal`);
-  const state = readState(copy);
-  rmSync(copyDirectory, { recursive: true, force: true });
-  return state;
+  try {
+    return await readSqliteFile(copy);
+  } finally {
+    rmSync(copyDirectory, { recursive: true, force: true });
+  }
 }
 
 // ── The test ───────────────────────────────────────────────────────────────────────────────────────
 
 let discord: FakeDiscord;
 let directory: string;
-let databasePath: string;
+let database: TemporaryDatabase;
 let users: APIUser[];
 
-beforeAll(async () => {
-  discord = await startFakeDiscord({ heartbeatIntervalMs: 5_000 });
-  directory = mkdtempSync(join(tmpdir(), 'tierbot-crash-'));
-  databasePath = join(directory, 'tierbot.db');
-  users = [discord.user];
-  for (const username of USER_NAMES) {
-    const user = discord.addUser({ username });
-    discord.addMember(user.id);
-    users.push(user);
-  }
-});
+describe.each(BACKENDS)('Crash, on %s', (backend) => {
+  const rounds = ROUNDS[backend];
 
-afterAll(async () => {
-  // Only after a failure half-way: the processes this test started that still run.
-  for (const child of running) child.kill('SIGKILL');
-  await discord.close();
-  rmSync(directory, { recursive: true, force: true });
-});
+  beforeAll(async () => {
+    discord = await startFakeDiscord({ heartbeatIntervalMs: 5_000 });
+    directory = mkdtempSync(join(tmpdir(), 'tierbot-crash-'));
+    database = await temporaryDatabase(backend);
+    users = [discord.user];
+    for (const username of USER_NAMES) {
+      const user = discord.addUser({ username });
+      discord.addMember(user.id);
+      users.push(user);
+    }
+  });
 
-describe('Crash', () => {
+  afterAll(async () => {
+    // Only after a failure half-way: the processes this test started that still run.
+    for (const child of running) child.kill('SIGKILL');
+    await discord.close();
+    await database.cleanup();
+    rmSync(directory, { recursive: true, force: true });
+  });
+
   it(
-    'when the bot is SIGKILLed during a burst of turns, 20 rounds, then after each restart the file is intact, no settled row is lost, every open reservation is swept, and /usage agrees with the ledger',
+    `when the bot is SIGKILLed during a burst of turns, ${rounds} rounds, then after each restart the ${backend === 'sqlite' ? 'file is intact' : 'running totals hold what the ledger holds'}, no settled row is lost, every open reservation is swept, and /usage agrees with the ledger`,
     async () => {
       const environment = ({ openai, anthropic }: Providers) => ({
-        ...loopbackEnvironment({ discord, openai, anthropic, databasePath }),
+        ...loopbackEnvironment({ discord, openai, anthropic, database }),
         DEFAULT_USER_BUDGET_USD: String(BUDGET_MICROS / 1_000_000),
       });
       // Each process loads its modules ahead of its turn and starts once the one before it is dead.
@@ -250,7 +319,7 @@ describe('Crash', () => {
       // Registered once, as `npm run deploy-commands` does, so that /usage can be run.
       await registerCommands(loadConfig(environment(waiting[0]!.providers)).discord);
 
-      let crashed: FileState | undefined;
+      let crashed: DatabaseState | undefined;
       let answered = 0;
       const swept = new Set<string>();
       for (let round = 0; ; round += 1) {
@@ -258,30 +327,30 @@ describe('Crash', () => {
         bot.start();
         await until(bot, () => bot.logs.some((line) => String(line.msg).startsWith('tierbot ready')));
         if (crashed) {
-          checkRestart(bot, crashed);
+          await checkRestart(bot, crashed);
           for (const reservation of crashed.reservations) swept.add(reservation.purpose);
         }
-        if (round === ROUNDS) {
+        if (round === rounds) {
           for (const user of users) await checkUsage(bot, user);
         } else if (round > 0 && round % USAGE_EVERY_ROUNDS === 0) {
           await checkUsage(bot, users[(round / USAGE_EVERY_ROUNDS) % users.length]!);
         }
         // src/main.ts backs a crash loop off (src/core/restarts.ts: the third start within five minutes
-        // waits 5 s to log in, doubling each time), and these 21 starts come a second or two apart. No
-        // setting shortens it, so the recorded starts are forgotten while this bot runs (its open
-        // connection keeps the next crash's WAL as the crash leaves it): each start is an ordinary one.
-        withDatabase(databasePath, (sqlite) => sqlite.prepare('DELETE FROM bot_starts').run());
-        if (round === ROUNDS) {
+        // waits 5 s to log in, doubling each time), and these starts come a second or two apart. No
+        // setting shortens it, so the recorded starts are forgotten while this bot runs (on SQLite, its
+        // open connection keeps the next crash's WAL as the crash leaves it): each start is an ordinary one.
+        await database.query('DELETE FROM bot_starts');
+        if (round === rounds) {
           bot.child.kill('SIGTERM');
           expect((await bot.exited).code, bot.output()).toBe(0);
           await closeProviders(bot.providers);
           break;
         }
-        if (round + waiting.length < ROUNDS) waiting.push(await spawnBotProcess(environment));
+        if (round + waiting.length < rounds) waiting.push(await spawnBotProcess(environment));
 
         const plan = roundPlan(round);
         const finished = await killDuringBurst(bot, round, plan);
-        crashed = readCrashImage(databasePath, round);
+        crashed = await readCrashImage(database, round);
         checkCrashImage(crashed, finished, plan, bot.providers.openai.drafts.requests.length);
         answered += plan.accepted;
         await closeProviders(bot.providers);
@@ -289,10 +358,7 @@ describe('Crash', () => {
 
       // The kills landed in every phase of a turn, and every answer shown is in the turn log.
       expect([...swept].sort()).toEqual(['check', 'draft', 'refine']);
-      const turns = withDatabase(databasePath, (sqlite) =>
-        sqlite.prepare("SELECT COUNT(*) FROM turns WHERE status = 'answered'").pluck().get(),
-      );
-      expect(turns).toBe(answered);
+      expect(await database.value("SELECT COUNT(*) FROM turns WHERE status = 'answered'")).toBe(answered);
       discord.assertNothingUnexpected();
     },
     TIMEOUT_MS,
@@ -338,12 +404,12 @@ async function closeProviders({ openai, anthropic }: Providers): Promise<void> {
 }
 
 /**
- * What the kill left: an intact file; exactly the scripted answers finished, each on disk (its calls, at
+ * What the kill left: an intact database; exactly the scripted answers finished, each on disk (its calls, at
  * the cost its footer showed, and its turn); and every turn that reached a provider without finishing
  * still holds a reservation.
  */
 function checkCrashImage(
-  crashed: FileState,
+  crashed: DatabaseState,
   finished: RecordedRequest[],
   plan: RoundPlan,
   draftsStarted: number,
@@ -370,9 +436,11 @@ function checkCrashImage(
   expect(held.size).toBeGreaterThanOrEqual(draftsStarted - plan.accepted);
 }
 
-/** After a restart: the sweep ran, nothing on disk was lost, and the running totals match the ledger. */
-function checkRestart(bot: BotProcess, crashed: FileState): void {
-  const now = readState(databasePath);
+/** After a restart: the sweep ran, nothing written was lost, and the running totals match the ledger. */
+async function checkRestart(bot: BotProcess, crashed: DatabaseState): Promise<void> {
+  const now = await readNow(database);
+  // The file is intact (SQLite), and the running totals that budget checks read hold what the ledger
+  // charged, and, with no reservation left, nothing held.
   expect(now.integrity).toBe('ok');
   // Every row the crash left is there unchanged, and the only new rows are the sweep's.
   const byRequest = new Map(now.ledger.map((row) => [row.request_id, row]));
@@ -390,28 +458,11 @@ function checkRestart(bot: BotProcess, crashed: FileState): void {
     });
   }
   expect(bot.logs.find((line) => typeof line.swept === 'number')?.swept).toBe(crashed.reservations.length);
-  // The running totals that budget checks read hold what the ledger charged, and nothing held.
-  withDatabase(databasePath, (sqlite) => {
-    const counters = sqlite
-      .prepare(
-        `SELECT kind, user_key AS userKey, month_start AS monthStart,
-                month_spent_micros AS spentMicros, month_reserved_micros AS reservedMicros
-         FROM spend_counters WHERE guild_key = ?`,
-      )
-      .all(discord.guild.id) as { kind: string; userKey: string; monthStart: number }[];
-    expect(counters).toHaveLength(users.length + 1);
-    for (const counter of counters) {
-      const window = periodWindow('month', counter.monthStart);
-      const chargedMicros = sqlite
-        .prepare(
-          `SELECT COALESCE(SUM(cost_micros), 0) FROM usage_ledger
-           WHERE guild_id = ? AND (? = 'server' OR user_id = ?) AND charged_at >= ? AND charged_at < ?`,
-        )
-        .pluck()
-        .get(discord.guild.id, counter.kind, counter.userKey, window.startMs, window.endMs);
-      expect(counter).toMatchObject({ spentMicros: chargedMicros, reservedMicros: 0 });
-    }
-  });
+  // A running total for every member who asked, and one for the server.
+  const counters = await database.query('SELECT kind FROM spend_counters WHERE guild_key = $1', [
+    discord.guild.id,
+  ]);
+  expect(counters).toHaveLength(users.length + 1);
 }
 
 /** A member's /usage, run for real, checked line by line against the file. */
@@ -429,48 +480,40 @@ async function checkUsage(bot: BotProcess, user: APIUser): Promise<void> {
     lines.find((line) => line.startsWith('**Answers**')),
   ];
   // At a month's last midnight the command may have run in either month: either one matches then.
-  const expected = [windowBefore, windowAfter].map((window) => expectedUsage(user, window));
+  const expected = await Promise.all(
+    [windowBefore, windowAfter].map((window) => expectedUsage(user, window)),
+  );
   expect(shown).toEqual(
     expected.find((lines) => JSON.stringify(lines) === JSON.stringify(shown)) ?? expected[1],
   );
 }
 
-function expectedUsage(user: APIUser, window: { startMs: number; endMs: number }): string[] {
-  return withDatabase(databasePath, (sqlite) => {
-    const byModel = sqlite
-      .prepare(
-        `SELECT model, COUNT(*) AS calls, SUM(cost_micros) AS costMicros,
-                SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens) AS tokens
-         FROM usage_ledger WHERE guild_id = ? AND user_id = ? AND charged_at >= ? AND charged_at < ?
-         GROUP BY model`,
+async function expectedUsage(user: APIUser, window: { startMs: number; endMs: number }): Promise<string[]> {
+  const byModel = await database.query<{ model: string; calls: number; costMicros: number; tokens: number }>(
+    `SELECT model, COUNT(*) AS calls, SUM(cost_micros) AS "costMicros",
+            SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens) AS tokens
+     FROM usage_ledger WHERE guild_id = $1 AND user_id = $2 AND charged_at >= $3 AND charged_at < $4
+     GROUP BY model`,
+    [discord.guild.id, user.id, window.startMs, window.endMs],
+  );
+  const answers = await database.value(
+    `SELECT COUNT(*) FROM turns
+     WHERE guild_id = $1 AND user_id = $2 AND status = 'answered' AND created_at >= $3 AND created_at < $4`,
+    [discord.guild.id, user.id, window.startMs, window.endMs],
+  );
+  const spentMicros = byModel.reduce((total, row) => total + row.costMicros, 0);
+  return [
+    `Spent ${formatUsd(spentMicros)} of ${formatUsd(BUDGET_MICROS)} this month`,
+    // Nothing is in progress, so nothing is held: what is left is the budget less the ledger.
+    `${formatUsd(BUDGET_MICROS - spentMicros)} left;`,
+    ...byModel
+      .map(
+        (row) =>
+          `- ${modelLabel(row.model)}: ${row.calls.toLocaleString('en-US')} calls · ` +
+          `${row.tokens.toLocaleString('en-US')} tokens · ${formatUsd(row.costMicros)}`,
       )
-      .all(discord.guild.id, user.id, window.startMs, window.endMs) as {
-      model: string;
-      calls: number;
-      costMicros: number;
-      tokens: number;
-    }[];
-    const answers = sqlite
-      .prepare(
-        `SELECT COUNT(*) FROM turns
-         WHERE guild_id = ? AND user_id = ? AND status = 'answered' AND created_at >= ? AND created_at < ?`,
-      )
-      .pluck()
-      .get(discord.guild.id, user.id, window.startMs, window.endMs);
-    const spentMicros = byModel.reduce((total, row) => total + row.costMicros, 0);
-    return [
-      `Spent ${formatUsd(spentMicros)} of ${formatUsd(BUDGET_MICROS)} this month`,
-      // Nothing is in progress, so nothing is held: what is left is the budget less the ledger.
-      `${formatUsd(BUDGET_MICROS - spentMicros)} left;`,
-      ...byModel
-        .map(
-          (row) =>
-            `- ${modelLabel(row.model)}: ${row.calls.toLocaleString('en-US')} calls · ` +
-            `${row.tokens.toLocaleString('en-US')} tokens · ${formatUsd(row.costMicros)}`,
-        )
-        .sort(),
-      // The refines never finish, so no answer shown was escalated.
-      `**Answers**: ${String(answers)} · escalated to Claude Haiku: 0`,
-    ];
-  });
+      .sort(),
+    // The refines never finish, so no answer shown was escalated.
+    `**Answers**: ${String(answers)} · escalated to Claude Haiku: 0`,
+  ];
 }
