@@ -14,6 +14,9 @@ import { ACCEPT } from '../support/verdicts.js';
  * its shard — (guild_id >> 22) % shard count — and DMs to shard 0, as Discord does.
  */
 
+/** Bot processes take seconds to start on a busy 2-core machine. */
+const PROCESS_TEST_TIMEOUT_MS = 180_000;
+
 let discord: FakeDiscord;
 let openai: SplitOpenAI;
 let anthropic: FakeAnthropic;
@@ -78,52 +81,69 @@ const channelOf = (guildId: string) =>
   )?.id ?? '';
 
 describe('Discord shards over two processes', () => {
-  it("when two processes run shards 0 and 1, then each guild's messages are answered once, by the process of its shard, and DMs by shard 0's", async () => {
-    usedGuilds.clear();
-    const shard0Guild = guildOnShard(0);
-    const shard1Guild = guildOnShard(1);
-    const first = startShardProcess('0', 'shard-0 process');
-    const second = startShardProcess('1', 'shard-1 process');
-    await Promise.all([first.ready, second.ready]);
-    expect(discord.shards).toEqual([0, 1]);
-    expect(discord.identifies.map((identify) => identify.shard).sort()).toEqual([
-      [0, 2],
-      [1, 2],
-    ]);
+  it(
+    "when two processes run shards 0 and 1, then each guild's messages are answered once, by the process of its shard, and DMs by shard 0's",
+    async () => {
+      usedGuilds.clear();
+      const shard0Guild = guildOnShard(0);
+      const shard1Guild = guildOnShard(1);
+      const first = startShardProcess('0', 'shard-0 process');
+      const second = startShardProcess('1', 'shard-1 process');
+      await Promise.all([first.ready, second.ready]);
+      expect(discord.shards).toEqual([0, 1]);
+      expect(discord.identifies.map((identify) => identify.shard).sort()).toEqual([
+        [0, 2],
+        [1, 2],
+      ]);
 
-    scriptAnswers(3);
-    discord.messageCreate({ content: `<@${discord.bot.id}> first?`, channelId: channelOf(shard0Guild.id) });
-    discord.messageCreate({ content: `<@${discord.bot.id}> second?`, channelId: channelOf(shard1Guild.id) });
-    discord.directMessageCreate({ content: 'and a DM?' });
-    await until(() => turnsDone(first).length + turnsDone(second).length === 3);
+      scriptAnswers(3);
+      discord.messageCreate({ content: `<@${discord.bot.id}> first?`, channelId: channelOf(shard0Guild.id) });
+      discord.messageCreate({
+        content: `<@${discord.bot.id}> second?`,
+        channelId: channelOf(shard1Guild.id),
+      });
+      discord.directMessageCreate({ content: 'and a DM?' });
+      await until(() => turnsDone(first).length + turnsDone(second).length === 3);
 
-    expect(turnsDone(first).map((line) => line.guildId).sort()).toEqual([null, shard0Guild.id].sort());
-    expect(turnsDone(second).map((line) => line.guildId)).toEqual([shard1Guild.id]);
-    expect(await database.value("SELECT COUNT(*) FROM usage_ledger WHERE purpose = 'draft'")).toBe(3);
-  });
+      expect(
+        turnsDone(first)
+          .map((line) => line.guildId)
+          .sort(),
+      ).toEqual([null, shard0Guild.id].sort());
+      expect(turnsDone(second).map((line) => line.guildId)).toEqual([shard1Guild.id]);
+      expect(await database.value("SELECT COUNT(*) FROM usage_ledger WHERE purpose = 'draft'")).toBe(3);
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 
-  it('when one shard runs in two processes at once (a deploy overlap) and both get an event, then it is answered once and charged once', async () => {
-    usedGuilds.clear();
-    const guild = guildOnShard(0);
-    const old = startShardProcess('0', 'old shard-0 process');
-    await old.ready;
-    const replacement = startShardProcess('0', 'new shard-0 process');
-    await replacement.ready;
-    scriptAnswers(2);
+  it(
+    'when one shard runs in two processes at once (a deploy overlap) and both get an event, then it is answered once and charged once',
+    async () => {
+      usedGuilds.clear();
+      const guild = guildOnShard(0);
+      const old = startShardProcess('0', 'old shard-0 process');
+      await old.ready;
+      const replacement = startShardProcess('0', 'new shard-0 process');
+      await replacement.ready;
+      scriptAnswers(2);
 
-    discord.messageCreate({
-      content: `<@${discord.bot.id}> only once, please`,
-      channelId: channelOf(guild.id),
-      toEverySession: true,
-    });
-    await until(() => turnsDone(old).length + turnsDone(replacement).length >= 1);
-    // Give the other process every chance to answer too.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+      discord.messageCreate({
+        content: `<@${discord.bot.id}> only once, please`,
+        channelId: channelOf(guild.id),
+        toEverySession: true,
+      });
+      await until(() => turnsDone(old).length + turnsDone(replacement).length >= 1);
+      // Give the other process every chance to answer too.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
 
-    expect(turnsDone(old).length + turnsDone(replacement).length).toBe(1);
-    expect(openai.drafts.requests).toHaveLength(1);
-    expect(await database.value('SELECT COUNT(*) FROM usage_ledger')).toBe(2);
-    const replies = discord.requests.filter((request) => request.route === 'POST /channels/:channel_id/messages');
-    expect(replies).toHaveLength(1);
-  });
+      expect(turnsDone(old).length + turnsDone(replacement).length).toBe(1);
+      expect(openai.drafts.requests).toHaveLength(1);
+      expect(await database.value('SELECT COUNT(*) FROM usage_ledger')).toBe(2);
+      const replies = discord.requests.filter(
+        (request) => request.route === 'POST /channels/:channel_id/messages',
+      );
+      expect(replies).toHaveLength(1);
+    },
+    PROCESS_TEST_TIMEOUT_MS,
+  );
 });

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT, tsxArguments } from './process.js';
 
@@ -71,10 +72,29 @@ export function startBotProcess(
     }),
     exited,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) {
+        // unshare waits out signals other than SIGKILL: the bot inside is told directly.
+        for (const pid of options.ownHost ? childrenOf(child.pid) : [child.pid]) {
+          if (pid !== undefined) process.kill(pid, 'SIGTERM');
+        }
+      }
       return exited;
     },
   };
+}
+
+/** A process's children, as Linux lists them. */
+function childrenOf(pid: number | undefined): number[] {
+  if (pid === undefined) return [];
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter((id) => id !== '')
+      .map(Number);
+  } catch {
+    return [];
+  }
 }
 
 /** The "turn done" log lines of a bot process. */

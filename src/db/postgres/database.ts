@@ -20,6 +20,11 @@ export const POSTGRES_NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::
 const POOL_SIZE = 10;
 /** A statement that waits longer than this (a lock held by a stuck process) fails instead of hanging a turn. */
 const STATEMENT_TIMEOUT_MS = 15_000;
+/**
+ * A transaction left open this long is ended by the server: ours last milliseconds, so only a process
+ * that was paused (or cut off) mid-transaction meets it — and the row locks it held are let go.
+ */
+const IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000;
 
 /**
  * int8 and numeric come back as JavaScript numbers, not strings: money is integer micro-USD well under
@@ -37,6 +42,7 @@ export function openPool(url: string, onError: (error: Error) => void): pg.Pool 
     max: POOL_SIZE,
     types: PG_TYPES,
     statement_timeout: STATEMENT_TIMEOUT_MS,
+    idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
     application_name: 'tierbot',
   });
   // An idle connection the server dropped (a restart, a failover) is an event, not a crash.
