@@ -48,8 +48,8 @@ const STALL_MS = 600_000;
 /** Bot processes loading their modules (a second or two of CPU each) ahead of their turn. */
 const PROCESSES_AHEAD = 2;
 /**
- * A safety net for a hang, not a speed check: 20 rounds take a minute or so on an idle 2-core machine,
- * and four times that with the machine shared (measured: 12 s a round at a load average of 19).
+ * A safety net for a hang, not a speed check: on this 2-core machine shared with other work, a round
+ * took 12 s at a load average of 19, so SQLite's 20 rounds took four minutes.
  */
 const TIMEOUT_MS = 420_000;
 
