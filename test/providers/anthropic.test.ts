@@ -335,6 +335,12 @@ describe('what a call reserves for a PDF (estimateInputTokens)', () => {
 
       const [count] = countRequests();
       expect(harness.anthropic.requests).toHaveLength(1);
+      // Sent by the SDK (its key, as a bearer token in SDK 1.x, and version), the body streamed as JSON.
+      expect(count?.headers).toMatchObject({
+        'content-type': 'application/json',
+        authorization: 'Bearer sk-ant-test',
+        'anthropic-version': expect.any(String),
+      });
       expect(count?.body).toEqual({
         model: MODEL,
         messages: [
@@ -356,6 +362,31 @@ describe('what a call reserves for a PDF (estimateInputTokens)', () => {
       expect(estimate).toBeGreaterThan(pages * PDF_PAGE_TOKENS);
     });
   }
+
+  // Built whole, as the SDK builds a body given as an object (base64, JSON, UTF-8), a 31 MB PDF's count
+  // request held the event loop for over a second; the old page scan held it for most of one too. How long
+  // the loop is held is measured outside the tests; here, what could not be true of a whole-file pass.
+  it('when a 4 MB PDF is estimated, then no byte is read before the estimate returns, and the count request reads the file 48 KiB at a time', async () => {
+    const bytes = Buffer.concat([plainPdf(3), Buffer.alloc(4 * 1024 * 1024, 0x20)]);
+    harness.anthropic.knowPdf(bytes, 3);
+    const reads: PropertyKey[] = [];
+    const data = new Proxy(bytes, {
+      get(target, property) {
+        reads.push(property);
+        return Reflect.get(target, property, target);
+      },
+    });
+
+    const pending = harness.anthropicModel.estimateInputTokens(askAbout(data));
+    // Its length (for the upload's timeout) is all that is read at once.
+    expect(reads.filter((property) => property !== 'byteLength')).toEqual([]);
+    await pending;
+
+    // Each piece is one view of the buffer: as many as 48 KiB pieces in the file, and none larger.
+    const pieces = Math.ceil(bytes.length / (48 * 1024));
+    expect(reads.filter((property) => property === 'buffer')).toHaveLength(pieces);
+    expect(countRequests()[0]?.body.messages[0].content[0].source.data).toBe(base64Of(bytes));
+  });
 
   it('when the same PDF is estimated again (a retry, a refinement), then Anthropic is asked once', async () => {
     const pdf = escapedNamePdf(50);

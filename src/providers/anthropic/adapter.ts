@@ -49,7 +49,10 @@ const CONTEXT_WINDOW_TOKENS: Readonly<Record<string, number>> = {
 };
 
 export interface AnthropicAdapterOptions extends AdapterOptions {
-  /** How long counting a PDF's tokens may take before the call reserves the context window instead. */
+  /**
+   * How long counting a PDF's tokens may take (plus time to upload it) before the call reserves the
+   * context window instead; 5 s by default.
+   */
   countTimeoutMs?: number;
 }
 

@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Anthropic from '@anthropic-ai/sdk';
+import type { MessageCountTokensParams } from '@anthropic-ai/sdk/resources/messages';
 import type { PdfPart } from '../estimate.js';
-import { mapAnthropicError, toAnthropicMessages } from './mappers.js';
+import { mapAnthropicError, toAnthropicDocument } from './mappers.js';
 
 /**
  * Anthropic calls its count "an estimate": what a message then bills "may differ by a small amount". A
@@ -9,8 +12,21 @@ import { mapAnthropicError, toAnthropicMessages } from './mappers.js';
  */
 const COUNT_MARGIN = 0.1;
 
-/** How long a count may take before the call reserves the context window instead. */
+/** How long a count may take before the call reserves the context window instead (plus its upload). */
 export const DEFAULT_COUNT_TIMEOUT_MS = 5_000;
+
+/**
+ * The count request carries the whole PDF (as base64, 4/3 of its size): a big one gets time to upload on
+ * top of the timeout, at 4 MB/s (a 32 MB PDF: 11 s more), so that counting it does not fail by its size.
+ */
+const UPLOAD_BYTES_PER_SECOND = 4 * 1024 * 1024;
+
+/**
+ * The PDF goes into the count request's body in pieces of this many bytes (a multiple of 3, so that their
+ * base64 joins up), the event loop running between pieces: each takes well under a millisecond to encode,
+ * and its base64 (64 KiB) is small enough for V8 to collect young, not in a full collection.
+ */
+const BYTES_PER_PIECE = 3 * 16 * 1024;
 
 /**
  * What a PDF costs on Claude, counted by Anthropic itself: each page is billed as its text plus an image
@@ -42,12 +58,23 @@ export class PdfTokenCounts {
     const key = `${model}\n${part.name ?? ''}`;
     const known = this.counted.get(part.data)?.get(key);
     if (known !== undefined) return known;
+    // The params as the SDK types them, with a stand-in for the PDF's base64, which the body streams.
+    const standIn = `pdf-${randomUUID()}`;
+    const params: MessageCountTokensParams = {
+      model,
+      messages: [{ role: 'user', content: [toAnthropicDocument(part, standIn)] }],
+    };
+    const uploadMs = Math.ceil((((part.data.byteLength * 4) / 3) * 1000) / UPLOAD_BYTES_PER_SECOND);
     let inputTokens: number;
     try {
-      ({ input_tokens: inputTokens } = await this.client.messages.countTokens(
-        { model, messages: toAnthropicMessages([{ role: 'user', content: [part] }]) },
-        { signal, timeout: this.timeoutMs },
-      ));
+      ({ input_tokens: inputTokens } = await this.client.messages.countTokens(params, {
+        body: jsonWithPdf(params, standIn, part.data),
+        headers: { 'content-type': 'application/json' },
+        // A streamed body can be sent once.
+        maxRetries: 0,
+        timeout: this.timeoutMs + uploadMs,
+        signal,
+      }));
     } catch (error) {
       if (signal?.aborted) throw mapAnthropicError(error);
       return undefined;
@@ -60,4 +87,28 @@ export class PdfTokenCounts {
     this.counted.set(part.data, counts);
     return tokens;
   }
+}
+
+/**
+ * The params' JSON, with the PDF's base64 written in place of the stand-in piece by piece. Given the
+ * params as an object, the SDK would build the whole body at once (the base64 of the file, the JSON
+ * around it, then its UTF-8 bytes): for a 31 MB PDF that held the event loop for over a second.
+ */
+async function* jsonWithPdf(
+  params: MessageCountTokensParams,
+  standIn: string,
+  data: Uint8Array,
+): AsyncGenerator<Uint8Array> {
+  const [before, after, ...more] = JSON.stringify(params).split(JSON.stringify(standIn));
+  if (before === undefined || after === undefined || more.length > 0) {
+    throw new Error('the stand-in for the PDF must appear once in the count request');
+  }
+  yield Buffer.from(`${before}"`, 'utf8');
+  for (let start = 0; start < data.byteLength; start += BYTES_PER_PIECE) {
+    const length = Math.min(BYTES_PER_PIECE, data.byteLength - start);
+    const piece = Buffer.from(data.buffer, data.byteOffset + start, length);
+    yield Buffer.from(piece.toString('base64'), 'latin1');
+    await nextTurn();
+  }
+  yield Buffer.from(`"${after}`, 'utf8');
 }
