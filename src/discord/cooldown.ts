@@ -1,22 +1,54 @@
+/** Whether a person may ask now, and if not, for how long they must wait. */
+export type CooldownCheck =
+  | { isAllowed: true }
+  /** `isFirstRefusal`: the first refusal in this cooldown (so that one notice covers a burst of messages). */
+  | { isAllowed: false; waitMs: number; isFirstRefusal: boolean };
+
+interface Asked {
+  askedAt: number;
+  hasBeenTold: boolean;
+}
+
 /**
  * A pause a person must leave between questions (USER_COOLDOWN_SECONDS; 0 turns it off). Answers already
- * waiting their turn are not affected: only when a new message arrives is it checked.
+ * waiting their turn are not affected: only when a new message arrives is it checked. Only people inside
+ * their cooldown are remembered: everyone's cooldown is as long, so the oldest asks expire first.
  */
 export class Cooldown {
-  private readonly lastAskedAt = new Map<string, number>();
+  /** In the order they asked (an ask moves its person to the end), so that expired ones are at the front. */
+  readonly #asked = new Map<string, Asked>();
 
   constructor(
     private readonly cooldownMs: number,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** 0 when the person may ask now (and records it); otherwise how many milliseconds they must wait. */
-  take(userId: string): number {
-    if (this.cooldownMs <= 0) return 0;
+  /** How many people are remembered: those inside their cooldown, at most. */
+  get size(): number {
+    return this.#asked.size;
+  }
+
+  /** Allowed when the person may ask now (and records it); otherwise how many milliseconds they must wait. */
+  take(userId: string): CooldownCheck {
+    if (this.cooldownMs <= 0) return { isAllowed: true };
     const now = this.now();
-    const wait = (this.lastAskedAt.get(userId) ?? Number.NEGATIVE_INFINITY) + this.cooldownMs - now;
-    if (wait > 0) return wait;
-    this.lastAskedAt.set(userId, now);
-    return 0;
+    this.#forgetExpired(now);
+    const last = this.#asked.get(userId);
+    const waitMs = last === undefined ? 0 : last.askedAt + this.cooldownMs - now;
+    if (last && waitMs > 0) {
+      const isFirstRefusal = !last.hasBeenTold;
+      last.hasBeenTold = true;
+      return { isAllowed: false, waitMs, isFirstRefusal };
+    }
+    this.#asked.delete(userId);
+    this.#asked.set(userId, { askedAt: now, hasBeenTold: false });
+    return { isAllowed: true };
+  }
+
+  #forgetExpired(now: number): void {
+    for (const [userId, asked] of this.#asked) {
+      if (asked.askedAt + this.cooldownMs > now) return;
+      this.#asked.delete(userId);
+    }
   }
 }

@@ -18,4 +18,18 @@ describe('RecentIds', () => {
     expect(ids.take('3')).toBe(false);
     expect(ids.take('1')).toBe(true);
   });
+
+  it('when an id was taken longer ago than it is remembered, then it is forgotten, and a repeat within that is not', () => {
+    let now = 0;
+    const ids = new RecentIds(100, 60_000, () => now);
+    ids.take('old');
+    now = 30_000;
+    ids.take('newer');
+    now = 59_999;
+    expect(ids.take('old')).toBe(false);
+    now = 60_000;
+    expect(ids.take('newer')).toBe(false);
+    expect(ids.size).toBe(1);
+    expect(ids.take('old')).toBe(true);
+  });
 });
