@@ -133,7 +133,8 @@ export async function startBot(
     if (!taken.take(message.id)) return;
     const check = cooldown.take(message.author.id);
     if (!check.isAllowed) {
-      if (check.isFirstRefusal) notify(message, `⏳ You can ask again in ${Math.ceil(check.waitMs / 1000)} s.`);
+      if (check.isFirstRefusal)
+        notify(message, `⏳ You can ask again in ${Math.ceil(check.waitMs / 1000)} s.`);
       return;
     }
     const controller = new AbortController();

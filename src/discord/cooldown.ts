@@ -11,19 +11,24 @@ interface Asked {
 
 /**
  * A pause a person must leave between questions (USER_COOLDOWN_SECONDS; 0 turns it off). Answers already
- * waiting their turn are not affected: only when a new message arrives is it checked. Only people inside
- * their cooldown are remembered: everyone's cooldown is as long, so the oldest asks expire first.
+ * waiting their turn are not affected: only when a new message arrives is it checked.
+ *
+ * Only people inside their cooldown matter. Those whose cooldown has passed are swept out once per
+ * cooldown, so each is looked at about twice before it goes, and at most two cooldowns' worth of people
+ * are held.
  */
 export class Cooldown {
-  /** In the order they asked (an ask moves its person to the end), so that expired ones are at the front. */
   readonly #asked = new Map<string, Asked>();
+  #sweptAt: number;
 
   constructor(
     private readonly cooldownMs: number,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.#sweptAt = now();
+  }
 
-  /** How many people are remembered: those inside their cooldown, at most. */
+  /** How many people are remembered. */
   get size(): number {
     return this.#asked.size;
   }
@@ -32,7 +37,7 @@ export class Cooldown {
   take(userId: string): CooldownCheck {
     if (this.cooldownMs <= 0) return { isAllowed: true };
     const now = this.now();
-    this.#forgetExpired(now);
+    if (now - this.#sweptAt >= this.cooldownMs) this.#sweep(now);
     const last = this.#asked.get(userId);
     const waitMs = last === undefined ? 0 : last.askedAt + this.cooldownMs - now;
     if (last && waitMs > 0) {
@@ -40,15 +45,14 @@ export class Cooldown {
       last.hasBeenTold = true;
       return { isAllowed: false, waitMs, isFirstRefusal };
     }
-    this.#asked.delete(userId);
     this.#asked.set(userId, { askedAt: now, hasBeenTold: false });
     return { isAllowed: true };
   }
 
-  #forgetExpired(now: number): void {
+  #sweep(now: number): void {
+    this.#sweptAt = now;
     for (const [userId, asked] of this.#asked) {
-      if (asked.askedAt + this.cooldownMs > now) return;
-      this.#asked.delete(userId);
+      if (asked.askedAt + this.cooldownMs <= now) this.#asked.delete(userId);
     }
   }
 }

@@ -12,34 +12,48 @@ export const REMEMBERED_IDS_MS = 15 * 60_000;
  * a duplicate dispatch) is answered once. Bounded by age and by count: the oldest are forgotten first.
  */
 export class RecentIds {
-  /** When each id was taken, oldest first. */
-  readonly #takenAt = new Map<string, number>();
+  readonly #ids = new Set<string>();
+  /**
+   * The same ids in the order they were taken, with when: a ring whose oldest slot is `#oldest`. (Taking
+   * the oldest from the Set itself would walk past every deleted entry V8 has not compacted yet.)
+   */
+  readonly #ring: (string | undefined)[];
+  readonly #takenAt: Float64Array;
+  #oldest = 0;
 
   constructor(
     private readonly capacity = REMEMBERED_IDS,
     private readonly rememberMs = REMEMBERED_IDS_MS,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.#ring = new Array<string | undefined>(capacity).fill(undefined);
+    this.#takenAt = new Float64Array(capacity);
+  }
 
   /** How many ids are remembered. */
   get size(): number {
-    return this.#takenAt.size;
+    return this.#ids.size;
   }
 
   /** True the first time an id is offered; false for a repeat. */
   take(id: string): boolean {
     const now = this.now();
-    // A Map iterates in insertion order: the first is the oldest.
-    for (const [oldest, takenAt] of this.#takenAt) {
-      if (takenAt + this.rememberMs > now) break;
-      this.#takenAt.delete(oldest);
+    while (this.#ids.size > 0 && (this.#takenAt[this.#oldest] ?? 0) + this.rememberMs <= now) {
+      this.#forgetOldest();
     }
-    if (this.#takenAt.has(id)) return false;
-    this.#takenAt.set(id, now);
-    if (this.#takenAt.size > this.capacity) {
-      const oldest = this.#takenAt.keys().next().value;
-      if (oldest !== undefined) this.#takenAt.delete(oldest);
-    }
+    if (this.#ids.has(id)) return false;
+    if (this.#ids.size >= this.capacity) this.#forgetOldest();
+    const slot = (this.#oldest + this.#ids.size) % this.capacity;
+    this.#ring[slot] = id;
+    this.#takenAt[slot] = now;
+    this.#ids.add(id);
     return true;
+  }
+
+  #forgetOldest(): void {
+    const oldest = this.#ring[this.#oldest];
+    if (oldest !== undefined) this.#ids.delete(oldest);
+    this.#ring[this.#oldest] = undefined;
+    this.#oldest = (this.#oldest + 1) % this.capacity;
   }
 }

@@ -29,7 +29,10 @@ describe('Cooldown', () => {
 
   it('when the cooldown is 0, then nobody ever waits and nobody is remembered', () => {
     const cooldown = new Cooldown(0);
-    expect([cooldown.take('alice'), cooldown.take('alice')]).toEqual([{ isAllowed: true }, { isAllowed: true }]);
+    expect([cooldown.take('alice'), cooldown.take('alice')]).toEqual([
+      { isAllowed: true },
+      { isAllowed: true },
+    ]);
     expect(cooldown.size).toBe(0);
   });
 });
