@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Client, Events, type Message, type RESTOptions } from 'discord.js';
+import { ChannelType, type Client, Events, type Message, type RESTOptions, SnowflakeUtil } from 'discord.js';
 import type { App } from '../app.js';
 import type { Config } from '../config.js';
 import { newId } from '../core/ids.js';
@@ -40,6 +40,14 @@ export const TURNS_IN_FLIGHT = 64;
 
 /** On SIGTERM, answers in progress get this long to finish before they are cancelled. */
 const SHUTDOWN_GRACE_MS = 10_000;
+
+/**
+ * A DM channel nothing was said in for this long is dropped from discord.js's cache (its cached messages
+ * are gone by then too, see client.ts). discord.js keeps one for every person who ever wrote to the bot,
+ * has no sweeper for them and must not have its channel cache limited; the next DM brings it back.
+ */
+export const DIRECT_MESSAGE_CHANNEL_IDLE_MS = 30 * 60_000;
+const DIRECT_MESSAGE_SWEEP_INTERVAL_MS = 5 * 60_000;
 
 export interface BotOptions {
   editIntervalMs?: number;
@@ -159,6 +167,11 @@ export async function startBot(
   const ready = new Promise<Client<true>>((resolve) => client.once(Events.ClientReady, resolve));
   await client.login(config.discord.token);
   const readyClient = await ready;
+  const directMessageSweep = setInterval(
+    () => sweepIdleDirectMessageChannels(readyClient, (userId) => lanes.has(userId)),
+    DIRECT_MESSAGE_SWEEP_INTERVAL_MS,
+  );
+  directMessageSweep.unref();
   void warnIfCommandsDiffer(readyClient, config, log);
   log.info(
     {
@@ -189,9 +202,27 @@ export async function startBot(
         for (const controller of inFlight.values()) controller.abort();
         await finished;
       }
+      clearInterval(directMessageSweep);
       await client.destroy();
     },
   };
+}
+
+/**
+ * Drops from discord.js's cache the DM channels idle for {@link DIRECT_MESSAGE_CHANNEL_IDLE_MS}, except those
+ * of people with an answer in progress or waiting (a message finds its channel through the cache).
+ * Returns how many were dropped.
+ */
+export function sweepIdleDirectMessageChannels(
+  client: Client,
+  isAnswering: (userId: string) => boolean,
+  now = Date.now(),
+): number {
+  return client.channels.cache.sweep((channel) => {
+    if (channel.type !== ChannelType.DM || isAnswering(channel.recipientId)) return false;
+    const lastAt = channel.lastMessageId ? SnowflakeUtil.timestampFrom(channel.lastMessageId) : 0;
+    return now - lastAt >= DIRECT_MESSAGE_CHANNEL_IDLE_MS;
+  });
 }
 
 /** One message in, one answer out: streamed, footed, and charged to the person who asked. */

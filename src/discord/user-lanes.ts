@@ -41,6 +41,11 @@ export class UserLanes {
     return this.#lanes.size;
   }
 
+  /** Whether the person has a task running or waiting. */
+  has(userId: string): boolean {
+    return this.#lanes.has(userId);
+  }
+
   /**
    * Runs the task (now, or once its turn comes), unless `maxWaiting` tasks of this person already wait:
    * then it is refused, and nothing is kept of it.

@@ -1,7 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { REST, RESTEvents } from 'discord.js';
+import { type APIMessage, ChannelType, REST, RESTEvents } from 'discord.js';
 import { describe, expect, it } from 'vitest';
-import { EMPTY_QUESTION_HINT, ONE_AT_A_TIME } from '../../src/discord/bot.js';
+import {
+  DIRECT_MESSAGE_CHANNEL_IDLE_MS,
+  EMPTY_QUESTION_HINT,
+  ONE_AT_A_TIME,
+  sweepIdleDirectMessageChannels,
+} from '../../src/discord/bot.js';
 import { Cooldown } from '../../src/discord/cooldown.js';
 import { RateLimitWatch } from '../../src/discord/rate-limits.js';
 import { RecentIds, REMEMBERED_IDS, REMEMBERED_IDS_MS } from '../../src/discord/recent-ids.js';
@@ -96,18 +101,18 @@ describe('memory stays flat over many distinct people', () => {
 const startBot = botPerTest();
 
 /** The bot's replies to a message. */
-const repliesTo = (harness: BotHarness, messageId: string) =>
+const repliesTo = (harness: BotHarness, question: APIMessage) =>
   harness.discord
-    .messagesIn(harness.discord.channel.id)
+    .messagesIn(question.channel_id)
     .filter(
       (message) =>
-        message.author.id === harness.discord.bot.id && message.message_reference?.message_id === messageId,
+        message.author.id === harness.discord.bot.id && message.message_reference?.message_id === question.id,
     );
 
 const isFooted = (content: string) => content.includes('\n-# ');
 
 describe('a flood from one person', () => {
-  it('when one person sends twelve messages at once, then five are answered in order, the sixth is told once, and the rest call no model', async () => {
+  it('when one person sends twelve messages at once, then five are answered, the sixth is told once, and the rest call no model', async () => {
     const harness = await startBot();
     const { discord, openai, app } = harness;
     // Manual escalation: one model call per answer, so every call is a draft whose question can be read.
@@ -132,18 +137,18 @@ describe('a flood from one person', () => {
     await until(() =>
       flood
         .slice(0, accepted)
-        .every((question) => repliesTo(harness, question.id).some((reply) => isFooted(reply.content))),
+        .every((question) => repliesTo(harness, question).some((reply) => isFooted(reply.content))),
     );
 
     // The overflow: the first refused message is told once; the others get nothing.
-    const notices = flood.slice(accepted).map((question) => repliesTo(harness, question.id));
+    const notices = flood.slice(accepted).map((question) => repliesTo(harness, question));
     expect(notices.map((replies) => replies.map((reply) => reply.content))).toEqual([
       [ONE_AT_A_TIME],
       ...Array.from({ length: flood.length - accepted - 1 }, () => []),
     ]);
     const noticeRequest = discord.requests.find((request) => request.body?.content === ONE_AT_A_TIME);
     expect(noticeRequest?.body.allowed_mentions).toMatchObject({ parse: [] });
-    // A model saw exactly the accepted questions, in the order they came.
+    // A model saw exactly the accepted questions (their order is the lanes' own test).
     expect(openai.requests.map((request) => request.body.messages.at(-1).content).sort()).toEqual(
       Array.from({ length: accepted }, (_, index) => `question ${index + 1}`).sort(),
     );
@@ -154,7 +159,7 @@ describe('a flood from one person', () => {
     // Once the flood is answered, the same person is answered again.
     openai.script({ type: 'stream', text: 'Back to normal.' });
     const after = discord.messageCreate({ content: `<@${discord.bot.id}> one more` });
-    await until(() => repliesTo(harness, after.id).some((reply) => isFooted(reply.content)));
+    await until(() => repliesTo(harness, after).some((reply) => isFooted(reply.content)));
     expect(openai.requests.at(-1)?.body.messages.at(-1).content).toBe('one more');
   });
 
@@ -162,16 +167,14 @@ describe('a flood from one person', () => {
     const harness = await startBot({ environment: { USER_COOLDOWN_SECONDS: '60' } });
     const { discord } = harness;
     const burst = Array.from({ length: 5 }, () => discord.messageCreate({ content: `<@${discord.bot.id}>` }));
-    await until(
-      () => repliesTo(harness, burst[1]!.id).length > 0 && repliesTo(harness, burst[0]!.id).length > 0,
-    );
+    await until(() => repliesTo(harness, burst[1]!).length > 0 && repliesTo(harness, burst[0]!).length > 0);
     // The last of the burst had its turn too: a later person's message is answered after it.
     const bob = discord.addUser({ username: 'bob' });
     discord.addMember(bob.id);
     const sentinel = discord.messageCreate({ content: `<@${discord.bot.id}>`, authorId: bob.id });
-    await until(() => repliesTo(harness, sentinel.id).length > 0);
+    await until(() => repliesTo(harness, sentinel).length > 0);
 
-    expect(burst.map((question) => repliesTo(harness, question.id).map((reply) => reply.content))).toEqual([
+    expect(burst.map((question) => repliesTo(harness, question).map((reply) => reply.content))).toEqual([
       [EMPTY_QUESTION_HINT],
       [expect.stringMatching(/^⏳ You can ask again in (60|59) s\.$/)],
       [],
@@ -198,7 +201,7 @@ describe('the real bot forgets the people it is done with', () => {
     const questions = people.map((user) =>
       discord.messageCreate({ content: `<@${discord.bot.id}>`, authorId: user.id }),
     );
-    await until(() => questions.every((question) => repliesTo(harness, question.id).length > 0));
+    await until(() => questions.every((question) => repliesTo(harness, question).length > 0));
     // An answer is over a moment after its reply arrives; then its person's lane is gone.
     await until(() => bot.remembered().inFlight === 0);
     const afterBurst = bot.remembered();
@@ -209,7 +212,36 @@ describe('the real bot forgets the people it is done with', () => {
     // Once the cooldown has passed, the next person's message is all that is left of the cooldowns.
     await sleep(1_100);
     const latecomer = discord.messageCreate({ content: `<@${discord.bot.id}>` });
-    await until(() => repliesTo(harness, latecomer.id).length > 0 && bot.remembered().inFlight === 0);
+    await until(() => repliesTo(harness, latecomer).length > 0 && bot.remembered().inFlight === 0);
     expect(bot.remembered()).toMatchObject({ lanes: 0, cooldowns: 1 });
+  });
+
+  it('when 100 people DM the bot, then their DM channels leave the cache once idle, except one still being answered, and the next DM is answered', async () => {
+    const harness = await startBot({ bot: { rest: { globalRequestsPerSecond: 10_000 } } });
+    const { discord, bot } = harness;
+    const isDirectMessage = (channel: { type: ChannelType }) => channel.type === ChannelType.DM;
+    const questions = Array.from({ length: 100 }, (_, index) => {
+      const user = discord.addUser({ username: `writer${index}` });
+      return discord.directMessageCreate({ content: `<@${discord.bot.id}>`, authorId: user.id });
+    });
+    await until(() => questions.every((question) => repliesTo(harness, question).length > 0));
+    expect(bot.client.channels.cache.filter(isDirectMessage).size).toBe(questions.length);
+
+    const busy = questions[0]!.author.id;
+    const idleLater = Date.now() + DIRECT_MESSAGE_CHANNEL_IDLE_MS;
+    expect(sweepIdleDirectMessageChannels(bot.client, (userId) => userId === busy, idleLater)).toBe(
+      questions.length - 1,
+    );
+    expect([...bot.client.channels.cache.filter(isDirectMessage).values()]).toEqual([
+      expect.objectContaining({ recipientId: busy }),
+    ]);
+
+    // A person whose channel was dropped writes again: it comes back, and they are answered.
+    const again = discord.directMessageCreate({
+      content: `<@${discord.bot.id}>`,
+      authorId: questions[1]!.author.id,
+    });
+    await until(() => repliesTo(harness, again).length > 0);
+    expect(repliesTo(harness, again).map((reply) => reply.content)).toEqual([EMPTY_QUESTION_HINT]);
   });
 });
