@@ -79,6 +79,7 @@ export interface RunningBot {
   client: Client<true>;
   /** Stops taking new messages, lets answers in progress finish (or cancels them after 10 s), logs out. */
   stop(): Promise<void>;
+  /** What the per-person and per-id bookkeeping holds right now (for tests and diagnostics). */
   remembered(): Remembered;
 }
 
@@ -236,6 +237,7 @@ async function answerMessage(
     timeoutMs: options.downloadTimeoutMs,
     signal,
   });
+  // Shutdown cancelled the turn while its attachments were downloading: nothing to say.
   if (signal.aborted) return;
   if (isDownloadFailed) {
     const content = [DOWNLOAD_FAILED, ...warnings.map((warning) => `-# ${warning}`)].join('\n');
