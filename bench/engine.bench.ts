@@ -192,7 +192,7 @@ class TimedModel implements ChatModel {
     }
   }
 
-  estimateInputTokens(request: ChatRequest): number {
+  estimateInputTokens(request: ChatRequest): number | Promise<number> {
     return this.inner.estimateInputTokens(request);
   }
 

@@ -59,8 +59,13 @@ export interface ChatModel {
   stream(request: ChatRequest, onDelta?: (text: string) => void): Promise<ChatResult>;
   /** One call whose output must match a JSON schema (used by the draft check). */
   structured(request: StructuredRequest): Promise<StructuredResult>;
-  /** A count of input tokens that is never below what the provider will bill (for reservations). */
-  estimateInputTokens(request: ChatRequest): number;
+  /**
+   * A count of input tokens that is never below what the provider will bill (for reservations). Counted
+   * at once, except what only the provider can count (a PDF sent to Anthropic): then a promise, settled
+   * once the provider has counted it (or has failed to, and the bound is the model's context window).
+   * It rejects only with the request's own abort.
+   */
+  estimateInputTokens(request: ChatRequest): number | Promise<number>;
   /** The most output tokens the model allows; requests are clamped to it. */
   maxOutputTokensOf(model: string): number;
 }

@@ -9,6 +9,12 @@ export const PDF_LIMIT_BYTES = 32 * 1024 * 1024;
 export const TEXT_LIMIT_BYTES = 100 * 1024;
 /** Anthropic refuses images over 8,000 pixels on a side, and any answer may go to Claude. */
 export const IMAGE_MAX_SIDE_PIXELS = 8_000;
+/**
+ * The longest one attachment may take to download, from the request to its last byte. Discord's CDN
+ * sends the largest file taken (a 32 MB PDF) in about 3 s at 100 Mbit/s; a download still going after
+ * this has stalled, and the person is waiting meanwhile with no answer begun.
+ */
+export const DOWNLOAD_TIMEOUT_MS = 30_000;
 
 const KIND_NAMES = { image: 'images', pdf: 'PDFs', text: 'text files' } as const;
 
@@ -37,18 +43,42 @@ export interface ReadAttachments {
   parts: ContentPart[];
   /** One line per attachment that was not sent, saying why. */
   notes: string[];
+  /**
+   * An attachment could not be downloaded (it stalled, or the CDN failed): the last note says which, and
+   * the attachments after it were not read. The question should not be answered without it.
+   */
+  isDownloadFailed: boolean;
 }
+
+export interface DownloadOptions {
+  /** Default {@link DOWNLOAD_TIMEOUT_MS}. */
+  timeoutMs?: number;
+  /** Ends a download in progress (the turn was cancelled). */
+  signal?: AbortSignal;
+}
+
+/** How a download ended: its bytes, or why there are none. */
+export type Download =
+  | { status: 'downloaded'; bytes: Uint8Array }
+  /** More bytes came than the limit: the stream was cut there. */
+  | { status: 'too-large' }
+  | { status: 'timed-out' }
+  | { status: 'failed' };
+
+export type Downloader = (url: string, limitBytes: number, options: DownloadOptions) => Promise<Download>;
 
 type Kind = 'image' | 'pdf' | 'text' | 'other';
 
 /**
  * Turns a message's attachments into model input: images (png, jpeg, gif, webp) as vision input, PDFs as
  * documents, text-like files inlined as text. Each is checked against its size limit before it is
- * downloaded and against its real bytes after.
+ * downloaded (by what the message says), while it is downloaded (by the bytes that come), and against its
+ * real bytes after. A download that fails stops the reading there (see `isDownloadFailed`).
  */
 export async function readAttachments(
   attachments: Iterable<Attachment>,
-  download: (url: string) => Promise<Uint8Array> = downloadBytes,
+  options: DownloadOptions = {},
+  download: Downloader = downloadBytes,
 ): Promise<ReadAttachments> {
   const parts: ContentPart[] = [];
   const notes: string[] = [];
@@ -60,22 +90,30 @@ export async function readAttachments(
       continue;
     }
     const limit = kind === 'image' ? IMAGE_LIMIT_BYTES : kind === 'pdf' ? PDF_LIMIT_BYTES : TEXT_LIMIT_BYTES;
+    const tooLarge = `${name}: larger than the ${formatBytes(limit)} limit for ${KIND_NAMES[kind]}; not sent`;
     if (attachment.size > limit) {
-      notes.push(`${name}: larger than the ${formatBytes(limit)} limit for ${KIND_NAMES[kind]}; not sent`);
+      notes.push(tooLarge);
       continue;
     }
-    let bytes: Uint8Array;
-    try {
-      bytes = await download(attachment.url);
-    } catch {
-      notes.push(`${name}: could not be downloaded; not sent`);
+    const timeoutMs = options.timeoutMs ?? DOWNLOAD_TIMEOUT_MS;
+    const downloaded = await download(attachment.url, limit, { ...options, timeoutMs });
+    if (downloaded.status === 'too-large') {
+      notes.push(tooLarge);
       continue;
     }
-    const part = toPart(kind, bytes, attachment);
+    if (downloaded.status !== 'downloaded') {
+      notes.push(
+        downloaded.status === 'timed-out'
+          ? `${name}: the download did not finish within ${formatSeconds(timeoutMs)}; not sent`
+          : `${name}: could not be downloaded; not sent`,
+      );
+      return { parts, notes, isDownloadFailed: true };
+    }
+    const part = toPart(kind, downloaded.bytes, attachment);
     if (typeof part === 'string') notes.push(`${name}: ${part}; not sent`);
     else parts.push(part);
   }
-  return { parts, notes };
+  return { parts, notes, isDownloadFailed: false };
 }
 
 function kindOf(attachment: Attachment): Kind {
@@ -124,10 +162,52 @@ function toPart(
   };
 }
 
-async function downloadBytes(url: string): Promise<Uint8Array> {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`download failed: ${response.status}`);
-  return new Uint8Array(await response.arrayBuffer());
+/**
+ * Downloads a file, reading no more than `limitBytes` of it: the size a message states and a
+ * Content-Length are only claims, so the bytes are counted as they come and the stream is cut as soon as
+ * they pass the limit. The whole download, headers to last byte, gets `timeoutMs`.
+ */
+export async function downloadBytes(
+  url: string,
+  limitBytes: number,
+  options: DownloadOptions,
+): Promise<Download> {
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? DOWNLOAD_TIMEOUT_MS);
+  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+  try {
+    const response = await fetch(url, { signal });
+    if (!response.ok || !response.body) {
+      await response.body?.cancel();
+      return { status: 'failed' };
+    }
+    // A length over the limit is believed at once; one under it is not believed at all.
+    if (Number(response.headers.get('content-length') ?? 0) > limitBytes) {
+      await response.body.cancel();
+      return { status: 'too-large' };
+    }
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    // Leaving the loop early cancels the stream, which closes the connection: nothing more is read.
+    for await (const chunk of response.body) {
+      total += chunk.byteLength;
+      if (total > limitBytes) return { status: 'too-large' };
+      chunks.push(chunk);
+    }
+    return { status: 'downloaded', bytes: concatenate(chunks, total) };
+  } catch {
+    return { status: timeout.aborted ? 'timed-out' : 'failed' };
+  }
+}
+
+function concatenate(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1 && chunks[0]) return chunks[0];
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
 }
 
 interface ImageSize {
@@ -215,4 +295,8 @@ function startsWith(bytes: Uint8Array, prefix: readonly number[]): boolean {
 
 function formatBytes(bytes: number): string {
   return bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MB` : `${bytes / 1024} KB`;
+}
+
+function formatSeconds(milliseconds: number): string {
+  return `${(milliseconds / 1000).toLocaleString('en-US', { maximumFractionDigits: 1 })} s`;
 }

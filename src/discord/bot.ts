@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Client, Events, type Message, type RESTOptions } from 'discord.js';
+import { ChannelType, type Client, Events, type Message, type RESTOptions, SnowflakeUtil } from 'discord.js';
 import type { Config } from '../config.js';
 import { newId } from '../core/ids.js';
 import { formatUsd } from '../core/money.js';
@@ -13,10 +13,23 @@ import { roleIdsOf } from './members.js';
 import { RateLimitWatch } from './rate-limits.js';
 import { RecentIds } from './recent-ids.js';
 import { Cooldown } from './cooldown.js';
-import { UserLanes } from './user-lanes.js';
+import { MESSAGES_WAITING_PER_USER, TURNS_IN_FLIGHT_PER_USER, UserLanes } from './user-lanes.js';
 
 /** The answer to a bare mention: nothing to ask a model about. */
 export const EMPTY_QUESTION_HINT = 'Ask me something after the mention, or reply to one of my messages.';
+
+/**
+ * The answer to a message that finds its sender's queue full (MESSAGES_WAITING_PER_USER). One notice
+ * covers a whole flood: further refused messages get none until one of theirs is taken again, because a
+ * notice per message would be a flood of its own in the channel's rate limit, holding up everyone's answers.
+ */
+export const ONE_AT_A_TIME =
+  "⏳ One at a time, please: I'm still answering your earlier messages, so I skipped this one (and will " +
+  'skip more until one of them is answered).';
+
+/** The answer to a question whose attachment could not be downloaded: answering without it would be a guess. */
+export const DOWNLOAD_FAILED =
+  'Your attachment could not be downloaded, so this was not answered (nothing was charged); try sending it again.';
 
 /**
  * Answers being written at once, whoever asked; more wait their turn, in order. Discord's 50 requests per
@@ -28,6 +41,14 @@ export const TURNS_IN_FLIGHT = 64;
 /** On SIGTERM, answers in progress get this long to finish before they are cancelled. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
+/**
+ * A DM channel nothing was said in for this long is dropped from discord.js's cache (its cached messages
+ * are gone by then too, see client.ts). discord.js keeps one for every person who ever wrote to the bot,
+ * has no sweeper for them and must not have its channel cache limited; the next DM brings it back.
+ */
+export const DIRECT_MESSAGE_CHANNEL_IDLE_MS = 30 * 60_000;
+const DIRECT_MESSAGE_SWEEP_INTERVAL_MS = 5 * 60_000;
+
 export interface BotOptions {
   editIntervalMs?: number;
   shutdownGraceMs?: number;
@@ -36,12 +57,30 @@ export interface BotOptions {
   /** How long an interaction may run before it is stopped (default: 14 minutes of its 15). */
   interactionDeadlineMs?: number;
   turnsInFlight?: number;
+  /** How long one attachment may take to download (default DOWNLOAD_TIMEOUT_MS). */
+  downloadTimeoutMs?: number;
+}
+
+/** How many entries the bot's per-person and per-id bookkeeping holds; each forgets what no longer matters. */
+export interface Remembered {
+  /** People with an answer in progress or waiting. */
+  lanes: number;
+  /** People inside their cooldown. */
+  cooldowns: number;
+  /** Message and interaction ids taken recently (to answer a redelivery once). */
+  recentIds: number;
+  /** Channels and interactions discord.js reported rate-limited lately. */
+  rateLimits: number;
+  /** Answers and interactions in progress. */
+  inFlight: number;
 }
 
 export interface RunningBot {
   client: Client<true>;
   /** Stops taking new messages, lets answers in progress finish (or cancels them after 10 s), logs out. */
   stop(): Promise<void>;
+  /** What the per-person and per-id bookkeeping holds right now (for tests and diagnostics). */
+  remembered(): Remembered;
 }
 
 /** Logs in and answers messages until stopped. */
@@ -55,7 +94,7 @@ export async function startBot(
   const inFlight = new Map<Promise<void>, AbortController>();
   let isStopping = false;
 
-  const lanes = new UserLanes();
+  const lanes = new UserLanes(TURNS_IN_FLIGHT_PER_USER, MESSAGES_WAITING_PER_USER);
   const slots = new UserLanes(options.turnsInFlight ?? TURNS_IN_FLIGHT);
   const cooldown = new Cooldown(config.discord.userCooldownMs);
   const limits = new RateLimitWatch(client.rest);
@@ -66,33 +105,39 @@ export async function startBot(
     editIntervalMs: options.editIntervalMs,
     limits,
   });
-  /** Work in progress, so that shutdown can wait for it (or cancel it after the grace period). */
-  const track = (work: (signal: AbortSignal) => Promise<void>) => {
-    const controller = new AbortController();
-    const task = work(controller.signal);
+  /** Work in progress, so that shutdown can wait for it (or cancel it through `controller`). */
+  const track = (controller: AbortController, task: Promise<void>) => {
     inFlight.set(task, controller);
     void task.finally(() => inFlight.delete(task));
   };
+  /** A one-line notice in reply to a message that is not answered: no model, no charge, nobody pinged. */
+  const notify = (message: Message, content: string) =>
+    void message
+      .reply({ content, allowedMentions: NO_MENTIONS })
+      .catch((error: unknown) => log.warn({ err: error, messageId: message.id }, 'could not send a notice'));
 
   // A message or interaction delivered twice is answered once (one model call, one charge, one reply).
   const taken = new RecentIds();
 
   client.on(Events.InteractionCreate, (interaction) => {
     if (isStopping || !client.isReady() || !taken.take(interaction.id)) return;
-    track(async (signal) => {
-      try {
-        // Another process may have it (a shard running twice during a deploy): answered once, by the first.
-        if (!(await app.storage.events.claim(`interaction:${interaction.id}`))) return;
-        await handleInteraction(interaction, {
-          ...answerContext(),
-          config,
-          signal,
-          interactionDeadlineMs: options.interactionDeadlineMs,
-        });
-      } catch (error) {
-        log.error({ err: error, interactionId: interaction.id }, 'handling an interaction failed');
-      }
-    });
+    const controller = new AbortController();
+    const handle = async () => {
+      // Another process may have it (a shard running twice during a deploy): answered once, by the first.
+      if (!(await app.storage.events.claim(`interaction:${interaction.id}`))) return;
+      await handleInteraction(interaction, {
+        ...answerContext(),
+        config,
+        signal: controller.signal,
+        interactionDeadlineMs: options.interactionDeadlineMs,
+      });
+    };
+    track(
+      controller,
+      handle().catch((error: unknown) =>
+        log.error({ err: error, interactionId: interaction.id }, 'handling an interaction failed'),
+      ),
+    );
   });
 
   const isAnswered = (guildId: string | null, channelId: string) =>
@@ -108,27 +153,30 @@ export async function startBot(
     if (isStopping || !client.isReady()) return;
     if (!(await isForBot(message, client.user.id, isAnswered))) return;
     if (!taken.take(message.id)) return;
-    const waitMs = cooldown.take(message.author.id);
-    if (waitMs > 0) {
-      const seconds = Math.ceil(waitMs / 1000);
-      void message
-        .reply({ content: `⏳ You can ask again in ${seconds} s.`, allowedMentions: NO_MENTIONS })
-        .catch((error: unknown) => log.warn({ err: error }, 'could not send the cooldown notice'));
+    const check = cooldown.take(message.author.id);
+    if (!check.isAllowed) {
+      if (check.isFirstRefusal)
+        notify(message, `⏳ You can ask again in ${Math.ceil(check.waitMs / 1000)} s.`);
       return;
     }
-    track((signal) =>
-      lanes
-        .run(message.author.id, async () => {
-          // Another process may have it (a shard running twice during a deploy): answered once, by the first.
-          if (!(await app.storage.events.claim(`message:${message.id}`))) return;
-          // A message still waiting its turn when shutdown began is not started.
-          await slots.run('every answer', async () => {
-            if (!isStopping) await answerMessage(message, signal, answerContext());
-          });
-        })
-        .catch((error: unknown) =>
-          log.error({ err: error, messageId: message.id }, 'answering a message failed'),
-        ),
+    const controller = new AbortController();
+    const offer = lanes.offer(message.author.id, async () => {
+      // Another process may have it (a shard running twice during a deploy): answered once, by the first.
+      if (!(await app.storage.events.claim(`message:${message.id}`))) return;
+      await slots.run('every answer', async () => {
+        // A message still waiting its turn when shutdown began is not started.
+        if (!isStopping) await answerMessage(message, controller.signal, answerContext(), options);
+      });
+    });
+    if (!offer.isAccepted) {
+      if (offer.isFirstRefusal) notify(message, ONE_AT_A_TIME);
+      return;
+    }
+    track(
+      controller,
+      offer.result.catch((error: unknown) =>
+        log.error({ err: error, messageId: message.id }, 'answering a message failed'),
+      ),
     );
   };
 
@@ -136,6 +184,11 @@ export async function startBot(
   await applyShards(client, config.discord);
   await client.login(config.discord.token);
   const readyClient = await ready;
+  const directMessageSweep = setInterval(
+    () => sweepIdleDirectMessageChannels(readyClient, (userId) => lanes.has(userId)),
+    DIRECT_MESSAGE_SWEEP_INTERVAL_MS,
+  );
+  directMessageSweep.unref();
   void warnIfCommandsDiffer(readyClient, config, log);
   log.info(
     {
@@ -151,6 +204,13 @@ export async function startBot(
 
   return {
     client: readyClient,
+    remembered: () => ({
+      lanes: lanes.size,
+      cooldowns: cooldown.size,
+      recentIds: taken.size,
+      rateLimits: limits.size,
+      inFlight: inFlight.size,
+    }),
     async stop() {
       isStopping = true;
       const finished = Promise.allSettled([...inFlight.keys()]);
@@ -161,14 +221,47 @@ export async function startBot(
         for (const controller of inFlight.values()) controller.abort();
         await finished;
       }
+      clearInterval(directMessageSweep);
       await client.destroy();
     },
   };
 }
 
+/**
+ * Drops from discord.js's cache the DM channels idle for {@link DIRECT_MESSAGE_CHANNEL_IDLE_MS}, except those
+ * of people with an answer in progress or waiting (a message finds its channel through the cache).
+ * Returns how many were dropped.
+ */
+export function sweepIdleDirectMessageChannels(
+  client: Client,
+  isAnswering: (userId: string) => boolean,
+  now = Date.now(),
+): number {
+  return client.channels.cache.sweep((channel) => {
+    if (channel.type !== ChannelType.DM || isAnswering(channel.recipientId)) return false;
+    const lastAt = channel.lastMessageId ? SnowflakeUtil.timestampFrom(channel.lastMessageId) : 0;
+    return now - lastAt >= DIRECT_MESSAGE_CHANNEL_IDLE_MS;
+  });
+}
+
 /** One message in, one answer out: streamed, footed, and charged to the person who asked. */
-async function answerMessage(message: Message, signal: AbortSignal, context: AnswerContext): Promise<void> {
-  const { messages, warnings } = await buildConversation(message, context.client.user.id);
+async function answerMessage(
+  message: Message,
+  signal: AbortSignal,
+  context: AnswerContext,
+  options: BotOptions,
+): Promise<void> {
+  const { messages, warnings, isDownloadFailed } = await buildConversation(message, context.client.user.id, {
+    timeoutMs: options.downloadTimeoutMs,
+    signal,
+  });
+  // Shutdown cancelled the turn while its attachments were downloading: nothing to say.
+  if (signal.aborted) return;
+  if (isDownloadFailed) {
+    const content = [DOWNLOAD_FAILED, ...warnings.map((warning) => `-# ${warning}`)].join('\n');
+    await message.reply({ content, allowedMentions: NO_MENTIONS });
+    return;
+  }
   const question = messages.at(-1)?.content;
   if (question === undefined || question === '') {
     // Nothing to ask a model: a bare mention, or only attachments that could not be sent (say why).

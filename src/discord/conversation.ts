@@ -1,7 +1,7 @@
 import { ChannelType, type Message } from 'discord.js';
 import type { ChatMessage, ContentPart } from '../core/chat.js';
 import { fitConversation } from '../core/history.js';
-import { readAttachments } from './attachments.js';
+import { type DownloadOptions, readAttachments } from './attachments.js';
 
 /** How far up a reply chain the context goes. */
 export const MAX_CONTEXT_MESSAGES = 12;
@@ -50,6 +50,8 @@ export async function isForBot(
 export interface BuiltConversation {
   messages: ChatMessage[];
   warnings: string[];
+  /** An attachment of the question could not be downloaded (the last warning says which). */
+  isDownloadFailed: boolean;
 }
 
 /**
@@ -59,7 +61,11 @@ export interface BuiltConversation {
  * answers are assistant turns (without their footers); other people's messages are labelled with their
  * display names, so the model can tell speakers apart.
  */
-export async function buildConversation(question: Message, botId: string): Promise<BuiltConversation> {
+export async function buildConversation(
+  question: Message,
+  botId: string,
+  download: DownloadOptions = {},
+): Promise<BuiltConversation> {
   const chain: Message[] = [question];
   let current = question;
   let isCut = false;
@@ -100,8 +106,11 @@ export async function buildConversation(question: Message, botId: string): Promi
         `${MAX_MESSAGE_CHARACTERS.toLocaleString('en-US')} were read`,
     );
   }
+  let isDownloadFailed = false;
   if (question.attachments.size > 0) {
-    const { parts, notes } = await readAttachments(question.attachments.values());
+    const read = await readAttachments(question.attachments.values(), download);
+    const { parts, notes } = read;
+    isDownloadFailed = read.isDownloadFailed;
     const last = messages.at(-1);
     if (last && parts.length > 0) {
       const text = typeof last.content === 'string' ? last.content : '';
@@ -110,7 +119,7 @@ export async function buildConversation(question: Message, botId: string): Promi
     }
     warnings.push(...notes.map((note) => `⚠️ ${note}`));
   }
-  return { messages, warnings };
+  return { messages, warnings, isDownloadFailed };
 }
 
 function toChatMessage(message: Message, askerId: string, botId: string): ChatMessage {

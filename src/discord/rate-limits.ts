@@ -1,7 +1,11 @@
 import { type RateLimitData, type REST, RESTEvents } from 'discord.js';
 
-/** Limits that have passed are forgotten once this many are remembered. */
-const PRUNE_AT_ENTRIES = 1_000;
+/**
+ * Limits that have passed are swept out at most this often. discord.js's limits last seconds, so what is
+ * held is about the keys limited in the last minute (an interaction's key holds its token: not kept for
+ * nothing).
+ */
+const SWEEP_INTERVAL_MS = 60_000;
 
 /**
  * What discord.js reports rate-limited, and until when. discord.js holds a request that would break a
@@ -18,38 +22,47 @@ const PRUNE_AT_ENTRIES = 1_000;
 export class RateLimitWatch {
   readonly #limitedUntil = new Map<string, number>();
   #globalUntil = 0;
+  #sweptAt: number;
 
   constructor(
     rest: REST,
     private readonly now: () => number = Date.now,
   ) {
+    this.#sweptAt = now();
     rest.on(RESTEvents.RateLimited, (info) => this.note(info));
+  }
+
+  /** How many keys' limits are remembered. */
+  get size(): number {
+    return this.#limitedUntil.size;
   }
 
   /** How long writes under `key` should wait for a reported limit to pass: 0 when none is known. */
   waitMs(key: string): number {
     const now = this.now();
+    this.#sweepIfDue(now);
     const keyUntil = this.#limitedUntil.get(key);
-    // A limit that has passed is forgotten (an interaction's key holds its token: not kept for nothing).
     if (keyUntil !== undefined && keyUntil <= now) this.#limitedUntil.delete(key);
     return Math.max(0, Math.max(this.#globalUntil, keyUntil ?? 0) - now);
   }
 
   private note(info: RateLimitData): void {
-    const until = this.now() + info.timeToReset;
+    const now = this.now();
+    const until = now + info.timeToReset;
     if (info.global) {
       this.#globalUntil = Math.max(this.#globalUntil, until);
       return;
     }
-    if (this.#limitedUntil.size >= PRUNE_AT_ENTRIES) this.prune();
+    this.#sweepIfDue(now);
     this.#limitedUntil.set(
       info.majorParameter,
       Math.max(this.#limitedUntil.get(info.majorParameter) ?? 0, until),
     );
   }
 
-  private prune(): void {
-    const now = this.now();
+  #sweepIfDue(now: number): void {
+    if (now - this.#sweptAt < SWEEP_INTERVAL_MS) return;
+    this.#sweptAt = now;
     for (const [key, until] of this.#limitedUntil) if (until <= now) this.#limitedUntil.delete(key);
   }
 }

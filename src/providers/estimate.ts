@@ -1,11 +1,13 @@
-import { inflateSync } from 'node:zlib';
 import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import type { ChatRequest, ContentPart } from '../core/chat.js';
 
 /**
  * Input-token estimates for reservations. They must never be below what a provider bills, so each is an
- * upper bound by construction, paid for by holding a little more budget while a call runs.
+ * upper bound by construction, paid for by holding a little more budget while a call runs. Nothing here
+ * reads an attachment's bytes: what a file costs is never taken from what the file says of itself.
  */
+
+export type PdfPart = Extract<ContentPart, { type: 'pdf' }>;
 
 /** Chat formatting around each message (role markers, separators); OpenAI's cookbook counts 3–4. */
 const TOKENS_PER_MESSAGE = 8;
@@ -46,45 +48,6 @@ export function anthropicImageTokens(width?: number, height?: number): number {
   return Math.min(CAP, Math.ceil((width * height) / 750));
 }
 
-/**
- * A PDF page is billed as its extracted text plus an image of the page. A dense page of small print is
- * about 2,700 text tokens; with the page image, 5,000 per page is a safe ceiling.
- */
-const TOKENS_PER_PDF_PAGE = 5_000;
-
-const PAGE_OBJECT = /\/Type\s*\/Page(?![a-z])/g;
-const FLATE_STREAM = /\/FlateDecode[\s\S]*?stream\r?\n/g;
-/** Inflating object streams is bounded: a PDF may not make the estimate itself expensive. */
-const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
-
-/**
- * Counts pages by their `/Type /Page` objects (not `/Pages`), which every PDF has once per page, in the
- * file and inside its compressed object streams (where pdfTeX and most modern writers put them).
- */
-export function pdfPageCount(data: Uint8Array): number {
-  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const text = bytes.toString('latin1');
-  let pages = text.match(PAGE_OBJECT)?.length ?? 0;
-  let inflatedBytes = 0;
-  for (const match of text.matchAll(FLATE_STREAM)) {
-    const start = (match.index ?? 0) + match[0].length;
-    const end = text.indexOf('endstream', start);
-    if (end < 0 || inflatedBytes > MAX_INFLATED_BYTES) break;
-    try {
-      const inflated = inflateSync(bytes.subarray(start, end), { maxOutputLength: MAX_INFLATED_BYTES });
-      inflatedBytes += inflated.length;
-      pages += inflated.toString('latin1').match(PAGE_OBJECT)?.length ?? 0;
-    } catch {
-      // Not a stream zlib can read (or truncated): its pages, if any, are not counted here.
-    }
-  }
-  return Math.max(1, pages);
-}
-
-export function pdfTokens(data: Uint8Array): number {
-  return pdfPageCount(data) * TOKENS_PER_PDF_PAGE;
-}
-
 /** Special-token text a user types ("<|endoftext|>") is billed as ordinary text; counting must not throw. */
 const AS_ORDINARY_TEXT = { disallowedSpecial: new Set<string>() };
 
@@ -112,27 +75,60 @@ export function countOpenAITokens(text: string): number {
   return count;
 }
 
-export function estimateOpenAIInputTokens(request: ChatRequest): number {
-  return estimateWith(request, countOpenAITokens, (part) => openAIImageTokens(part.width, part.height));
+/**
+ * OpenAI has no endpoint to count a request. What a PDF costs there (the text of its pages and an image of
+ * each) cannot be read off its bytes without parsing the whole file as OpenAI does, and a file can say
+ * whatever it likes of itself: its pages may spell their type with escapes, hide in compressed object
+ * streams, or be a few bytes each. So a request with a PDF reserves the model's whole context window, the
+ * most any request can be billed (OpenAI refuses a longer one): 128,000 tokens on GPT-4o Mini, about 2
+ * cents, held only while the call runs. PDFs reach OpenAI only with escalation off or as a fallback.
+ */
+export function estimateOpenAIInputTokens(request: ChatRequest, contextWindowTokens: number): number {
+  const estimate = estimateWith(
+    request,
+    countOpenAITokens,
+    (part) => openAIImageTokens(part.width, part.height),
+    () => contextWindowTokens,
+  );
+  return Math.min(estimate, contextWindowTokens);
 }
 
 /**
  * Anthropic publishes no tokenizer. A token always stands for at least one byte of UTF-8, so the byte
  * length of the text is an upper bound that holds for any language or code (an English prompt uses
- * about a quarter of it; the difference is only held while the call runs).
+ * about a quarter of it; the difference is only held while the call runs). A PDF costs what
+ * `pdfTokens` says Anthropic counted of it (see anthropic/pdf-counts.ts); a PDF it has no count for costs
+ * the whole context window. The sum is bounded by the window: Anthropic refuses a longer request.
  */
-export function estimateAnthropicInputTokens(request: ChatRequest): number {
-  return estimateWith(
+export function estimateAnthropicInputTokens(
+  request: ChatRequest,
+  contextWindowTokens: number,
+  pdfTokens: (part: PdfPart) => number | undefined = () => undefined,
+): number {
+  const estimate = estimateWith(
     request,
     (text) => Buffer.byteLength(text, 'utf8'),
     (part) => anthropicImageTokens(part.width, part.height),
+    (part) => pdfTokens(part) ?? contextWindowTokens,
   );
+  return Math.min(estimate, contextWindowTokens);
+}
+
+/** The PDFs a request carries, in order. */
+export function pdfPartsOf(request: ChatRequest): PdfPart[] {
+  const pdfs: PdfPart[] = [];
+  for (const message of request.messages) {
+    if (typeof message.content === 'string') continue;
+    for (const part of message.content) if (part.type === 'pdf') pdfs.push(part);
+  }
+  return pdfs;
 }
 
 function estimateWith(
   request: ChatRequest,
   countText: (text: string) => number,
   countImage: (part: Extract<ContentPart, { type: 'image' }>) => number,
+  countPdf: (part: PdfPart) => number,
 ): number {
   let total = TOKENS_PER_REQUEST + countText(request.system);
   // A structured call's JSON schema is sent to the model as part of its input.
@@ -146,7 +142,7 @@ function estimateWith(
     for (const part of message.content) {
       if (part.type === 'text') total += countText(part.text);
       else if (part.type === 'image') total += countImage(part);
-      else total += pdfTokens(part.data);
+      else total += countPdf(part);
     }
   }
   return total;

@@ -79,6 +79,16 @@ function cutShort<Result extends ChatResult>(
   return { ok: true, result: result as Result, ...costsOf(spend) };
 }
 
+/** An estimate the provider counted: the wait is provider time, like the call's own. */
+async function providerCounted(estimate: Promise<number>, spend: Spend): Promise<number> {
+  const startedAt = performance.now();
+  try {
+    return await estimate;
+  } finally {
+    spend.providerMs += performance.now() - startedAt;
+  }
+}
+
 /** The requested provider's circuit is open: it failed repeatedly and is being given a rest. */
 class CircuitOpen extends ProviderError {
   constructor(provider: ProviderName) {
@@ -248,6 +258,9 @@ export class ModelGateway implements ModelCaller {
     };
     if (!this.isAvailable(provider)) throw new CircuitOpen(provider);
 
+    const estimate = model.estimateInputTokens(spec.request);
+    // Only a request the provider must count first (a PDF to Anthropic) waits; the rest goes on at once.
+    const inputTokens = typeof estimate === 'number' ? estimate : await providerCounted(estimate, spend);
     const requestId = newId();
     const reservation = await ledger.reserve({
       ...spec.owner,
@@ -255,11 +268,7 @@ export class ModelGateway implements ModelCaller {
       provider,
       model: request.model,
       purpose,
-      amountMicros: ledger.worstCaseMicros(
-        request.model,
-        model.estimateInputTokens(spec.request),
-        request.maxOutputTokens,
-      ),
+      amountMicros: ledger.worstCaseMicros(request.model, inputTokens, request.maxOutputTokens),
     });
     if (!reservation.ok) return { ok: false, denial: reservation.denial, ...costsOf(spend) };
     if (!spend.started) {

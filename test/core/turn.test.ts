@@ -11,6 +11,7 @@ import { footerLines } from '../../src/core/footer.js';
 import type { CallPurpose } from '../../src/core/ledger.js';
 import { formatUsd } from '../../src/core/money.js';
 import type { TurnEvent, TurnResult } from '../../src/core/turn.js';
+import { isCountRequest } from '../fakes/anthropic.js';
 import { openaiErrors, type RecordedRequest } from '../fakes/openai.js';
 import {
   checkSays,
@@ -352,6 +353,7 @@ describe('pre-routes straight to the smart model', () => {
         '2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n' +
         '3 0 obj << /Type /Page /Parent 2 0 R >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n',
     );
+    engine.anthropic.knowPdf(pdf, 1);
     engine.anthropic.script({
       type: 'stream',
       text: 'The report says revenue grew.',
@@ -375,7 +377,9 @@ describe('pre-routes straight to the smart model', () => {
       models: [SMART_MODEL],
       escalation: { source: 'pdf', reason: 'PDF' },
     });
-    expect(engine.anthropic.requests[0]?.body.messages).toEqual([
+    // Anthropic counts the PDF first (free; see test/providers/pdf-reservations.test.ts), then answers.
+    expect(engine.anthropic.requests.map(isCountRequest)).toEqual([true, false]);
+    expect(engine.anthropic.requests[1]?.body.messages).toEqual([
       {
         role: 'user',
         content: [
@@ -394,7 +398,7 @@ describe('pre-routes straight to the smart model', () => {
     ]);
     await expectTurnAccountedFor(result, {
       openaiRequests: 0,
-      anthropicRequests: 1,
+      anthropicRequests: 2,
       purposes: ['direct'],
     });
   });

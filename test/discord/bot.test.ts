@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { EMPTY_QUESTION_HINT, type RunningBot } from '../../src/discord/bot.js';
-import type { FakeAnthropic } from '../fakes/anthropic.js';
+import { type FakeAnthropic, isCountRequest } from '../fakes/anthropic.js';
 import type { FakeDiscord } from '../fakes/discord/index.js';
 import { type FakeOpenAI, openaiErrors } from '../fakes/openai.js';
 import { ACCEPT, type BotHarness, startBotHarness, until } from '../support/bot.js';
@@ -399,6 +399,7 @@ describe.each(BACKENDS)('on %s', (backend) => {
 
     it('when a question comes with a PDF, then Claude Haiku reads it natively', async () => {
       const pdf = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Page >> endobj\n%%EOF\n');
+      anthropic.knowPdf(pdf, 1);
       anthropic.script({ type: 'stream', text: 'It is a one-page PDF.', stopReason: 'end_turn' });
       discord.messageCreate({
         content: `<@${discord.bot.id}> summarise`,
@@ -408,7 +409,9 @@ describe.each(BACKENDS)('on %s', (backend) => {
         (request) => isBotWrite(request) && String(request.body?.content).includes('-#'),
       );
       expect(final.body.content).toContain('-# claude-haiku-4-5 (PDF)');
-      const blocks = anthropic.requests[0]?.body.messages.at(-1).content;
+      // Anthropic counts the PDF first (free), then answers.
+      expect(anthropic.requests.map(isCountRequest)).toEqual([true, false]);
+      const blocks = anthropic.requests[1]?.body.messages.at(-1).content;
       expect(blocks[1]).toMatchObject({ type: 'document', source: { media_type: 'application/pdf' } });
       expect(openai.requests).toHaveLength(0);
     });

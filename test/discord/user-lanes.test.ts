@@ -56,6 +56,42 @@ describe('UserLanes', () => {
     expect(log).toContain('start a3');
   });
 
+  it('when a person has their limit running and the most waiting, then a further task is refused, and one notice covers the whole run of refusals', async () => {
+    const log: string[] = [];
+    const lanes = new UserLanes(2, 3);
+    const tasks = ['a', 'b', 'c', 'd', 'e'].map((name) => controlledTask(log, name));
+    const offers = tasks.map((task) => lanes.offer('alice', task.run));
+    expect(offers.every((offer) => offer.isAccepted)).toBe(true);
+
+    const refused = [lanes.offer('alice', async () => log.push('f')), lanes.offer('alice', async () => 0)];
+    expect(refused).toEqual([
+      { isAccepted: false, isFirstRefusal: true },
+      { isAccepted: false, isFirstRefusal: false },
+    ]);
+    // Someone else is not affected.
+    expect(lanes.offer('bob', async () => 'bob').isAccepted).toBe(true);
+
+    // Once one of alice's tasks is done, a waiting one starts and there is room again.
+    tasks[0]?.finish();
+    await tick();
+    const later = controlledTask(log, 'later');
+    expect(lanes.offer('alice', later.run).isAccepted).toBe(true);
+    // A refusal after that is the first of a new run, told again.
+    expect(lanes.offer('alice', async () => 0)).toEqual({ isAccepted: false, isFirstRefusal: true });
+
+    for (const task of [...tasks, later]) task.finish();
+    await Promise.all(offers.map((offer) => (offer.isAccepted ? offer.result : undefined)));
+    expect(log.filter((line) => line.startsWith('start'))).toEqual([
+      'start a',
+      'start b',
+      'start c',
+      'start d',
+      'start e',
+      'start later',
+    ]);
+    expect(log).not.toContain('f');
+  });
+
   it('when a task fails, then its place goes to the next one', async () => {
     const lanes = new UserLanes(1);
     const failing = lanes.run('alice', async () => {

@@ -10,7 +10,14 @@ import Anthropic, {
 } from '@anthropic-ai/sdk';
 import type { RawMessageStreamEvent } from '@anthropic-ai/sdk/resources/messages';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { anthropicErrors, type FakeAnthropic, startFakeAnthropic } from './anthropic.js';
+import { base64Of, escapedNamePdf, plainPdf } from '../support/pdfs.js';
+import {
+  anthropicErrors,
+  CONTEXT_WINDOW_TOKENS,
+  type FakeAnthropic,
+  PDF_PAGE_TOKENS,
+  startFakeAnthropic,
+} from './anthropic.js';
 
 let fake: FakeAnthropic;
 let client: Anthropic;
@@ -357,6 +364,98 @@ describe('unscripted calls', () => {
 
     await expect(streamMessage().stream.finalMessage()).rejects.toThrow(
       'fake: scripted a message but the request asked for stream: true',
+    );
+    expect(fake.unexpected).toHaveLength(1);
+  });
+});
+
+describe('PDFs: token counts and bills', () => {
+  const document = (pdf: Uint8Array) => ({
+    type: 'document' as const,
+    source: { type: 'base64' as const, media_type: 'application/pdf' as const, data: base64Of(pdf) },
+  });
+  /** "Summarise" (3 tokens) and a PDF, in one user message (4), the document framed (8). */
+  const aboutPdf = (pdf: Uint8Array) => [
+    { role: 'user' as const, content: [{ type: 'text' as const, text: 'Summarise' }, document(pdf)] },
+  ];
+
+  it('when a PDF the fake knows is counted, then messages.countTokens() gets its real pages at the per-page figure, with the text and framing', async () => {
+    const pdf = escapedNamePdf(50);
+    fake.knowPdf(pdf, 50);
+
+    const count = await client.messages.countTokens({ model: MODEL, messages: aboutPdf(pdf) });
+
+    expect(count).toEqual({ input_tokens: 50 * PDF_PAGE_TOKENS + 3 + 4 + 8 });
+    expect(fake.requests[0]?.path).toBe('/v1/messages/count_tokens');
+    expect(fake.unexpected).toEqual([]);
+  });
+
+  it('when a PDF is longer than the context window, then its count says so, as Anthropic counts past the window', async () => {
+    const pdf = plainPdf(100);
+    fake.knowPdf(pdf, 100);
+
+    const count = await client.messages.countTokens({ model: MODEL, messages: aboutPdf(pdf) });
+
+    expect(count.input_tokens).toBeGreaterThan(CONTEXT_WINDOW_TOKENS);
+  });
+
+  it('when a message carries a PDF and no usage is scripted, then it is billed the PDF’s real pages', async () => {
+    const pdf = plainPdf(3);
+    fake.knowPdf(pdf, 3);
+    fake.script({ type: 'stream', text: 'Three pages.' });
+
+    const message = await client.messages.stream({ ...PARAMS, messages: aboutPdf(pdf) }).finalMessage();
+
+    expect(message.usage.input_tokens).toBe(3 * PDF_PAGE_TOKENS + 3 + 4 + 8);
+  });
+
+  it('when a message’s input is over the context window, then it is refused with Anthropic’s 400 "prompt is too long"', async () => {
+    const pdf = plainPdf(100);
+    fake.knowPdf(pdf, 100);
+    fake.script({ type: 'message', text: 'never' });
+
+    const error = await client.messages
+      .create({ ...PARAMS, messages: aboutPdf(pdf) })
+      .catch((thrown: unknown) => thrown);
+
+    expect(error).toBeInstanceOf(BadRequestError);
+    expect((error as APIError).apiMessage).toBe(
+      `prompt is too long: ${100 * PDF_PAGE_TOKENS + 15} tokens > ${CONTEXT_WINDOW_TOKENS} maximum`,
+    );
+    expect((error as APIError).error).toMatchObject({
+      type: 'error',
+      error: { type: 'invalid_request_error' },
+    });
+  });
+
+  it('when a count failure is scripted, then the SDK throws it, and the next count is worked out again', async () => {
+    const pdf = plainPdf(3);
+    fake.knowPdf(pdf, 3);
+    fake.scriptCount(anthropicErrors.overloaded());
+
+    await expect(
+      client.messages.countTokens({ model: MODEL, messages: aboutPdf(pdf) }),
+    ).rejects.toBeInstanceOf(OverloadedError);
+    await expect(client.messages.countTokens({ model: MODEL, messages: aboutPdf(pdf) })).resolves.toEqual({
+      input_tokens: 3 * PDF_PAGE_TOKENS + 15,
+    });
+  });
+
+  it('when a count carries a PDF the fake was not told about, or no PDF at all, then it fails loudly', async () => {
+    await expect(
+      client.messages.countTokens({ model: MODEL, messages: aboutPdf(plainPdf(2)) }),
+    ).rejects.toThrow('fake: a PDF the test did not tell the fake about (knowPdf)');
+    await expect(client.messages.countTokens({ model: MODEL, messages: PARAMS.messages })).rejects.toThrow(
+      'fake: a token count without a PDF',
+    );
+    expect(fake.unexpected).toHaveLength(2);
+  });
+
+  it('when a message carries a PDF the fake was not told about and no usage is scripted, then it fails loudly', async () => {
+    fake.script({ type: 'message', text: 'hi' });
+
+    await expect(client.messages.create({ ...PARAMS, messages: aboutPdf(plainPdf(2)) })).rejects.toThrow(
+      'fake: a PDF the test did not tell the fake about (knowPdf)',
     );
     expect(fake.unexpected).toHaveLength(1);
   });

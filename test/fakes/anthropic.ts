@@ -37,7 +37,10 @@ export type AnthropicStreamScript = {
   text?: string;
   /** Default 'end_turn'; null: the stream ends after `content_block_stop`, with no `message_delta` and no `message_stop`. */
   stopReason?: AnthropicStopReason | null;
-  /** Defaults to 10 input tokens and one output token per chunk. */
+  /**
+   * Defaults to one output token per chunk, and 10 input tokens, or for a request with a PDF what
+   * Anthropic would bill for it (see `knowPdf`).
+   */
   usage?: AnthropicUsageScript;
   /** Default true: a `ping` event, where the API sends one (after the first `content_block_start`). */
   pings?: boolean;
@@ -56,7 +59,7 @@ export type AnthropicMessageScript = {
   text: string;
   /** Default 'end_turn'. */
   stopReason?: AnthropicStopReason;
-  /** Defaults to 10 input tokens and one output token per ~4 characters. */
+  /** Defaults to one output token per ~4 characters, and input as for a stream. */
   usage?: AnthropicUsageScript;
   /** Before the response headers. */
   delayMs?: number;
@@ -77,13 +80,61 @@ export type AnthropicScript =
   /** Destroy the socket without any response. */
   | { type: 'reset' };
 
-export type FakeAnthropic = ScriptedServer<AnthropicScript>;
+/** Answers for the token-count endpoint, for when counting must fail; a count is otherwise worked out. */
+export type AnthropicCountScript =
+  | AnthropicErrorScript
+  /** Destroy the socket without any response. */
+  | { type: 'reset' }
+  /** Never answer, until the client gives up. */
+  | { type: 'hang' };
 
-export function startFakeAnthropic(): Promise<FakeAnthropic> {
-  return startScriptedServer<AnthropicScript>({
+export interface FakeAnthropic extends ScriptedServer<AnthropicScript> {
+  /**
+   * Tells the fake how many pages a PDF really has, as Anthropic's own PDF reader would find them. The
+   * test built the file, so it knows; the fake does not parse PDFs, as a parser in test code would be one
+   * more guess of the kind that let crafted files pass for one page. A request carrying a PDF the fake was
+   * not told about fails loudly.
+   */
+  knowPdf(data: Uint8Array, pages: number): void;
+  /** Queues answers for `POST /v1/messages/count_tokens`, consumed in order before any count is worked out. */
+  scriptCount(...responses: AnthropicCountScript[]): void;
+}
+
+/**
+ * Anthropic bills each page of a PDF as its text plus an image of it: 1,500–3,000 text tokens for a page,
+ * plus the image's. The fake takes one figure in that range for every page.
+ * https://docs.anthropic.com/en/docs/build-with-claude/pdf-support#estimate-your-costs
+ */
+export const PDF_PAGE_TOKENS = 3_000;
+
+/** Input limits of the models the fake serves; a request with more input is refused with a 400. */
+export const CONTEXT_WINDOW_TOKENS = 200_000;
+
+export const COUNT_TOKENS_PATH = '/v1/messages/count_tokens';
+
+/** Whether a request the fake received was a (free) token count rather than a message. */
+export const isCountRequest = (request: RecordedRequest): boolean => request.path === COUNT_TOKENS_PATH;
+
+export async function startFakeAnthropic(): Promise<FakeAnthropic> {
+  const pdfPages = new Map<string, number>();
+  const countQueue: AnthropicCountScript[] = [];
+  const server = await startScriptedServer<AnthropicScript>({
     route: { method: 'POST', path: '/v1/messages' },
     basePath: '',
-    respond: respondLikeAnthropic,
+    respond: (script, request, reply) => respondLikeAnthropic(script, request, reply, pdfPages),
+    async respondOffRoute(request, reply) {
+      if (request.method !== 'POST' || !isCountRequest(request)) return 'no route';
+      await countLikeAnthropic(countQueue.shift(), request, reply, pdfPages);
+      return 'answered';
+    },
+  });
+  return Object.assign(server, {
+    knowPdf(data: Uint8Array, pages: number) {
+      pdfPages.set(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'), pages);
+    },
+    scriptCount(...responses: AnthropicCountScript[]) {
+      countQueue.push(...responses);
+    },
   });
 }
 
@@ -141,6 +192,10 @@ export const anthropicErrors = {
       },
     };
   },
+  /** A message whose input is over the model's context window (a token count is never refused so). */
+  promptTooLong(inputTokens: number, maximum = CONTEXT_WINDOW_TOKENS): AnthropicErrorScript {
+    return anthropicErrors.badRequest(`prompt is too long: ${inputTokens} tokens > ${maximum} maximum`);
+  },
   creditBalance(): AnthropicErrorScript {
     return anthropicErrors.badRequest(
       'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.',
@@ -148,46 +203,129 @@ export const anthropicErrors = {
   },
 };
 
+/** The headers every answer carries; the same id goes in error bodies. */
+function responseHeaders() {
+  return {
+    'request-id': randomId('req_011C', 20),
+    'anthropic-organization-id': '00000000-0000-4000-8000-000000000000',
+  };
+}
+
+function sendError(
+  reply: Reply,
+  headers: Record<string, string>,
+  script: AnthropicErrorScript,
+): Promise<boolean> {
+  return reply.json(
+    script.status,
+    { type: 'error', error: script.error, request_id: headers['request-id'] },
+    { ...headers, ...script.headers },
+  );
+}
+
 async function respondLikeAnthropic(
   script: AnthropicScript,
   request: RecordedRequest,
   reply: Reply,
+  pdfPages: ReadonlyMap<string, number>,
 ): Promise<void> {
-  // The same id goes in the `request-id` header and in error bodies.
-  const requestId = randomId('req_011C', 20);
-  const headers = {
-    'request-id': requestId,
-    'anthropic-organization-id': '00000000-0000-4000-8000-000000000000',
-  };
-  switch (script.type) {
-    case 'reset':
-      reply.cut();
-      return;
-    case 'error':
-      await reply.json(
-        script.status,
-        {
-          type: 'error',
-          error: script.error,
-          request_id: requestId,
-        },
-        { ...headers, ...script.headers },
-      );
-      return;
-    case 'message':
-      if (request.body?.stream === true) {
-        throw new ScriptMismatch('scripted a message but the request asked for stream: true');
-      }
-      if (!(await reply.wait(script.delayMs))) return;
-      await reply.json(200, messageBody(script, request), headers);
-      return;
-    case 'stream':
-      if (request.body?.stream !== true) {
-        throw new ScriptMismatch('scripted a stream but the request did not ask for stream: true');
-      }
-      await streamEvents(script, request, reply, headers);
-      return;
+  const headers = responseHeaders();
+  if (script.type === 'reset') {
+    reply.cut();
+    return;
   }
+  if (script.type === 'error') {
+    await sendError(reply, headers, script);
+    return;
+  }
+  if ((request.body?.stream === true) !== (script.type === 'stream')) {
+    throw new ScriptMismatch(
+      script.type === 'stream'
+        ? 'scripted a stream but the request did not ask for stream: true'
+        : 'scripted a message but the request asked for stream: true',
+    );
+  }
+  // A request with a PDF is billed as Anthropic would bill it, unless the test scripted its usage.
+  const inputTokens = script.usage ? undefined : billedInputTokens(request.body, pdfPages);
+  if (inputTokens !== undefined && inputTokens > CONTEXT_WINDOW_TOKENS) {
+    await sendError(reply, headers, anthropicErrors.promptTooLong(inputTokens));
+    return;
+  }
+  if (script.type === 'message') {
+    if (!(await reply.wait(script.delayMs))) return;
+    await reply.json(200, messageBody(script, request, inputTokens), headers);
+    return;
+  }
+  await streamEvents(script, request, reply, headers, inputTokens);
+}
+
+/**
+ * `POST /v1/messages/count_tokens`: free, generating nothing, answering `{"input_tokens": N}` for a body
+ * like a message's. It counts past the context window (only a message is refused for its length).
+ * https://docs.anthropic.com/en/api/messages-count-tokens
+ */
+async function countLikeAnthropic(
+  script: AnthropicCountScript | undefined,
+  request: RecordedRequest,
+  reply: Reply,
+  pdfPages: ReadonlyMap<string, number>,
+): Promise<void> {
+  const headers = responseHeaders();
+  if (script?.type === 'reset') {
+    reply.cut();
+    return;
+  }
+  if (script?.type === 'hang') {
+    await reply.untilGone();
+    return;
+  }
+  if (script?.type === 'error') {
+    await sendError(reply, headers, script);
+    return;
+  }
+  const inputTokens = billedInputTokens(request.body, pdfPages);
+  if (inputTokens === undefined) {
+    throw new ScriptMismatch('a token count without a PDF (the fake counts only requests carrying one)');
+  }
+  await reply.json(200, { input_tokens: inputTokens }, headers);
+}
+
+/** Claude's tokenizer averages about 3.5 characters a token; the fake bills one token per 3 bytes. */
+const textTokens = (text: unknown) => Math.ceil(Buffer.byteLength(String(text ?? ''), 'utf8') / 3);
+/** The framing of a message's role and of a document around its pages. */
+const TOKENS_PER_MESSAGE = 4;
+const TOKENS_PER_DOCUMENT = 8;
+
+/**
+ * The input Anthropic bills for a request carrying a PDF: each PDF's real pages (as the test told the
+ * fake) at PDF_PAGE_TOKENS, its title and all text at a token per 3 bytes, and the framing of each message
+ * and document. Undefined for a request without a PDF (those bill what their script says). An image,
+ * whose cost the fake does not work out, or a PDF the fake was not told about fails loudly.
+ */
+function billedInputTokens(body: any, pdfPages: ReadonlyMap<string, number>): number | undefined {
+  let tokens = 0;
+  let hasPdf = false;
+  const system: unknown = body?.system;
+  if (typeof system === 'string') tokens += textTokens(system);
+  else if (Array.isArray(system)) for (const block of system) tokens += textTokens(block.text);
+  for (const message of body?.messages ?? []) {
+    tokens += TOKENS_PER_MESSAGE;
+    const blocks =
+      typeof message.content === 'string' ? [{ type: 'text', text: message.content }] : message.content;
+    for (const block of blocks) {
+      if (block.type === 'text') tokens += textTokens(block.text);
+      else if (block.type === 'document' && block.source?.type === 'base64') {
+        const pages = pdfPages.get(block.source.data);
+        if (pages === undefined)
+          throw new ScriptMismatch('a PDF the test did not tell the fake about (knowPdf)');
+        hasPdf = true;
+        tokens += TOKENS_PER_DOCUMENT + textTokens(block.title) + pages * PDF_PAGE_TOKENS;
+      } else {
+        throw new ScriptMismatch(`a ${block.type} block beside a PDF: script this request's usage`);
+      }
+    }
+  }
+  return hasPdf ? tokens : undefined;
 }
 
 function modelOf(request: RecordedRequest): string {
@@ -214,9 +352,13 @@ function stopDetails(stopReason: AnthropicStopReason | null) {
   return stopReason === 'refusal' ? { type: 'refusal', category: null, explanation: null } : null;
 }
 
-function messageBody(script: AnthropicMessageScript, request: RecordedRequest) {
+function messageBody(
+  script: AnthropicMessageScript,
+  request: RecordedRequest,
+  inputTokens = DEFAULT_INPUT_TOKENS,
+) {
   const usage = script.usage ?? {
-    inputTokens: DEFAULT_INPUT_TOKENS,
+    inputTokens,
     outputTokens: Math.max(1, splitIntoChunks(script.text).length),
   };
   const stopReason = script.stopReason ?? 'end_turn';
@@ -238,10 +380,11 @@ async function streamEvents(
   request: RecordedRequest,
   reply: Reply,
   headers: Record<string, string>,
+  inputTokens = DEFAULT_INPUT_TOKENS,
 ): Promise<void> {
   const pieces = script.chunks ?? splitIntoChunks(script.text ?? '');
   const usage = script.usage ?? {
-    inputTokens: DEFAULT_INPUT_TOKENS,
+    inputTokens,
     outputTokens: Math.max(1, pieces.length),
   };
   const send = (event: string, data: unknown) => reply.write(sseFrame(JSON.stringify(data), event));

@@ -44,6 +44,12 @@ export interface ScriptedServerOptions<Script> {
   basePath: string;
   /** Writes one scripted response. Throw `ScriptMismatch` when the script does not fit the request. */
   respond(script: Script, request: RecordedRequest, reply: Reply): Promise<void>;
+  /**
+   * Answers a request off the scripted route, for an endpoint the fake works out from what the test told
+   * it rather than from the queue (Anthropic's token count). Throw `ScriptMismatch` when the test did not
+   * tell it enough; a request on no route fails loudly.
+   */
+  respondOffRoute?(request: RecordedRequest, reply: Reply): Promise<'answered' | 'no route'>;
 }
 
 export async function startScriptedServer<Script>(
@@ -80,12 +86,13 @@ export async function startScriptedServer<Script>(
       requests.push(request);
       const label = `${request.method} ${request.path}`;
       const isScriptedRoute = request.method === options.route.method && request.path === options.route.path;
-      const script = isScriptedRoute ? queue.shift() : undefined;
-      if (script === undefined) {
-        failLoudly(request, reply, `fake: no scripted response for ${label}`);
-        return;
-      }
       try {
+        if (!isScriptedRoute && (await options.respondOffRoute?.(request, reply)) === 'answered') return;
+        const script = isScriptedRoute ? queue.shift() : undefined;
+        if (script === undefined) {
+          failLoudly(request, reply, `fake: no scripted response for ${label}`);
+          return;
+        }
         await options.respond(script, request, reply);
       } catch (error) {
         if (error instanceof ScriptMismatch) {

@@ -6,12 +6,12 @@ import { describe, expect, it } from 'vitest';
 import type { ChatRequest, StructuredRequest } from '../../src/core/chat.js';
 import {
   anthropicImageTokens,
-  estimateAnthropicInputTokens,
-  estimateOpenAIInputTokens,
+  estimateAnthropicInputTokens as estimateAnthropicWithin,
+  estimateOpenAIInputTokens as estimateOpenAIWithin,
   openAIImageTokens,
-  pdfPageCount,
-  pdfTokens,
+  type PdfPart,
 } from '../../src/providers/estimate.js';
+import { escapedNamePdf, objectStreamPdf, plainPdf } from '../support/pdfs.js';
 
 /**
  * Reservations hold the estimate of a call's input while it runs, so an estimate below the bill lets a user
@@ -110,21 +110,15 @@ function utf8BytesOfText(request: ChatRequest): number {
   return texts.reduce((sum, text) => sum + Buffer.byteLength(text, 'utf8'), 0);
 }
 
-/** A PDF with one page tree (`/Type /Pages`) and the given number of page objects, laid out in plain text. */
-function plainPdf(pageCount: number): Uint8Array {
-  const kids = Array.from({ length: pageCount }, (_, index) => `${index + 3} 0 R`).join(' ');
-  const pages = Array.from(
-    { length: pageCount },
-    (_, index) => `${index + 3} 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>\nendobj\n`,
-  ).join('');
-  return new TextEncoder().encode(
-    '%PDF-1.4\n' +
-      '1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n' +
-      `2 0 obj\n<< /Type /Pages /Kids [${kids}] /Count ${pageCount} >>\nendobj\n` +
-      pages +
-      'trailer\n<< /Root 1 0 R >>\n%%EOF\n',
-  );
-}
+/** The context windows of GPT-4o Mini and Claude Haiku 4.5: no request is billed more input. */
+const GPT_4O_MINI_WINDOW = 128_000;
+const CLAUDE_HAIKU_WINDOW = 200_000;
+
+const estimateOpenAIInputTokens = (request: ChatRequest) => estimateOpenAIWithin(request, GPT_4O_MINI_WINDOW);
+const estimateAnthropicInputTokens = (
+  request: ChatRequest,
+  pdfTokens?: (part: PdfPart) => number | undefined,
+) => estimateAnthropicWithin(request, CLAUDE_HAIKU_WINDOW, pdfTokens);
 
 describe('estimateOpenAIInputTokens', () => {
   for (const [name, request] of Object.entries({ ...PROMPTS, 'a structured draft check': VERDICT_REQUEST })) {
@@ -137,10 +131,10 @@ describe('estimateOpenAIInputTokens', () => {
     });
   }
 
-  it('when a message carries a 1024×1024 image and a 3-page PDF, then they add their high-detail and per-page costs', () => {
+  it('when a message carries a 1024×1024 image, then it adds its high-detail cost', () => {
     const base = PROMPTS['a one-line question'] as ChatRequest;
     const question = textOf(base.messages[0]?.content ?? '');
-    const withAttachments: ChatRequest = {
+    const withImage: ChatRequest = {
       ...base,
       messages: [
         {
@@ -148,25 +142,19 @@ describe('estimateOpenAIInputTokens', () => {
           content: [
             { type: 'text', text: question },
             { type: 'image', mediaType: 'image/png', data: new Uint8Array(16), width: 1024, height: 1024 },
-            { type: 'pdf', data: plainPdf(3) },
           ],
         },
       ],
     };
 
-    expect(estimateOpenAIInputTokens(withAttachments) - estimateOpenAIInputTokens(base)).toBe(
-      25_501 + 3 * 5_000,
-    );
-    expect(estimateAnthropicInputTokens(withAttachments) - estimateAnthropicInputTokens(base)).toBe(
-      1_399 + 3 * 5_000,
-    );
+    expect(estimateOpenAIInputTokens(withImage) - estimateOpenAIInputTokens(base)).toBe(25_501);
+    expect(estimateAnthropicInputTokens(withImage) - estimateAnthropicInputTokens(base)).toBe(1_399);
   });
 
-  // KNOWN BUG, kept as `it.fails` so the suite stays green: flip it to `it` once fixed. gpt-tokenizer's
-  // countTokens() throws on special-token text by default (disallowedSpecial: 'all'), so any Discord message
-  // containing "<|endoftext|>" makes the estimate throw "Disallowed special token found" and the gateway
-  // reject the turn before calling any model. OpenAI bills such text as ordinary tokens.
-  it('when a user writes "<|endoftext|>", then it is counted as ordinary text instead of throwing', () => {
+  // gpt-tokenizer's countTokens() throws on special-token text by default (disallowedSpecial: 'all'), which
+  // once made any Discord message containing "<|endoftext|>" reject its turn before any model was called.
+  // OpenAI bills such text as ordinary tokens, and so does the estimate.
+  it('when a user writes "<|endoftext|>", then the estimate counts it as the ordinary text OpenAI bills, without throwing', () => {
     const request: ChatRequest = {
       model: 'gpt-4o-mini',
       system: SYSTEM,
@@ -255,53 +243,109 @@ describe('anthropicImageTokens', () => {
   });
 });
 
-describe('pdfPageCount', () => {
-  it('when a PDF has three /Type /Page objects under one /Type /Pages tree, then it has three pages', () => {
-    expect(pdfPageCount(plainPdf(3))).toBe(3);
-    expect(pdfTokens(plainPdf(3))).toBe(15_000);
-  });
+/** A question about one PDF, as the engine sends it. */
+const askAbout = (pdf: Uint8Array, name = 'report.pdf'): ChatRequest => ({
+  model: 'claude-haiku-4-5',
+  system: SYSTEM,
+  messages: [
+    {
+      role: 'user',
+      content: [
+        { type: 'text', text: 'Summarise this' },
+        { type: 'pdf', data: pdf, name },
+      ],
+    },
+  ],
+  maxOutputTokens: 1_024,
+});
 
-  it('when the page dictionaries are written without spaces, then they still count', () => {
-    const compact = new TextEncoder().encode(
-      '%PDF-1.7\n<</Type/Pages/Count 2>><</Type/Page>><</Type/Page>>%%EOF',
+const CRAFTED_PDFS = {
+  'a normal 3-page PDF': plainPdf(3),
+  'a 50-page PDF whose pages spell their type /P#61ge': escapedNamePdf(50),
+  'a 50-page PDF whose pages sit in a predictor-encoded object stream': objectStreamPdf(50),
+};
+
+/** A PDF's bytes behind a proxy that records every property read of them (indexes, buffer, subarray…). */
+function watchedBytes(bytes: Uint8Array): { data: Uint8Array; reads: PropertyKey[] } {
+  const reads: PropertyKey[] = [];
+  const data = new Proxy(bytes, {
+    get(target, property) {
+      reads.push(property);
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { data, reads };
+}
+
+/**
+ * 31 MB that a byte scan once spent most of a second on, holding the event loop: the 50 crafted pages,
+ * then thousands of compressed streams that inflate to text without a page in it.
+ */
+function bloatedPdf(): Buffer {
+  const filler = Buffer.concat([
+    Buffer.from('9 0 obj\n<< /Filter /FlateDecode >>\nstream\n', 'latin1'),
+    deflateSync(Buffer.from('0 0 m 612 792 l S '.repeat(400), 'latin1')),
+    Buffer.from('\nendstream\nendobj\n', 'latin1'),
+  ]);
+  const head = escapedNamePdf(50);
+  const copies = Math.ceil((31 * 1024 * 1024 - head.length) / filler.length);
+  return Buffer.concat([head, ...Array.from({ length: copies }, () => filler)]);
+}
+
+describe('what a PDF reserves', () => {
+  for (const [name, pdf] of Object.entries(CRAFTED_PDFS)) {
+    it(`when ${name} goes to GPT-4o Mini, then it reserves the whole context window, whatever the file says of itself`, () => {
+      expect(estimateOpenAIInputTokens({ ...askAbout(pdf), model: 'gpt-4o-mini' })).toBe(GPT_4O_MINI_WINDOW);
+    });
+
+    it(`when ${name} goes to Claude uncounted, then it reserves the whole context window`, () => {
+      expect(estimateAnthropicInputTokens(askAbout(pdf))).toBe(CLAUDE_HAIKU_WINDOW);
+    });
+  }
+
+  it('when Anthropic counted the PDF, then the estimate is that count on top of the text bound', () => {
+    const pdf = escapedNamePdf(50);
+    const request = askAbout(pdf);
+    const withoutPdf: ChatRequest = { ...request, messages: [{ role: 'user', content: 'Summarise this' }] };
+
+    const estimate = estimateAnthropicInputTokens(request, (part) =>
+      part.data === pdf ? 165_000 : undefined,
     );
-    expect(pdfPageCount(compact)).toBe(2);
+
+    expect(estimate).toBe(estimateAnthropicInputTokens(withoutPdf) + 165_000);
   });
 
-  it('when no page object can be found, then it counts as one page', () => {
-    expect(pdfPageCount(new TextEncoder().encode('%PDF-1.4\n%%EOF\n'))).toBe(1);
+  it('when the counts add up past the context window, then the estimate is the window (Anthropic refuses a longer request)', () => {
+    const request: ChatRequest = {
+      ...askAbout(plainPdf(3)),
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'pdf', data: escapedNamePdf(50) },
+            { type: 'pdf', data: objectStreamPdf(50) },
+          ],
+        },
+      ],
+    };
+
+    expect(estimateAnthropicInputTokens(request, () => 150_000)).toBe(CLAUDE_HAIKU_WINDOW);
   });
 
-  // KNOWN BUG, kept as `it.fails` so the suite stays green: flip it to `it` once fixed. Since PDF 1.5 the page
-  // objects may live inside a compressed object stream (/Type /ObjStm /Filter /FlateDecode), as pdfTeX and
-  // LuaTeX write them by default; the regex then sees no /Type /Page and counts one page, so a long paper is
-  // reserved at 5,000 tokens however many pages it has.
-  it('when the pages sit in a compressed object stream, then they are still counted', () => {
-    const objects = [
-      [2, '<< /Type /Pages /Kids [3 0 R 4 0 R 5 0 R] /Count 3 >>'],
-      [3, '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>'],
-      [4, '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>'],
-      [5, '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>'],
-    ] as const;
-    // An object stream starts with "number offset" pairs, then the objects at those offsets after /First.
-    let offset = 0;
-    const header = objects
-      .map(([number, body]) => {
-        const pair = `${number} ${offset}`;
-        offset += body.length + 1;
-        return pair;
-      })
-      .join(' ');
-    const body = `${header} ${objects.map(([, text]) => text).join(' ')}`;
-    const compressed = deflateSync(Buffer.from(body, 'latin1'));
-    const streamDictionary = `/Type /ObjStm /N ${objects.length} /First ${header.length + 1} /Filter /FlateDecode`;
-    const pdf = Buffer.concat([
-      Buffer.from('%PDF-1.5\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n', 'latin1'),
-      Buffer.from(`6 0 obj\n<< ${streamDictionary} /Length ${compressed.length} >>\nstream\n`, 'latin1'),
-      compressed,
-      Buffer.from('\nendstream\nendobj\n%%EOF\n', 'latin1'),
-    ]);
+  // The estimate once counted pages by scanning the file for `/Type /Page`, inflating every compressed
+  // stream on the way: a 31 MB crafted file held the event loop for most of a second, and two crafted
+  // 50-page files passed for one page. No estimate reads a PDF's bytes now (what the count request costs
+  // to send is measured in a bench, not here).
+  it('when a 31 MB crafted PDF is estimated, then not one of its bytes is read', () => {
+    const { data, reads } = watchedBytes(bloatedPdf());
+    expect(data.byteLength).toBeGreaterThan(31 * 1024 * 1024 - 1);
+    reads.length = 0;
+    const request = askAbout(data);
 
-    expect(pdfPageCount(pdf)).toBe(3);
+    expect(estimateOpenAIInputTokens({ ...request, model: 'gpt-4o-mini' })).toBe(GPT_4O_MINI_WINDOW);
+    expect(estimateAnthropicInputTokens(request)).toBe(CLAUDE_HAIKU_WINDOW);
+    expect(estimateAnthropicInputTokens(request, () => 180_000)).toBeLessThan(CLAUDE_HAIKU_WINDOW);
+    expect(reads).toEqual([]);
   });
 });

@@ -347,12 +347,11 @@ describe('mapAnthropicError', () => {
     });
   });
 
-  // KNOWN BUG, kept as `it.fails` so the suite stays green: flip it to `it` once fixed. Anthropic sends this
-  // 429 with `error.type: 'rate_limit_error'` and names the cause only in `error.details.error_code` (the SDK
-  // exposes it as `errorCode`); mapAnthropicError looks at `error.type` and at the message ("spend limit",
-  // "credit balance", "billing"), and the real message says "API usage limits", so it maps to rate_limited:
-  // the gateway retries a request that cannot succeed until the month resets.
-  it('when Anthropic answers 429 with error_code enforced_spend_limit_reached, then it is quota', () => {
+  // Anthropic sends this 429 with `error.type: 'rate_limit_error'` and a message that says only "API usage
+  // limits"; the cause is named in `error.details.error_code` alone (the SDK's `errorCode`). Read from
+  // there, it is quota: the gateway neither retries a request that cannot succeed until the month resets
+  // nor counts it as a rate limit, and the other provider answers.
+  it('when Anthropic answers 429 with error_code enforced_spend_limit_reached, then it is quota from the error code, not a retryable rate limit', () => {
     const thrown = anthropicErrorFor(anthropicErrors.spendLimit());
     expect(thrown.errorCode).toBe('enforced_spend_limit_reached');
 

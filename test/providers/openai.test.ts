@@ -221,11 +221,9 @@ describe('streams that end badly', () => {
     await vi.waitFor(() => expect(harness.openai.closedEarly).toBe(1));
   });
 
-  // KNOWN BUG, kept as `it.fails` so the suite stays green: flip it to `it` once fixed. After the callback
-  // throws, the adapter keeps iterating the chunks already received and calls the callback again for each;
-  // src/providers/timer.ts `deliver()` then overwrites the remembered error, so the *last* error surfaces
-  // and the first (the root cause) is lost.
-  it('when our delta callback throws, then it is not called again and its first error surfaces', async () => {
+  // Chunks already received keep arriving after the callback throws; the timer delivers none of them
+  // (src/providers/timer.ts `deliver()`), so the first error, the root cause, is the one that surfaces.
+  it('when our delta callback throws, then the chunks still buffered are not delivered and its first error surfaces', async () => {
     harness.openai.script({ type: 'stream', chunks: ['one ', 'two ', 'three ', 'four'] });
     const thrown: Error[] = [];
     const failure = await failureOf(

@@ -5,8 +5,10 @@ import { EMPTY_QUESTION_HINT } from '../../src/discord/bot.js';
 import { registerCommands } from '../../src/discord/commands/register.js';
 import type { UserMessageInput } from '../fakes/discord/index.js';
 import type { OptionValue } from '../fakes/discord/interactions.js';
+import { isCountRequest, PDF_PAGE_TOKENS } from '../fakes/anthropic.js';
 import { openaiErrors } from '../fakes/openai.js';
 import { ACCEPT, type BotHarness, startBotHarness, until } from '../support/bot.js';
+import { escapedNamePdf, objectStreamPdf, plainPdf } from '../support/pdfs.js';
 import { findSecrets } from '../support/secrets.js';
 
 /**
@@ -25,8 +27,10 @@ interface HostileCase {
   send(harness: BotHarness): Promise<string>;
   /** What the person must see: the exact text, or a pattern for the whole of it. */
   shows: string | RegExp;
-  /** A refusal (or a read-only command): no model is called and nothing is charged. */
+  /** A refusal (or a read-only command): no model generates anything and nothing is charged. */
   isFree: boolean;
+  /** Over the harness's environment (a smaller default budget, say). */
+  environment?: Record<string, string>;
   /** Checks of its own, after the common ones. */
   check?(harness: BotHarness): void | Promise<void>;
 }
@@ -135,6 +139,33 @@ const attachmentRow = (
   check,
 });
 
+/**
+ * A question about a PDF that Anthropic reads as `pages` pages (whatever a scan of its bytes would say):
+ * Claude Haiku answers it, and the call reserved at least what Anthropic billed for every page, from
+ * Anthropic's own count of the PDF (free) rather than from the file.
+ */
+const pdfRow = (name: string, pdf: Buffer, pages: number): HostileCase => ({
+  name,
+  send(harness) {
+    harness.anthropic.knowPdf(pdf, pages);
+    harness.anthropic.script({ type: 'stream', text: `A summary of ${pages} pages.` });
+    const question = harness.discord.messageCreate({
+      content: mention(harness, 'summarise this'),
+      attachments: [{ filename: 'report.pdf', content: pdf, contentType: 'application/pdf' }],
+    });
+    return repliesTo(harness, question, hasFooter);
+  },
+  shows: new RegExp(`^A summary of ${pages} pages\\.\\n${PDF_FOOTER}$`),
+  isFree: false,
+  async check(harness) {
+    expect(harness.anthropic.requests.map(isCountRequest)).toEqual([true, false]);
+    const [row, ...others] = await callRows(harness);
+    expect(others).toEqual([]);
+    expect(row?.inputTokens).toBeGreaterThanOrEqual(pages * PDF_PAGE_TOKENS);
+    expect(row?.reservedMicros).toBeGreaterThanOrEqual(row?.costMicros ?? Infinity);
+  },
+});
+
 // ── Files ───────────────────────────────────────────────────────────────────────────────────────────
 
 /** A PNG's signature and IHDR chunk (CRC not computed: nothing in the bot checks it). */
@@ -205,6 +236,15 @@ async function adminState(harness: BotHarness) {
   };
 }
 
+/** What each model call reserved, used and cost, oldest first. */
+async function callRows(harness: BotHarness) {
+  await harness.app.storage.flush();
+  return harness.database.query<{ inputTokens: number; reservedMicros: number; costMicros: number }>(
+    `SELECT input_tokens AS "inputTokens", reserved_micros AS "reservedMicros", cost_micros AS "costMicros"
+       FROM usage_ledger ORDER BY id`,
+  );
+}
+
 const spentMicros = async (harness: BotHarness) => ({
   micros: await harness.database.value(
     'SELECT COALESCE(SUM(month_spent_micros + month_reserved_micros), 0) FROM spend_counters',
@@ -212,6 +252,9 @@ const spentMicros = async (harness: BotHarness) => ({
 });
 
 const modelRequests = (harness: BotHarness) => [...harness.openai.requests, ...harness.anthropic.requests];
+/** Requests that make a model write (and bill): all but Anthropic's free token counts. */
+const generationRequests = (harness: BotHarness) =>
+  modelRequests(harness).filter((request) => !isCountRequest(request));
 
 /** The secrets the bot holds, as the harness configured them. */
 const secretsOf = (harness: BotHarness) =>
@@ -235,6 +278,7 @@ function expectNobodyPinged(harness: BotHarness) {
 // ── The table ───────────────────────────────────────────────────────────────────────────────────────
 
 const DOLLAR_FOOTER = String.raw`-# gpt-4o-mini · [\d,]+ tokens · \$\d+\.\d{4}`;
+const PDF_FOOTER = String.raw`-# claude-haiku-4-5 \(PDF\) · [\d,]+ tokens · \$\d+\.\d{4}`;
 const footed = (answer: string, ...notes: string[]) =>
   new RegExp(
     `^${literal(answer)}\\n${DOLLAR_FOOTER}${notes.map((note) => `\\n-# ${literal(note)}`).join('')}$`,
@@ -481,6 +525,34 @@ const attachmentCases: HostileCase[] = [
       const parts = harness.openai.requests[0]?.body.messages.at(-1).content;
       expect(parts[1].image_url.url).toBe(`data:image/gif;base64,${gif.toString('base64')}`);
     },
+  },
+  pdfRow('a normal 3-page PDF (reserved from Anthropic’s count of it)', plainPdf(3), 3),
+  pdfRow(
+    'a 50-page PDF whose pages spell their type /P#61ge (reserved from Anthropic’s count, not its bytes)',
+    escapedNamePdf(50),
+    50,
+  ),
+  pdfRow(
+    'a 50-page PDF whose pages sit in a predictor-encoded object stream (reserved from Anthropic’s count)',
+    objectStreamPdf(50),
+    50,
+  ),
+  {
+    name: 'a 50-page crafted PDF from someone whose budget cannot cover its pages (refused before any generation)',
+    environment: { DEFAULT_USER_BUDGET_USD: '0.05' },
+    send(harness) {
+      const pdf = escapedNamePdf(50);
+      harness.anthropic.knowPdf(pdf, 50);
+      return refusedMessage(harness, {
+        content: mention(harness, 'summarise this'),
+        attachments: [{ filename: 'report.pdf', content: pdf, contentType: 'application/pdf' }],
+      });
+    },
+    shows:
+      /^Not enough left in your budget: \$0\.0000 of \$0\.0500 spent this month; \$0\.0500 left, and this answer could cost up to \$0\.2\d{3}\. Resets \w{3} \d{1,2}, 00:00 UTC\.$/,
+    isFree: true,
+    // Anthropic counted the PDF (free): that is all it saw.
+    check: (harness) => expect(harness.anthropic.requests.map(isCountRequest)).toEqual([true]),
   },
 ];
 
@@ -855,11 +927,12 @@ describe('hostile and malformed input', () => {
   });
 
   it.each(CASES)('$name', async (row) => {
-    const current = await startBotHarness(
-      row.hasCommands
+    const current = await startBotHarness({
+      ...(row.hasCommands
         ? { before: (_discord, config) => registerCommands(config.discord).then(() => {}) }
-        : {},
-    );
+        : {}),
+      ...(row.environment ? { environment: row.environment } : {}),
+    });
     harness = current;
     const before = await adminState(current);
 
@@ -868,10 +941,11 @@ describe('hostile and malformed input', () => {
     if (typeof row.shows === 'string') expect(shown).toBe(row.shows);
     else expect(shown).toMatch(row.shows);
     expectNobodyPinged(current);
-    // Only what the person asked about is charged, to them; a refusal calls no model and charges nothing.
+    // Only what the person asked about is charged, to them; a refusal has no model write anything (a free
+    // token count aside) and charges nothing.
     const rows = await ledgerRows(current);
     if (row.isFree) {
-      expect(modelRequests(current)).toEqual([]);
+      expect(generationRequests(current)).toEqual([]);
       expect(rows).toEqual([]);
       expect((await spentMicros(current)).micros).toBe(0);
     } else {

@@ -9,10 +9,11 @@ import {
   type StructuredResult,
 } from '../../core/chat.js';
 import type { TokenUsage } from '../../core/pricing.js';
-import { estimateAnthropicInputTokens } from '../estimate.js';
+import { estimateAnthropicInputTokens, type PdfPart, pdfPartsOf } from '../estimate.js';
 import {
   type AdapterOptions,
   clampOutputTokens,
+  contextWindowIn,
   maxOutputTokensIn,
   parseJsonOrUndefined,
 } from '../limits.js';
@@ -24,6 +25,7 @@ import {
   toAnthropicMessages,
   toAnthropicSystem,
 } from './mappers.js';
+import { PdfTokenCounts } from './pdf-counts.js';
 
 /** Output limits of the models tierbot knows. */
 const MAX_OUTPUT_TOKENS: Readonly<Record<string, number>> = {
@@ -35,26 +37,67 @@ const MAX_OUTPUT_TOKENS: Readonly<Record<string, number>> = {
 };
 
 /**
+ * Input limits (context windows) of the models tierbot knows. Sonnet 4.5 takes 1,000,000 only under a
+ * beta header tierbot does not send. https://docs.anthropic.com/en/docs/about-claude/models/overview
+ */
+const CONTEXT_WINDOW_TOKENS: Readonly<Record<string, number>> = {
+  'claude-haiku-4-5': 200_000,
+  'claude-haiku-4-5-20251001': 200_000,
+  'claude-3-5-haiku': 200_000,
+  'claude-3-5-haiku-20241022': 200_000,
+  'claude-sonnet-4-5': 200_000,
+};
+
+export interface AnthropicAdapterOptions extends AdapterOptions {
+  /**
+   * How long counting a PDF's tokens may take (plus time to upload it) before the call reserves the
+   * context window instead; 5 s by default.
+   */
+  countTimeoutMs?: number;
+}
+
+/**
  * Claude models over the official `@anthropic-ai/sdk` (messages.stream). No sampling parameters are
  * sent: the installed SDK (1.x) has no `temperature` in its request type, and the defaults suit chat.
  */
 export class AnthropicChatModel implements ChatModel {
   readonly provider = 'anthropic' as const;
   private readonly now: () => number;
+  private readonly pdfCounts: PdfTokenCounts;
 
   constructor(
     private readonly client: Anthropic,
-    private readonly options: AdapterOptions,
+    private readonly options: AnthropicAdapterOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.pdfCounts = new PdfTokenCounts(client, options.countTimeoutMs);
   }
 
   maxOutputTokensOf(model: string): number {
     return maxOutputTokensIn(MAX_OUTPUT_TOKENS, model);
   }
 
-  estimateInputTokens(request: ChatRequest): number {
-    return estimateAnthropicInputTokens(request);
+  /** Counted at once, unless the request carries a PDF: Anthropic then counts the PDF first (free). */
+  estimateInputTokens(request: ChatRequest): number | Promise<number> {
+    const contextWindowTokens = contextWindowIn(CONTEXT_WINDOW_TOKENS, request.model);
+    const pdfs = pdfPartsOf(request);
+    if (pdfs.length === 0) return estimateAnthropicInputTokens(request, contextWindowTokens);
+    return this.estimateWithPdfs(request, pdfs, contextWindowTokens);
+  }
+
+  private async estimateWithPdfs(
+    request: ChatRequest,
+    pdfs: readonly PdfPart[],
+    contextWindowTokens: number,
+  ): Promise<number> {
+    const counted = new Map<PdfPart, number>();
+    await Promise.all(
+      pdfs.map(async (part) => {
+        const tokens = await this.pdfCounts.tokensOf(request.model, part, request.signal);
+        if (tokens !== undefined) counted.set(part, tokens);
+      }),
+    );
+    return estimateAnthropicInputTokens(request, contextWindowTokens, (part) => counted.get(part));
   }
 
   async stream(request: ChatRequest, onDelta?: (text: string) => void): Promise<ChatResult> {

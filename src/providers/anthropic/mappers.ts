@@ -1,6 +1,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import type {
   ContentBlockParam,
+  DocumentBlockParam,
   MessageDeltaUsage,
   MessageParam,
   StopReason,
@@ -98,9 +99,17 @@ function toAnthropicBlock(part: ContentPart): ContentBlockParam {
       source: { type: 'base64', media_type: part.mediaType, data: toBase64(part.data) },
     };
   }
+  return toAnthropicDocument(part);
+}
+
+/** A PDF as a document block, titled with its name (the title is billed too); `data` is its base64. */
+export function toAnthropicDocument(
+  part: Extract<ContentPart, { type: 'pdf' }>,
+  data = toBase64(part.data),
+): DocumentBlockParam {
   return {
     type: 'document',
-    source: { type: 'base64', media_type: 'application/pdf', data: toBase64(part.data) },
+    source: { type: 'base64', media_type: 'application/pdf', data },
     ...(part.name ? { title: part.name } : {}),
   };
 }

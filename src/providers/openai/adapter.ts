@@ -13,6 +13,7 @@ import { countOpenAITokens, estimateOpenAIInputTokens } from '../estimate.js';
 import {
   type AdapterOptions,
   clampOutputTokens,
+  contextWindowIn,
   maxOutputTokensIn,
   parseJsonOrUndefined,
 } from '../limits.js';
@@ -25,6 +26,14 @@ const MAX_OUTPUT_TOKENS: Readonly<Record<string, number>> = {
   'gpt-4o': 16_384,
   'gpt-4.1-mini': 32_768,
   'gpt-4.1-nano': 32_768,
+};
+
+/** Input limits (context windows) of the models tierbot knows. https://platform.openai.com/docs/models */
+const CONTEXT_WINDOW_TOKENS: Readonly<Record<string, number>> = {
+  'gpt-4o-mini': 128_000,
+  'gpt-4o': 128_000,
+  'gpt-4.1-mini': 1_047_576,
+  'gpt-4.1-nano': 1_047_576,
 };
 
 /** GPT models over the official `openai` SDK (chat.completions, streamed with usage). */
@@ -43,8 +52,9 @@ export class OpenAIChatModel implements ChatModel {
     return maxOutputTokensIn(MAX_OUTPUT_TOKENS, model);
   }
 
+  /** Always counted at once: OpenAI has no count endpoint (a PDF reserves the context window). */
   estimateInputTokens(request: ChatRequest): number {
-    return estimateOpenAIInputTokens(request);
+    return estimateOpenAIInputTokens(request, contextWindowIn(CONTEXT_WINDOW_TOKENS, request.model));
   }
 
   async stream(request: ChatRequest, onDelta?: (text: string) => void): Promise<ChatResult> {

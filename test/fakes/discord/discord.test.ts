@@ -836,3 +836,59 @@ describe('invalid sessions', () => {
     expect((await received)[0].content).toBe('new session');
   });
 });
+
+describe('the CDN', () => {
+  beforeEach(async () => {
+    await start();
+    await logIn();
+  });
+
+  it('when an attachment is scripted to stall, then its headers arrive with its length and its body never does', async () => {
+    const received = nextEvent(Events.MessageCreate);
+    fake.messageCreate({
+      content: 'see attached',
+      attachments: [{ filename: 'notes.txt', content: 'twelve bytes', serving: { stalls: true } }],
+    });
+    const attachment = (await received)[0].attachments.first()!;
+
+    const response = await fetch(attachment.url, { signal: AbortSignal.timeout(300) });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-length')).toBe('12');
+    const error = await response.text().catch((caught: unknown) => caught);
+    expect((error as Error).name).toBe('TimeoutError');
+    expect(fake.cdnDownloads(attachment.id)).toEqual([{ bytesSent: 0, isComplete: false }]);
+  });
+
+  it('when an attachment is scripted larger than its message says, then it streams without a length and the CDN counts what it wrote until the reader left', async () => {
+    const chunk = Buffer.alloc(64 * 1024, 'a');
+    const repeat = 1_000; // 64 MB in all
+    const received = nextEvent(Events.MessageCreate);
+    fake.messageCreate({
+      content: 'see attached',
+      attachments: [{ filename: 'notes.txt', content: chunk, size: 1_024, serving: { repeat } }],
+    });
+    const attachment = (await received)[0].attachments.first()!;
+    expect(attachment.size).toBe(1_024);
+
+    const response = await fetch(attachment.url);
+    expect(response.headers.get('content-length')).toBeNull();
+    const reader = response.body!.getReader();
+    let read = 0;
+    while (read <= 1024 * 1024) read += (await reader.read()).value?.byteLength ?? 0;
+    await reader.cancel();
+
+    const [download] = fake.cdnDownloads(attachment.id);
+    expect(download?.isComplete).toBe(false);
+    expect(download?.bytesSent).toBeGreaterThanOrEqual(read);
+    expect(download?.bytesSent).toBeLessThan(chunk.length * repeat);
+  });
+
+  it('when an attachment is served plainly, then the whole of it is recorded as sent', async () => {
+    const received = nextEvent(Events.MessageCreate);
+    fake.messageCreate({ content: 'see attached', attachments: [{ filename: 'a.txt', content: 'hello' }] });
+    const attachment = (await received)[0].attachments.first()!;
+
+    expect(await (await fetch(attachment.url)).text()).toBe('hello');
+    expect(fake.cdnDownloads(attachment.id)).toEqual([{ bytesSent: 5, isComplete: true }]);
+  });
+});

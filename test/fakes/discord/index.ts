@@ -44,7 +44,7 @@ import {
 } from './rest.js';
 import { createRouteHandlers, type FakeContext } from './routes.js';
 import { nextSnowflake } from './snowflake.js';
-import type { GuildRecord, InteractionRecord } from './world.js';
+import type { CdnDownload, CdnServing, GuildRecord, InteractionRecord } from './world.js';
 import { World } from './world.js';
 
 /**
@@ -69,7 +69,7 @@ export type {
   RouteKey,
   ScriptedDelay,
 } from './rest.js';
-export type { InteractionRecord } from './world.js';
+export type { CdnDownload, CdnServing, InteractionRecord } from './world.js';
 
 /** What Discord tells a fresh session to beat at; tests pass something short. */
 const DISCORD_HEARTBEAT_INTERVAL_MS = 41_250;
@@ -103,13 +103,24 @@ export interface UserMessageInput {
   /** Whether the reply pings the replied-to author (Discord's client does by default). Default true. */
   mentionsRepliedAuthor?: boolean;
   /** Served by the fake CDN at the attachment's `url`. */
-  attachments?: { filename: string; content: string | Buffer; contentType?: string; description?: string }[];
+  attachments?: ScriptedAttachment[];
   embeds?: APIEmbed[];
   /**
    * Delivered to every live session of its shard, as when two processes run one shard during a deploy.
    * Default: the shard's newest session only.
    */
   toEverySession?: boolean;
+}
+
+export interface ScriptedAttachment {
+  filename: string;
+  content: string | Buffer;
+  contentType?: string;
+  description?: string;
+  /** The size the message states; default the content's. Set it to lie. */
+  size?: number;
+  /** How the CDN serves the bytes (stalled, or more of them than the message says). */
+  serving?: CdnServing;
 }
 
 export interface InteractionResponses {
@@ -299,6 +310,13 @@ export class FakeDiscord {
         record.originalMessageId === undefined ? undefined : this.world.findMessage(record.originalMessageId),
       followUps: record.followUpIds.flatMap((id) => this.world.findMessage(id) ?? []),
     };
+  }
+
+  /** Each time the CDN served an attachment (by its id): how many bytes it wrote, and whether all of them. */
+  cdnDownloads(attachmentId: string): readonly CdnDownload[] {
+    const stored = this.world.attachmentData.get(attachmentId);
+    if (!stored) throw new Error(`fake discord: no attachment ${attachmentId}`);
+    return stored.downloads;
   }
 
   /** Registered commands: global ones, or one guild's. */
@@ -594,18 +612,20 @@ export class FakeDiscord {
     return built.record;
   }
 
-  #scriptedAttachment(
-    channelId: string,
-    attachment: { filename: string; content: string | Buffer; contentType?: string; description?: string },
-  ) {
+  #scriptedAttachment(channelId: string, attachment: ScriptedAttachment) {
     const id = nextSnowflake();
     const data = Buffer.from(attachment.content);
     const contentType = attachment.contentType ?? contentTypeFor(attachment.filename);
-    this.world.attachmentData.set(id, { data, contentType });
+    this.world.attachmentData.set(id, {
+      data,
+      contentType,
+      ...(attachment.serving ? { serving: attachment.serving } : {}),
+      downloads: [],
+    });
     return buildAttachment({
       id,
       filename: attachment.filename,
-      size: data.length,
+      size: attachment.size ?? data.length,
       contentType,
       url: `${this.origin}/attachments/${channelId}/${id}/${encodeURIComponent(attachment.filename)}`,
       description: attachment.description,

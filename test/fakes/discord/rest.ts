@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CdnDownload, CdnServing } from './world.js';
 
 /**
  * The fake's HTTP side: routing, authentication, recording, and the rate limits and failures a test
@@ -130,8 +131,8 @@ export interface Call {
 export interface Outcome {
   status: number;
   body?: unknown;
-  /** Raw bytes instead of JSON (the CDN). */
-  raw?: { data: Buffer; contentType: string | undefined };
+  /** Raw bytes instead of JSON (the CDN), served as scripted; what was sent is recorded in `download`. */
+  raw?: { data: Buffer; contentType: string | undefined; serving?: CdnServing; download: CdnDownload };
   /** Runs after the response is written: gateway events that follow a REST change. */
   after?: () => void;
 }
@@ -410,14 +411,15 @@ export class RestServer {
     };
     const delayMs = match.route === undefined ? undefined : this.#options.delays.take(match.route);
     if (delayMs === undefined) {
-      writeOutcome(outgoing, outcome, extraHeaders);
+      const written = writeOutcome(outgoing, outcome, extraHeaders);
       followUp();
+      await written;
       return;
     }
     // The change is made and announced now; only the response is late (or never read: the client may
     // time out and retry meanwhile).
     followUp();
-    if (await heldBack(outgoing, delayMs)) writeOutcome(outgoing, outcome, extraHeaders);
+    if (await heldBack(outgoing, delayMs)) await writeOutcome(outgoing, outcome, extraHeaders);
   }
 }
 
@@ -437,17 +439,13 @@ function heldBack(outgoing: ServerResponse, delayMs: number): Promise<boolean> {
   });
 }
 
-function writeOutcome(
+async function writeOutcome(
   outgoing: ServerResponse,
   outcome: Outcome,
   extraHeaders: Record<string, string>,
-): void {
+): Promise<void> {
   if (outcome.raw) {
-    outgoing.writeHead(outcome.status, {
-      'content-type': outcome.raw.contentType ?? 'application/octet-stream',
-      'content-length': String(outcome.raw.data.length),
-    });
-    outgoing.end(outcome.raw.data);
+    await writeRaw(outgoing, outcome.status, outcome.raw);
     return;
   }
   if (outcome.body === undefined) {
@@ -462,6 +460,53 @@ function writeOutcome(
     ...extraHeaders,
   });
   outgoing.end(text);
+}
+
+/** The CDN's bytes, as the attachment's serving script says; every byte written is counted. */
+async function writeRaw(
+  outgoing: ServerResponse,
+  status: number,
+  raw: NonNullable<Outcome['raw']>,
+): Promise<void> {
+  const { data, serving = {}, download } = raw;
+  const contentType = raw.contentType ?? 'application/octet-stream';
+  const repeat = serving.repeat ?? 1;
+  if (serving.stalls) {
+    outgoing.writeHead(status, { 'content-type': contentType, 'content-length': String(data.length) });
+    outgoing.flushHeaders();
+    if (!outgoing.destroyed) await new Promise((resolve) => outgoing.once('close', resolve));
+    return;
+  }
+  if (repeat === 1) {
+    outgoing.writeHead(status, { 'content-type': contentType, 'content-length': String(data.length) });
+    outgoing.end(data);
+    download.bytesSent = data.length;
+    download.isComplete = true;
+    return;
+  }
+  // Chunked: no Content-Length to go by. Written as fast as the client reads, until it stops reading.
+  outgoing.writeHead(status, { 'content-type': contentType });
+  for (let sent = 0; sent < repeat; sent += 1) {
+    if (outgoing.destroyed) return;
+    download.bytesSent += data.length;
+    if (!outgoing.write(data)) {
+      const isDrained = await new Promise<boolean>((resolve) => {
+        const onDrain = () => {
+          outgoing.off('close', onClose);
+          resolve(true);
+        };
+        const onClose = () => {
+          outgoing.off('drain', onDrain);
+          resolve(false);
+        };
+        outgoing.once('drain', onDrain);
+        outgoing.once('close', onClose);
+      });
+      if (!isDrained) return;
+    }
+  }
+  outgoing.end();
+  download.isComplete = true;
 }
 
 function matchRoute(

@@ -284,7 +284,9 @@ export function createRouteHandlers(context: FakeContext): RouteHandlers {
     'GET /attachments/:channel_id/:attachment_id/:filename': ({ params }): Outcome => {
       const stored = world.attachmentData.get(params.attachment_id!);
       if (!stored) return { status: 404, body: { message: '404: Not Found', code: 0 } };
-      return { status: 200, raw: stored };
+      const download = { bytesSent: 0, isComplete: false };
+      stored.downloads.push(download);
+      return { status: 200, raw: { ...stored, download } };
     },
   };
 }
@@ -529,7 +531,7 @@ function collectAttachments(
   const upload = (file: RecordedFile, filename: string, description?: string) => {
     const id = nextSnowflake();
     const contentType = file.contentType || contentTypeFor(filename);
-    context.world.attachmentData.set(id, { data: file.data, contentType });
+    context.world.attachmentData.set(id, { data: file.data, contentType, downloads: [] });
     return buildAttachment({
       id,
       filename,

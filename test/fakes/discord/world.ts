@@ -74,6 +74,31 @@ export interface InteractionRecord {
 
 export type CommandScope = 'global' | { guildId: string };
 
+/** How the fake CDN serves an attachment's bytes; by default all at once, with their Content-Length. */
+export interface CdnServing {
+  /** The headers (with the true Content-Length) are sent, then nothing until the client goes away. */
+  stalls?: boolean;
+  /**
+   * The content is sent this many times over, chunked, without a Content-Length: a file larger than its
+   * message says, which only counting the bytes as they come reveals. Default 1.
+   */
+  repeat?: number;
+}
+
+/** One response of the fake CDN: how much of the body it wrote before it finished or the client left. */
+export interface CdnDownload {
+  bytesSent: number;
+  isComplete: boolean;
+}
+
+export interface StoredAttachment {
+  data: Buffer;
+  contentType: string | undefined;
+  serving?: CdnServing;
+  /** Every time the CDN served it, in order. */
+  downloads: CdnDownload[];
+}
+
 export class World {
   readonly bot: APIUser;
   readonly applicationId: string;
@@ -81,7 +106,7 @@ export class World {
   readonly guilds = new Map<string, GuildRecord>();
   readonly channels = new Map<string, FakeChannel>();
   /** Uploaded and scripted attachment bytes, served by the fake CDN, by attachment id. */
-  readonly attachmentData = new Map<string, { data: Buffer; contentType: string | undefined }>();
+  readonly attachmentData = new Map<string, StoredAttachment>();
   readonly interactions = new Map<string, InteractionRecord>();
   /** Keyed `global` or by guild id. */
   readonly commands = new Map<string, APIApplicationCommand[]>();
