@@ -9,6 +9,7 @@ import {
 } from 'cockatiel';
 import {
   type Answered,
+  CallAbortedError,
   type CallOutcome,
   type CallSpec,
   type ModelCaller,
@@ -82,6 +83,20 @@ function cutShort<Result extends ChatResult>(
     timeToFirstTokenMs: null,
   };
   return { ok: true, result: result as Result, ...costsOf(spend) };
+}
+
+/**
+ * The caller aborted (in an attempt, or in a retry's wait): the error says what the call's attempts were
+ * charged, so that a turn can count an aborted draft's honest charge (see the adapters' usageOfAbort).
+ */
+function abortedCall(error: unknown, provider: ProviderName, spend: Spend): CallAbortedError {
+  const details = error instanceof ProviderError ? error.details : {};
+  return new CallAbortedError(
+    error instanceof ProviderError ? error.provider : provider,
+    spend.costMicros,
+    spend.providerMs,
+    { usage: details.usage, partialText: details.partialText, cause: error },
+  );
 }
 
 /** The requested provider's circuit is open: it failed repeatedly and is being given a rest. */
@@ -185,6 +200,7 @@ export class ModelGateway implements ModelCaller {
     try {
       return await this.withRetries(provider, spec, spec.purpose, attempt, deadline, spend);
     } catch (error) {
+      if (spec.request.signal?.aborted) throw abortedCall(error, provider, spend);
       if (isCutShort(error)) return cutShort<Result>(error, spec.request.model, spend);
       if (!(error instanceof ProviderError) || !error.warrantsFallback) throw error;
       if (spec.fallback === false)
@@ -201,6 +217,7 @@ export class ModelGateway implements ModelCaller {
       const outcome = await this.withRetries(other, fallbackSpec, 'fallback', attempt, deadline, spend);
       return outcome.ok ? { ...outcome, fallback } : outcome;
     } catch (error) {
+      if (spec.request.signal?.aborted) throw abortedCall(error, other, spend);
       if (isCutShort(error)) {
         return { ...cutShort<Result>(error, fallbackSpec.request.model, spend), fallback };
       }

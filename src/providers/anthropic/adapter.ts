@@ -9,12 +9,14 @@ import {
   type StructuredResult,
 } from '../../core/chat.js';
 import type { TokenUsage } from '../../core/pricing.js';
-import { estimateAnthropicInputTokens } from '../estimate.js';
+import { countOpenAITokens, estimateAnthropicInputTokens } from '../estimate.js';
 import {
   type AdapterOptions,
   clampOutputTokens,
+  DEFAULT_ABORT_MARGIN_TOKENS,
   maxOutputTokensIn,
   parseJsonOrUndefined,
+  usageOfAbort,
 } from '../limits.js';
 import { startFirstTokenTimer } from '../timer.js';
 import {
@@ -100,7 +102,12 @@ export class AnthropicChatModel implements ChatModel {
       }
     } catch (error) {
       timer.rethrowCallerError();
-      throw mapAnthropicError(error, { timedOut: timer.timedOut, usage: usageSoFar(), partialText: text });
+      const isAbortedByCaller = request.signal?.aborted === true && !timer.timedOut;
+      throw mapAnthropicError(error, {
+        timedOut: timer.timedOut,
+        usage: isAbortedByCaller ? this.usageOfAbort(request, usageSoFar(), text) : usageSoFar(),
+        partialText: text,
+      });
     } finally {
       timer.stop();
     }
@@ -137,7 +144,13 @@ export class AnthropicChatModel implements ChatModel {
         { signal: request.signal, timeout: this.options.firstTokenTimeoutMs },
       );
     } catch (error) {
-      throw mapAnthropicError(error);
+      // A message that is not streamed goes on to its end after we hang up: all of it is charged.
+      throw mapAnthropicError(
+        error,
+        request.signal?.aborted
+          ? { usage: this.usageOfAbort(request, undefined, '', this.clamp(request)) }
+          : {},
+      );
     }
     const text = message.content.map((block) => (block.type === 'text' ? block.text : '')).join('');
     const finishReason = mapAnthropicStopReason(message.stop_reason) ?? 'error';
@@ -151,6 +164,26 @@ export class AnthropicChatModel implements ChatModel {
       provider: this.provider,
       timeToFirstTokenMs: this.now() - startedAt,
     };
+  }
+
+  /**
+   * What an aborted call is charged: the input `message_start` reported (else the estimate), the output it
+   * delivered and the margin for tokens in flight. Anthropic counts output only at the end, and its
+   * tokenizer is not public: delivered text is counted with o200k, as the benchmarks count Claude's tokens.
+   */
+  private usageOfAbort(
+    request: ChatRequest,
+    reported: TokenUsage | undefined,
+    text: string,
+    deliveredOutputTokens = Math.max(reported?.outputTokens ?? 0, countOpenAITokens(text)),
+  ): TokenUsage {
+    const charged = usageOfAbort(
+      reported ? reported.inputTokens : this.estimateInputTokens(request),
+      deliveredOutputTokens,
+      this.options.abortMarginTokens ?? DEFAULT_ABORT_MARGIN_TOKENS,
+      this.clamp(request),
+    );
+    return reported ? { ...reported, outputTokens: charged.outputTokens } : charged;
   }
 
   private clamp(request: ChatRequest): number {
