@@ -30,6 +30,11 @@ export interface CallSpec<Request extends ChatRequest = ChatRequest> {
    * fall back on; the fast model rewriting its own draft would add cost and nothing else).
    */
   fallback?: boolean;
+  /**
+   * false: a failed attempt is not retried (the router's triage: a retry would hold the draft back longer
+   * than the answer is worth).
+   */
+  retry?: boolean;
 }
 
 /** A call that was answered, possibly by the other provider. */

@@ -389,8 +389,10 @@ class TurnStory {
           schema: TRIAGE_SCHEMA,
           signal: this.turn.signal ? AbortSignal.any([this.turn.signal, timeout]) : timeout,
         },
-        // Asking the smart model whether to ask the smart model would cost more than it saves.
+        // Asking the smart model whether to ask the smart model would cost more than it saves, and the
+        // draft is held back meanwhile: a triage that fails once is given up.
         fallback: false,
+        retry: false,
       }),
     );
     if (!outcome) return undefined;

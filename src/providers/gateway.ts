@@ -247,6 +247,7 @@ export class ModelGateway implements ModelCaller {
       } catch (error) {
         if (!(error instanceof ProviderError) || !error.retryable || error instanceof CircuitOpen)
           throw error;
+        if (spec.retry === false) throw error;
         if (error.details.partialText) throw error;
         const delay = this.retryDelay(attemptNumber, error.details.retryAfterMs);
         if (this.now() + delay >= deadline) throw error;
