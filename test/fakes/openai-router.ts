@@ -125,6 +125,8 @@ export interface SplitOpenAI {
   readonly requests: RecordedRequest[];
   /** Requests no fake had a script for, and requests the router could not place. */
   readonly unexpected: RecordedRequest[];
+  /** Each response, when its last byte was handed to the client (Date.now()), or its client went away. */
+  readonly ended: { kind: CallKind; at: number; finished: boolean }[];
   close(): Promise<void>;
 }
 
@@ -135,8 +137,10 @@ export async function startSplitOpenAI(): Promise<SplitOpenAI> {
     startFakeOpenAI(),
   ]);
   const strays: RecordedRequest[] = [];
+  const ended: SplitOpenAI['ended'] = [];
   const router = await startOpenAIRouter({
     urls: { draft: drafts.url, check: checks.url, triage: triages.url },
+    observe: ({ kind }) => ({ closed: (finished) => ended.push({ kind, at: Date.now(), finished }) }),
     stray: (body) =>
       strays.push({ method: 'POST', path: '/v1/chat/completions', headers: {}, body: parseOrText(body) }),
   });
@@ -146,6 +150,7 @@ export async function startSplitOpenAI(): Promise<SplitOpenAI> {
     drafts,
     checks,
     triages,
+    ended,
     get requests() {
       return fakes.flatMap((fake) => fake.requests);
     },
