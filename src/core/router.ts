@@ -32,24 +32,28 @@ export const DEFAULT_ROUTER: RouterPolicy = { mode: 'on', confidenceThreshold: 0
  * so that it ends soon after its first token: the draft is held back until it does.
  */
 export const TRIAGE_SYSTEM_PROMPT =
-  'You route chat questions to a fast or a smart model. Say "smart" when a good answer needs code ' +
-  '(writing, fixing or reviewing it), careful multi-step reasoning or maths, advice where a mistake is ' +
-  'costly, or exact instructions for something risky. Say "fast" for chit-chat, simple facts and everyday ' +
-  'questions. Give the category and your confidence from 0 to 100.';
+  'Route a chat question. "smart": a good answer needs code, careful multi-step reasoning or maths, ' +
+  'costly advice, or exact instructions for something risky. "fast": chit-chat, simple facts, everyday ' +
+  'questions. Answer the route with the category (e.g. "smart code") and your confidence (0-100).';
+
+const ROUTES = ['fast', 'smart'] as const;
+/** Route and category in one word pair ("smart code"): four tokens fewer than two fields, 40 ms sooner. */
+export const TRIAGE_ROUTES = ROUTES.flatMap((route) =>
+  CHECK_CATEGORIES.map((category) => `${route} ${category}`),
+);
 
 export const TRIAGE_SCHEMA_NAME = 'question_triage';
 export const TRIAGE_SCHEMA: Record<string, unknown> = {
   type: 'object',
   properties: {
-    route: { type: 'string', enum: ['fast', 'smart'] },
-    category: { type: 'string', enum: [...CHECK_CATEGORIES] },
+    route: { type: 'string', enum: TRIAGE_ROUTES },
     // A whole percentage is one token where 0.95 is three: the triage's output is its latency.
     confidence: { type: 'integer' },
   },
-  required: ['route', 'category', 'confidence'],
+  required: ['route', 'confidence'],
   additionalProperties: false,
 };
-/** The verdict is about 14 tokens; the cap only bounds a model that rambles. */
+/** The verdict is about 10 tokens; the cap only bounds a model that rambles. */
 export const TRIAGE_MAX_OUTPUT_TOKENS = 32;
 
 /** The question is clipped, and at most a short tail of the conversation before it goes along. */
@@ -72,15 +76,11 @@ export function triagePrompt(conversation: readonly ChatMessage[]): string {
 /** Reads the triage's JSON, or undefined when it is not what the schema promised. */
 export function parseTriage(value: unknown): TriageVerdict | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { route, category, confidence } = value as Record<string, unknown>;
-  if (route !== 'fast' && route !== 'smart') return undefined;
-  if (!CHECK_CATEGORIES.includes(category as CheckCategory)) return undefined;
+  const { route: routeAndCategory, confidence } = value as Record<string, unknown>;
+  if (typeof routeAndCategory !== 'string' || !TRIAGE_ROUTES.includes(routeAndCategory)) return undefined;
   if (typeof confidence !== 'number' || !Number.isFinite(confidence)) return undefined;
-  return {
-    route,
-    category: category as CheckCategory,
-    confidence: Math.min(1, Math.max(0, confidence / 100)),
-  };
+  const [route, category] = routeAndCategory.split(' ') as ['fast' | 'smart', CheckCategory];
+  return { route, category, confidence: Math.min(1, Math.max(0, confidence / 100)) };
 }
 
 /** Whether a triage runs beside this turn's draft: only in auto mode, for a question sent to `auto`. */

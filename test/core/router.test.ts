@@ -27,7 +27,7 @@ const ROUTER_ON: RouterPolicy = { ...DEFAULT_ROUTER, mode: 'on', confidenceThres
 const POLICY: EscalationPolicy = { ...DEFAULT_POLICY, router: ROUTER_ON };
 
 const triage = (route: 'fast' | 'smart', category: string, confidencePercent: number): ScriptedCall => ({
-  value: { route, category, confidence: confidencePercent },
+  value: { route: `${route} ${category}`, confidence: confidencePercent },
 });
 const verdict = (verdict: 'accept' | 'refine', category = 'factual', confidence = 0.95): ScriptedCall => ({
   value: { verdict, reason: verdict === 'accept' ? 'complete' : 'too thin', category, confidence },
@@ -72,12 +72,12 @@ const shown = (events: readonly TurnEvent[], phase: 'draft' | 'final') =>
 
 describe('the triage verdict', () => {
   it('when the JSON is what the schema promised, then it reads as a verdict with confidence from 0 to 1', () => {
-    expect(parseTriage({ route: 'smart', category: 'code', confidence: 90 })).toEqual({
+    expect(parseTriage({ route: 'smart code', confidence: 90 })).toEqual({
       route: 'smart',
       category: 'code',
       confidence: 0.9,
     });
-    expect(parseTriage({ route: 'fast', category: 'chit-chat', confidence: 140 })?.confidence).toBe(1);
+    expect(parseTriage({ route: 'fast chit-chat', confidence: 140 })?.confidence).toBe(1);
   });
 
   it('when the JSON is anything else, then there is no verdict', () => {
@@ -85,10 +85,11 @@ describe('the triage verdict', () => {
       undefined,
       null,
       'smart',
-      { route: 'maybe', category: 'code', confidence: 90 },
-      { route: 'smart', category: 'poetry', confidence: 90 },
-      { route: 'smart', category: 'code', confidence: '90' },
-      { route: 'smart', category: 'code', confidence: Number.NaN },
+      { route: 'maybe code', confidence: 90 },
+      { route: 'smart poetry', confidence: 90 },
+      { route: 'smart', confidence: 90 },
+      { route: 'smart code', confidence: '90' },
+      { route: 'smart code', confidence: Number.NaN },
     ]) {
       expect(parseTriage(value)).toBeUndefined();
     }
@@ -277,7 +278,7 @@ describe('the engine’s route (scripted model calls, by purpose)', () => {
   it.each<[string, ScriptedCall]>([
     ['both providers are down', { unavailable: true }],
     ['the budget denies it', { denied: true }],
-    ['it answers something unreadable', { value: { route: 'smart', category: 'code' } }],
+    ['it answers something unreadable', { value: { route: 'smart code' } }],
     ['the provider refuses it', { refused: true }],
   ])('when the triage fails because %s, then it is today’s path', async (_, failure) => {
     const models = new ScriptedModels({

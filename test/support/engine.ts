@@ -206,7 +206,7 @@ export function triageSays(
 ) {
   return {
     type: 'completion' as const,
-    content: JSON.stringify({ route, category, confidence: confidencePercent }),
+    content: JSON.stringify({ route: `${route} ${category}`, confidence: confidencePercent }),
     ...(usage ? { usage } : {}),
   };
 }
