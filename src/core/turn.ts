@@ -330,10 +330,7 @@ class TurnStory {
    * is held back while `isHeld`, until {@link showDraft}; {@link route} abandons it instead.
    */
   startDraft({ isHeld }: { isHeld: boolean }): RunningDraft {
-    const controller = new AbortController();
-    const signal = this.turn.signal
-      ? AbortSignal.any([this.turn.signal, controller.signal])
-      : controller.signal;
+    const own = abortableWithin(this.turn.signal);
     const text = new HeldText(
       (piece) => this.onEvent({ type: 'delta', text: piece, phase: 'draft' }),
       isHeld,
@@ -342,18 +339,21 @@ class TurnStory {
       {
         owner: this.owner,
         purpose: 'draft',
-        request: { ...this.request(this.dependencies.fastModel, this.turn.conversation), signal },
+        request: {
+          ...this.request(this.dependencies.fastModel, this.turn.conversation),
+          signal: own.signal,
+        },
       },
       (piece) => text.push(piece),
     );
     // Awaited once the triage has answered: a draft that fails meanwhile is not an unhandled rejection.
-    outcome.catch(() => {});
+    outcome.then(own.release, own.release);
     return {
       outcome,
       show: () => text.release(),
       abandon: () => {
         text.drop();
-        controller.abort(new Error('the router sent the question to the smart model'));
+        own.abort(new Error('the router sent the question to the smart model'));
       },
     };
   }
@@ -375,7 +375,8 @@ class TurnStory {
   async triage(): Promise<TriageVerdict | undefined> {
     const router = this.dependencies.policy.router;
     if (!router) return undefined;
-    const timeout = AbortSignal.timeout(router.timeoutMs);
+    const own = abortableWithin(this.turn.signal);
+    const timer = setTimeout(() => own.abort(new Error('the triage took too long')), router.timeoutMs);
     const outcome = await this.unlessFailed(() =>
       this.dependencies.models.structured({
         owner: this.owner,
@@ -387,14 +388,17 @@ class TurnStory {
           maxOutputTokens: TRIAGE_MAX_OUTPUT_TOKENS,
           schemaName: TRIAGE_SCHEMA_NAME,
           schema: TRIAGE_SCHEMA,
-          signal: this.turn.signal ? AbortSignal.any([this.turn.signal, timeout]) : timeout,
+          signal: own.signal,
         },
         // Asking the smart model whether to ask the smart model would cost more than it saves, and the
         // draft is held back meanwhile: a triage that fails once is given up.
         fallback: false,
         retry: false,
       }),
-    );
+    ).finally(() => {
+      clearTimeout(timer);
+      own.release();
+    });
     if (!outcome) return undefined;
     this.record(outcome, 'triage', { writesText: false });
     this.triageVerdict = outcome.ok ? parseTriage(outcome.result.value) : undefined;
@@ -691,6 +695,23 @@ class TurnStory {
     const notice = this.dependencies.budgetNotice?.(this.turn.owner.userId, this.turn.owner.guildId);
     return notice === undefined ? [] : [notice];
   }
+}
+
+/**
+ * An abort signal of a call's own that the turn's signal aborts too; release() unhooks it from the turn's
+ * signal once the call is over (the bot's shutdown signal lives as long as the process: AbortSignal.any
+ * would leave a listener on it per call).
+ */
+function abortableWithin(parent: AbortSignal | undefined) {
+  const controller = new AbortController();
+  const onParentAbort = () => controller.abort(parent?.reason);
+  if (parent?.aborted) controller.abort(parent.reason);
+  else parent?.addEventListener('abort', onParentAbort, { once: true });
+  return {
+    signal: controller.signal,
+    abort: (reason: Error) => controller.abort(reason),
+    release: () => parent?.removeEventListener('abort', onParentAbort),
+  };
 }
 
 /** A provider refused the request itself (a 4xx such as an unreadable image): sending it again cannot help. */
