@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { RecordedRequest } from '../fakes/discord/index.js';
+import { registerCommands } from '../../src/discord/commands/register.js';
 import { openaiErrors } from '../fakes/openai.js';
-import { ACCEPT, botPerTest } from '../support/bot.js';
+import { ACCEPT, botPerTest, until } from '../support/bot.js';
 import { triageSays } from '../support/engine.js';
 
 /*
@@ -12,7 +13,10 @@ import { triageSays } from '../support/engine.js';
 
 const startBot = botPerTest({ splitOpenAI: true });
 const start = (environment: Record<string, string> = {}) =>
-  startBot({ environment: { ROUTER: 'on', ...environment } });
+  startBot({
+    environment: { ROUTER: 'on', ...environment },
+    before: (_discord, config) => registerCommands(config.discord).then(() => {}),
+  });
 
 const isBotWrite = (request: RecordedRequest) =>
   request.route === 'POST /channels/:channel_id/messages' ||
@@ -97,5 +101,38 @@ describe('a turn the triage leaves to the fast model', () => {
     // Text reached Discord while the draft was still streaming: the failed triage held nothing back.
     expect(firstText!.receivedAt).toBeLessThan(draftEnded!.at);
     expect(openai.triages.requests).toHaveLength(1);
+  });
+});
+
+describe('/usage after routed turns', () => {
+  it('when answers went to Claude by triage and by rule, then /usage counts them by those reasons and the savings stay true', async () => {
+    const harness = await start();
+    const { discord, openai, anthropic } = harness;
+    const isFinal = (model: string) => (request: RecordedRequest) =>
+      isBotWrite(request) && String(request.body?.content).includes(`-# ${model}`);
+
+    openai.drafts.script({ type: 'stream', chunks: DRAFT_WORDS, chunkDelayMs: 60 });
+    openai.triages.script(triageSays('smart', 'reasoning', 90));
+    anthropic.script({ type: 'stream', text: 'Split by person-nights.' });
+    discord.messageCreate({ content: `<@${discord.bot.id}> 5 of us split a $240 airbnb, fair split?` });
+    await discord.waitForRequest(isFinal('claude-haiku-4-5'), { timeoutMs: 10_000 });
+
+    anthropic.script({ type: 'stream', text: 'x is not a function because…' });
+    const trace = 'TypeError: x is not a function\n    at run (/app/a.js:3:9)\n    at main (/app/a.js:9:1)';
+    const before = discord.requests.length;
+    discord.messageCreate({ content: `<@${discord.bot.id}> why?\n${trace}` });
+    await until(() => discord.requests.slice(before).some(isFinal('claude-haiku-4-5')));
+
+    const interaction = discord.chatInputCommand({ commandName: 'usage' });
+    let text = '';
+    await until(() => {
+      text = discord.interactionResponses(interaction.id).original?.content ?? '';
+      return text.startsWith('Spent');
+    });
+    expect(text).toMatch(
+      /\*\*Answers\*\*: 2 · escalated to Claude Haiku: 2 \((triage 1, code rule 1|code rule 1, triage 1)\)/,
+    );
+    // The triage and the aborted draft cost more than nothing: sending both to Claude alone saved nothing.
+    expect(text).toContain('**Saved** $0.0000 against sending every answer to Claude Haiku');
   });
 });
