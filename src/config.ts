@@ -4,12 +4,14 @@ import { z } from 'zod';
 import { BUDGET_PERIODS, type Budget } from './core/budget.js';
 import { CHECK_CATEGORIES, DEFAULT_POLICY, type EscalationPolicy } from './core/escalation.js';
 import { parseUsdAmount } from './core/money.js';
+import { DEFAULT_ROUTER, ROUTER_MODES, type RouterPolicy } from './core/router.js';
 import {
   buildPriceTable,
   DEFAULT_PRICES,
   type PriceInUsdPerMillion,
   type PriceTable,
 } from './core/pricing.js';
+import { DEFAULT_ABORT_MARGIN_TOKENS } from './providers/limits.js';
 
 export const DEFAULT_SYSTEM_PROMPT =
   'You are tierbot, a helpful assistant chatting in Discord. Answer clearly and concisely. ' +
@@ -172,6 +174,33 @@ const VARIABLES = {
       )
       .pipe(z.array(z.enum(CHECK_CATEGORIES))),
   },
+  ROUTER: {
+    secret: false,
+    purpose:
+      'the router in front of the cascade: on (a triage sends hard questions straight to the smart model), ' +
+      'shadow (the triage runs and is recorded, never acts) or off',
+    schema: z.enum(ROUTER_MODES).default(DEFAULT_ROUTER.mode),
+  },
+  ROUTER_CONFIDENCE_THRESHOLD: {
+    secret: false,
+    purpose: 'a triage at least this sure sends a question to the smart model (0 to 1)',
+    schema: z.coerce.number().min(0).max(1).default(DEFAULT_ROUTER.confidenceThreshold),
+  },
+  ROUTER_TIMEOUT_SECONDS: {
+    secret: false,
+    purpose: 'how long the draft is held back for the triage before it is shown anyway (0.1 to 10)',
+    schema: z.coerce
+      .number()
+      .min(0.1)
+      .max(10)
+      .default(DEFAULT_ROUTER.timeoutMs / 1000),
+  },
+  ABORT_MARGIN_TOKENS: {
+    secret: false,
+    purpose:
+      'output tokens charged beyond what an aborted answer delivered, for what the provider wrote before it noticed (0 to 1024)',
+    schema: z.coerce.number().int().min(0).max(1_024).default(DEFAULT_ABORT_MARGIN_TOKENS),
+  },
   FIRST_TOKEN_TIMEOUT_SECONDS: {
     secret: false,
     purpose: 'how long to wait for a model to start answering before aborting the request (1 to 120)',
@@ -223,8 +252,13 @@ export interface ModelConfig {
   maxOutputTokens: number;
   systemPrompt: string;
   operatorIds: readonly string[];
-  providers: { firstTokenTimeoutMs: number; deadlineMs: number; retryAfterCapMs: number };
-  policy: EscalationPolicy;
+  providers: {
+    firstTokenTimeoutMs: number;
+    deadlineMs: number;
+    retryAfterCapMs: number;
+    abortMarginTokens: number;
+  };
+  policy: EscalationPolicy & { router: RouterPolicy };
   logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -333,10 +367,16 @@ function parseConfig(
       firstTokenTimeoutMs: variables.FIRST_TOKEN_TIMEOUT_SECONDS * 1000,
       deadlineMs: variables.PROVIDER_DEADLINE_SECONDS * 1000,
       retryAfterCapMs: variables.RETRY_AFTER_CAP_SECONDS * 1000,
+      abortMarginTokens: variables.ABORT_MARGIN_TOKENS,
     },
     policy: {
       confidenceThreshold: variables.CHECK_CONFIDENCE_THRESHOLD,
       alwaysRefine: variables.ALWAYS_REFINE,
+      router: {
+        mode: variables.ROUTER,
+        confidenceThreshold: variables.ROUTER_CONFIDENCE_THRESHOLD,
+        timeoutMs: Math.round(variables.ROUTER_TIMEOUT_SECONDS * 1000),
+      },
     },
     logLevel: variables.LOG_LEVEL,
   };

@@ -53,7 +53,7 @@ export interface DaySpend {
 }
 
 export interface AnswersByRoute {
-  /** Why it escalated ("requested by user", "PDF", a check's category…), or null: not escalated. */
+  /** Why it escalated (an EscalationSource: router, rule, check, signal, user, pdf, fallback), or null: not escalated. */
   reason: string | null;
   answers: number;
   costMicros: number;
@@ -102,10 +102,7 @@ export function usageReport(db: AppDatabase, query: UsageQuery): UsageReport {
     .all(parameters);
   const routes = db.$client
     .prepare<[typeof parameters], AnswersByRoute>(
-      `SELECT CASE escalation_source
-                WHEN 'check' THEN COALESCE(category, escalation_reason)
-                WHEN 'fallback' THEN 'fallback'
-                ELSE escalation_reason END AS reason,
+      `SELECT escalation_source AS reason,
               COUNT(*) AS answers, SUM(cost_micros) AS costMicros, SUM(smart_only_cost_micros) AS smartOnlyCostMicros
        FROM turns WHERE status = 'answered' AND ${inWindow('created_at')}
        GROUP BY reason ORDER BY answers DESC, reason`,

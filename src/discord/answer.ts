@@ -157,7 +157,11 @@ function logTurn(request: TurnRequest, result: TurnResult, elapsedMs: number, lo
       guildId: request.owner.guildId,
       status: result.status,
       models: result.models,
+      // Why it went to the smart model (router, rule, check, signal, user, pdf, fallback) and what the
+      // router's triage said, acted on or (in shadow mode) not: an operator compares it with the check.
+      route: result.escalation?.source,
       escalation: result.escalation?.reason,
+      triage: result.triage ? `${result.triage.route} ${result.triage.category}` : undefined,
       tokens: result.tokens,
       costMicros: result.costMicros,
       ms: roundMs(elapsedMs),
