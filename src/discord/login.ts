@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type Client,
+  DefaultRestOptions,
   DiscordAPIError,
   DiscordjsErrorCodes,
   Events,
@@ -62,7 +63,7 @@ export async function logIn(client: Client, token: string): Promise<void> {
   } catch (error) {
     const failure = classifyLoginFailure(error, closeCode);
     if (!failure) throw error;
-    throw new DiscordLoginError(failure, client.options.rest?.api ?? 'https://discord.com/api', {
+    throw new DiscordLoginError(failure, client.options.rest?.api ?? DefaultRestOptions.api, {
       cause: error,
     });
   } finally {
@@ -185,7 +186,7 @@ export function describeLoginFailure(failure: LoginFailure, apiUrl: string): str
         'firewall, and DISCORD_API_URL if you set it'
       );
     case 'transient':
-      return `Discord did not answer the login (${failure.reason})`;
+      return `Discord did not answer (${failure.reason})`;
   }
 }
 
