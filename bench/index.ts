@@ -4,6 +4,7 @@ import { discordBenchmark } from './discord.bench.js';
 import { economicsBenchmark } from './economics.bench.js';
 import { engineBenchmark } from './engine.bench.js';
 import { ledgerBenchmark } from './ledger.bench.js';
+import { startupBenchmark } from './startup.bench.js';
 import { type Benchmark, type Figure, formatTable, isMet, machineInfo, progress } from './support.js';
 
 /** Every benchmark, run in this order: adding one is one line here. */
@@ -12,6 +13,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   engineBenchmark,
   economicsBenchmark,
   discordBenchmark,
+  startupBenchmark,
 ];
 
 const RESULTS_PATH = fileURLToPath(new URL('./results.json', import.meta.url));
