@@ -5,6 +5,7 @@ import { economicsBenchmark } from './economics.bench.js';
 import { engineBenchmark } from './engine.bench.js';
 import { ledgerBenchmark } from './ledger.bench.js';
 import { routerBenchmark } from './router.bench.js';
+import { startupBenchmark } from './startup.bench.js';
 import { type Benchmark, type Figure, formatTable, isMet, machineInfo, progress } from './support.js';
 
 /** Every benchmark, run in this order: adding one is one line here. */
@@ -14,6 +15,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   economicsBenchmark,
   discordBenchmark,
   routerBenchmark,
+  startupBenchmark,
 ];
 
 const RESULTS_PATH = fileURLToPath(new URL('./results.json', import.meta.url));

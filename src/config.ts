@@ -5,6 +5,7 @@ import { BUDGET_PERIODS, type Budget } from './core/budget.js';
 import { CHECK_CATEGORIES, DEFAULT_POLICY, type EscalationPolicy } from './core/escalation.js';
 import { parseUsdAmount } from './core/money.js';
 import { DEFAULT_ROUTER, ROUTER_MODES, type RouterPolicy } from './core/router.js';
+import { EXIT_CODES } from './exit-codes.js';
 import {
   buildPriceTable,
   DEFAULT_PRICES,
@@ -43,90 +44,103 @@ const optionalText = z
  */
 const VARIABLES = {
   DISCORD_TOKEN: {
+    part: 'discord',
     secret: true,
     purpose: 'the bot token (Discord developer portal → your application → Bot → Reset Token)',
-    // Required by the bot (checked in loadConfig), not by the terminal chat.
-    schema: z
-      .string()
-      .regex(/^[\w-]+\.[\w-]+\.[\w-]+$/, 'is not shaped like a Discord bot token')
-      .optional(),
+    schema: z.string().regex(/^[\w-]+\.[\w-]+\.[\w-]+$/, 'is not shaped like a Discord bot token'),
   },
   DISCORD_APPLICATION_ID: {
+    part: 'discord',
     secret: false,
     purpose: 'the application id, to register slash commands (derived from the token when unset)',
     schema: snowflake.optional(),
   },
   DISCORD_GUILD_ID: {
+    part: 'discord',
     secret: false,
     purpose: 'a server to register slash commands in, for instant updates while developing',
     schema: snowflake.optional(),
   },
   DISCORD_API_URL: {
+    part: 'discord',
     secret: false,
     purpose: "a base URL for Discord's REST API, for REST proxies and tests",
     schema: z.url().optional(),
   },
   OPENAI_API_KEY: {
+    part: 'models',
     secret: true,
     purpose: 'the OpenAI API key that pays for the fast model (platform.openai.com → API keys)',
     schema: z.string().min(1),
   },
   ANTHROPIC_API_KEY: {
+    part: 'models',
     secret: true,
     purpose: 'the Anthropic API key that pays for the smart model (console.anthropic.com → API keys)',
     schema: z.string().min(1),
   },
   OPENAI_BASE_URL: {
+    part: 'models',
     secret: false,
     purpose: 'a base URL for the OpenAI API (a proxy or compatible gateway); read by the openai SDK',
     schema: z.url().optional(),
   },
   ANTHROPIC_BASE_URL: {
+    part: 'models',
     secret: false,
     purpose: 'a base URL for the Anthropic API (a proxy); read by the @anthropic-ai/sdk SDK',
     schema: z.url().optional(),
   },
   DATABASE_PATH: {
+    part: 'models',
     secret: false,
     purpose: 'where the SQLite database lives (its directory is created)',
     schema: z.string().min(1).default('./data/tierbot.db'),
   },
   FAST_MODEL: {
+    part: 'models',
     secret: false,
     purpose: 'the OpenAI model that answers first',
     schema: z.string().min(1).default('gpt-4o-mini'),
   },
   SMART_MODEL: {
+    part: 'models',
     secret: false,
     purpose: 'the Anthropic model that answers when a question needs more',
     schema: z.string().min(1).default('claude-haiku-4-5'),
   },
   DEFAULT_USER_BUDGET_USD: {
+    part: 'models',
     secret: false,
     purpose: "each user's budget per period unless a server sets another (0 to 10000, at most 4 decimals)",
     schema: usdAmount.default(1_000_000),
   },
   BUDGET_PERIOD: {
+    part: 'models',
     secret: false,
     purpose: 'how often default budgets reset: calendar day, ISO week or month, in UTC',
     schema: z.enum(BUDGET_PERIODS).default('month'),
   },
   SERVER_BUDGET_USD: {
+    part: 'models',
     secret: false,
     purpose: "a default cap on each server's total spend per period (unset: no cap)",
     schema: usdAmount.optional(),
   },
   MAX_OUTPUT_TOKENS: {
+    part: 'models',
     secret: false,
     purpose: 'the most tokens one answer may have (a whole number from 1 to 16384)',
     schema: z.coerce.number().int().min(1).max(16_384).default(1024),
   },
   SYSTEM_PROMPT: {
+    part: 'models',
     secret: false,
     purpose: 'the instructions every conversation starts with',
     schema: optionalText.transform((text) => text ?? DEFAULT_SYSTEM_PROMPT),
   },
   BOT_OPERATOR_IDS: {
+    part: 'discord',
     secret: false,
     purpose: 'comma-separated Discord user ids allowed to run operator commands in any server',
     schema: z
@@ -141,22 +155,26 @@ const VARIABLES = {
       .pipe(z.array(snowflake)),
   },
   PRICES_FILE: {
+    part: 'models',
     secret: false,
     purpose:
       'a JSON file of model prices (USD per million tokens) that overrides or adds to the built-in table',
     schema: optionalText,
   },
   USER_COOLDOWN_SECONDS: {
+    part: 'discord',
     secret: false,
     purpose: 'seconds a person must leave between questions in Discord (0 to 3600; 0: no cooldown)',
     schema: z.coerce.number().int().min(0).max(3_600).default(0),
   },
   CHECK_CONFIDENCE_THRESHOLD: {
+    part: 'models',
     secret: false,
     purpose: 'a draft the check accepts with less confidence than this is refined anyway (0 to 1)',
     schema: z.coerce.number().min(0).max(1).default(DEFAULT_POLICY.confidenceThreshold),
   },
   ALWAYS_REFINE: {
+    part: 'models',
     secret: false,
     purpose: `comma-separated question categories whose drafts are always refined, or "none" (${CHECK_CATEGORIES.join(', ')})`,
     schema: z
@@ -175,6 +193,7 @@ const VARIABLES = {
       .pipe(z.array(z.enum(CHECK_CATEGORIES))),
   },
   ROUTER: {
+    part: 'models',
     secret: false,
     purpose:
       'the router in front of the cascade: on (a triage sends hard questions straight to the smart model), ' +
@@ -182,11 +201,13 @@ const VARIABLES = {
     schema: z.enum(ROUTER_MODES).default(DEFAULT_ROUTER.mode),
   },
   ROUTER_CONFIDENCE_THRESHOLD: {
+    part: 'models',
     secret: false,
     purpose: 'a triage at least this sure sends a question to the smart model (0 to 1)',
     schema: z.coerce.number().min(0).max(1).default(DEFAULT_ROUTER.confidenceThreshold),
   },
   ROUTER_TIMEOUT_SECONDS: {
+    part: 'models',
     secret: false,
     purpose: 'how long the draft is held back for the triage before it is shown anyway (0.1 to 10)',
     schema: z.coerce
@@ -196,27 +217,32 @@ const VARIABLES = {
       .default(DEFAULT_ROUTER.timeoutMs / 1000),
   },
   ABORT_MARGIN_TOKENS: {
+    part: 'models',
     secret: false,
     purpose:
       'output tokens charged beyond what an aborted answer delivered, for what the provider wrote before it noticed (0 to 1024)',
     schema: z.coerce.number().int().min(0).max(1_024).default(DEFAULT_ABORT_MARGIN_TOKENS),
   },
   FIRST_TOKEN_TIMEOUT_SECONDS: {
+    part: 'models',
     secret: false,
     purpose: 'how long to wait for a model to start answering before aborting the request (1 to 120)',
     schema: z.coerce.number().min(1).max(120).default(20),
   },
   PROVIDER_DEADLINE_SECONDS: {
+    part: 'models',
     secret: false,
     purpose: 'how long a model call may keep retrying before giving up or falling back (5 to 600)',
     schema: z.coerce.number().min(5).max(600).default(60),
   },
   RETRY_AFTER_CAP_SECONDS: {
+    part: 'models',
     secret: false,
     purpose: "the longest wait honoured from a provider's retry-after before retrying (1 to 60)",
     schema: z.coerce.number().min(1).max(60).default(10),
   },
   LOG_LEVEL: {
+    part: 'logging',
     secret: false,
     purpose: 'how much to log',
     schema: z.enum(LOG_LEVELS).default('info'),
@@ -225,11 +251,19 @@ const VARIABLES = {
 
 type VariableName = keyof typeof VARIABLES;
 
-const environmentSchema = z.object(
-  Object.fromEntries(Object.entries(VARIABLES).map(([name, variable]) => [name, variable.schema])) as {
-    [Name in VariableName]: (typeof VARIABLES)[Name]['schema'];
-  },
-);
+/**
+ * Which entry point needs a variable: the bot reads every part, `npm run deploy-commands` only Discord's
+ * (and logging), the terminal chat only the models' (and logging). A part an entry point does not read is
+ * not validated either: a placeholder DISCORD_TOKEN in .env does not stop the terminal chat.
+ */
+type Part = (typeof VARIABLES)[VariableName]['part'];
+
+type Variables = { [Name in VariableName]: z.output<(typeof VARIABLES)[Name]['schema']> };
+type NamesIn<P extends Part> = {
+  [Name in VariableName]: (typeof VARIABLES)[Name]['part'] extends P ? Name : never;
+}[VariableName];
+/** The parsed values of the variables of some parts. */
+type VariablesOf<P extends Part> = Pick<Variables, NamesIn<P>>;
 
 export interface DiscordConfig {
   token: string;
@@ -238,6 +272,8 @@ export interface DiscordConfig {
   apiUrl: string | undefined;
   userCooldownMs: number;
 }
+
+type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** What the engine needs: models, keys, database, budgets. The terminal chat runs on this alone. */
 export interface ModelConfig {
@@ -251,7 +287,6 @@ export interface ModelConfig {
   defaultServerCap: Budget | undefined;
   maxOutputTokens: number;
   systemPrompt: string;
-  operatorIds: readonly string[];
   providers: {
     firstTokenTimeoutMs: number;
     deadlineMs: number;
@@ -259,11 +294,18 @@ export interface ModelConfig {
     abortMarginTokens: number;
   };
   policy: EscalationPolicy & { router: RouterPolicy };
-  logLevel: (typeof LOG_LEVELS)[number];
+  logLevel: LogLevel;
 }
 
-export interface Config extends ModelConfig {
+/** What registering the slash commands needs: Discord alone. */
+export interface CommandsConfig {
   discord: DiscordConfig;
+  logLevel: LogLevel;
+}
+
+/** The bot's: everything. */
+export interface Config extends ModelConfig, CommandsConfig {
+  operatorIds: readonly string[];
 }
 
 /** Thrown when configuration is missing or invalid; its message names every problem and never a secret. */
@@ -279,6 +321,20 @@ export class ConfigError extends Error {
 }
 
 /**
+ * Runs a configuration loader; on a {@link ConfigError}, prints its message (every problem, no secret, no
+ * stack trace) and ends the process with the configuration exit code.
+ */
+export function loadOrExit<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(EXIT_CODES.configuration);
+  }
+}
+
+/**
  * The environment as tierbot sees it: `.env` in the working directory, if there is one, under the real
  * environment (a variable set in the environment wins).
  */
@@ -289,35 +345,74 @@ export function readEnvironment(envFile = '.env'): Record<string, string | undef
 
 /** The bot's configuration; throws a {@link ConfigError} naming every problem. */
 export function loadConfig(environment: Record<string, string | undefined> = readEnvironment()): Config {
-  return parseConfig(environment, true) as Config;
+  const problems: string[] = [];
+  const variables = readVariables(['discord', 'models', 'logging'], environment, problems);
+  const prices = readPrices(environment, problems);
+  const discord = variables && discordConfig(variables, problems);
+  if (!variables || !prices || !discord || problems.length > 0) throw new ConfigError(unique(problems));
+  return {
+    ...modelConfig(variables, prices),
+    discord,
+    operatorIds: variables.BOT_OPERATOR_IDS,
+  };
 }
 
-/** The configuration without Discord, for the terminal chat. */
+/** The configuration `npm run deploy-commands` needs: Discord's alone, no model keys. */
+export function loadCommandsConfig(
+  environment: Record<string, string | undefined> = readEnvironment(),
+): CommandsConfig {
+  const problems: string[] = [];
+  const variables = readVariables(['discord', 'logging'], environment, problems);
+  const discord = variables && discordConfig(variables, problems);
+  if (!variables || !discord || problems.length > 0) throw new ConfigError(unique(problems));
+  return { discord, logLevel: variables.LOG_LEVEL };
+}
+
+/** The configuration without Discord, for the terminal chat: the models' alone. */
 export function loadModelConfig(
   environment: Record<string, string | undefined> = readEnvironment(),
 ): ModelConfig {
-  return parseConfig(environment, false);
+  const problems: string[] = [];
+  const variables = readVariables(['models', 'logging'], environment, problems);
+  const prices = readPrices(environment, problems);
+  if (!variables || !prices || problems.length > 0) throw new ConfigError(unique(problems));
+  return modelConfig(variables, prices);
 }
 
-function parseConfig(
+/**
+ * Parses the variables of `parts`, adding a problem for each one missing or wrong (in the order they are
+ * declared); undefined when any is.
+ */
+function readVariables<P extends Part>(
+  parts: readonly P[],
   environment: Record<string, string | undefined>,
-  needsDiscord: boolean,
-): ModelConfig & { discord?: DiscordConfig } {
-  // An empty value counts as unset, as a blank line in .env means "not configured".
-  const present = Object.fromEntries(
-    Object.keys(VARIABLES).map((name) => [name, blankToUndefined(environment[name])]),
+  problems: string[],
+): VariablesOf<P> | undefined {
+  const names = (Object.keys(VARIABLES) as VariableName[]).filter((name) =>
+    (parts as readonly Part[]).includes(VARIABLES[name].part),
   );
-  const parsed = environmentSchema.safeParse(present);
-  const problems = parsed.success ? [] : parsed.error.issues.map((issue) => describeIssue(issue, present));
-  if (needsDiscord && present.DISCORD_TOKEN === undefined) {
-    problems.unshift(`DISCORD_TOKEN: required but not set — ${VARIABLES.DISCORD_TOKEN.purpose}`);
+  // An empty value counts as unset, as a blank line in .env means "not configured".
+  const present = Object.fromEntries(names.map((name) => [name, blankToUndefined(environment[name])]));
+  const schema = z.object(Object.fromEntries(names.map((name) => [name, VARIABLES[name].schema])));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    problems.push(...parsed.error.issues.map((issue) => describeIssue(issue, present)));
+    return undefined;
   }
+  return parsed.data as VariablesOf<P>;
+}
 
-  // The checks below need values that parsed; they run on the raw ones too, so that one start-up names
-  // every problem at once.
-  const prices = loadPrices(present.PRICES_FILE, problems);
+/**
+ * The price table, and a problem for each configured model without a price. It runs on the raw values
+ * even when other variables are wrong, so that one start-up names every problem at once.
+ */
+function readPrices(
+  environment: Record<string, string | undefined>,
+  problems: string[],
+): PriceTable | undefined {
+  const prices = loadPrices(blankToUndefined(environment.PRICES_FILE), problems);
   for (const name of ['FAST_MODEL', 'SMART_MODEL'] as const) {
-    const model = present[name] ?? VARIABLES[name].schema.parse(undefined);
+    const model = blankToUndefined(environment[name]) ?? VARIABLES[name].schema.parse(undefined);
     if (prices && !prices.has(model)) {
       problems.push(
         `${name}: there is no price for "${clip(model)}", so its calls could not be charged — add it to PRICES_FILE ` +
@@ -325,30 +420,29 @@ function parseConfig(
       );
     }
   }
-  const variables = parsed.data;
-  const token = variables?.DISCORD_TOKEN;
-  const applicationId = token
-    ? (variables?.DISCORD_APPLICATION_ID ?? applicationIdFromToken(token))
-    : variables?.DISCORD_APPLICATION_ID;
-  if (needsDiscord && token && !applicationId) {
+  return prices;
+}
+
+function discordConfig(variables: VariablesOf<'discord'>, problems: string[]): DiscordConfig | undefined {
+  const token = variables.DISCORD_TOKEN;
+  const applicationId = variables.DISCORD_APPLICATION_ID ?? applicationIdFromToken(token);
+  if (!applicationId) {
     problems.push(
       `DISCORD_APPLICATION_ID: could not be derived from DISCORD_TOKEN; set it — ${VARIABLES.DISCORD_APPLICATION_ID.purpose}`,
     );
+    return undefined;
   }
-  if (!variables || !prices || problems.length > 0) throw new ConfigError([...new Set(problems)]);
-
   return {
-    ...(token && applicationId
-      ? {
-          discord: {
-            token,
-            applicationId,
-            guildId: variables.DISCORD_GUILD_ID,
-            apiUrl: variables.DISCORD_API_URL,
-            userCooldownMs: variables.USER_COOLDOWN_SECONDS * 1000,
-          },
-        }
-      : {}),
+    token,
+    applicationId,
+    guildId: variables.DISCORD_GUILD_ID,
+    apiUrl: variables.DISCORD_API_URL,
+    userCooldownMs: variables.USER_COOLDOWN_SECONDS * 1000,
+  };
+}
+
+function modelConfig(variables: VariablesOf<'models' | 'logging'>, prices: PriceTable): ModelConfig {
+  return {
     openai: { apiKey: variables.OPENAI_API_KEY, baseUrl: variables.OPENAI_BASE_URL },
     anthropic: { apiKey: variables.ANTHROPIC_API_KEY, baseUrl: variables.ANTHROPIC_BASE_URL },
     databasePath: variables.DATABASE_PATH,
@@ -362,7 +456,6 @@ function parseConfig(
         : { amountMicros: variables.SERVER_BUDGET_USD, period: variables.BUDGET_PERIOD },
     maxOutputTokens: variables.MAX_OUTPUT_TOKENS,
     systemPrompt: variables.SYSTEM_PROMPT,
-    operatorIds: variables.BOT_OPERATOR_IDS,
     providers: {
       firstTokenTimeoutMs: variables.FIRST_TOKEN_TIMEOUT_SECONDS * 1000,
       deadlineMs: variables.PROVIDER_DEADLINE_SECONDS * 1000,
@@ -380,6 +473,10 @@ function parseConfig(
     },
     logLevel: variables.LOG_LEVEL,
   };
+}
+
+function unique(problems: readonly string[]): string[] {
+  return [...new Set(problems)];
 }
 
 function blankToUndefined(value: string | undefined): string | undefined {

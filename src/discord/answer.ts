@@ -10,7 +10,7 @@ import type { App } from '../app.js';
 import { ProvidersUnavailableError } from '../core/calls.js';
 import { ProviderError, providerLabel } from '../core/chat.js';
 import { footerLines } from '../core/footer.js';
-import { formatUsd } from '../core/money.js';
+import { describeProvidersDown } from '../core/outage.js';
 import { modelLabel } from '../core/models.js';
 import { answerTurn, type TurnRequest, type TurnResult } from '../core/turn.js';
 import type { ServerSettings } from '../db/settings.js';
@@ -24,8 +24,8 @@ import {
   type ReplySurface,
 } from './live-reply.js';
 
-/** What people are told when neither provider answers. */
-export const PROVIDERS_DOWN = 'both model providers are unavailable right now; nothing was charged';
+/** What people are told when neither provider answers (its home is src/core/outage.ts). */
+export { PROVIDERS_DOWN } from '../core/outage.js';
 
 /** The Escalate button under a fast-model answer: its custom id names the turn it would improve. */
 const ESCALATE_PREFIX = 'escalate:';
@@ -96,11 +96,7 @@ export async function streamTurn(
     }
     if (error instanceof ProvidersUnavailableError) {
       context.log.error({ err: error, turnId: request.turnId }, 'both model providers failed');
-      await refuse(
-        error.costMicros === 0
-          ? PROVIDERS_DOWN
-          : `both model providers are unavailable right now; ${formatUsd(error.costMicros)} was charged for what they reported using`,
-      );
+      await refuse(describeProvidersDown(error.costMicros));
       return { result: undefined, messages: [] };
     }
     throw error;

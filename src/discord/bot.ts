@@ -10,6 +10,7 @@ import { createDiscordClient } from './client.js';
 import { handleInteraction, warnIfCommandsDiffer } from './commands/index.js';
 import { buildConversation, isForBot } from './conversation.js';
 import { messageSurface, NO_MENTIONS } from './live-reply.js';
+import { logIn } from './login.js';
 import { RateLimitWatch } from './rate-limits.js';
 import { RecentIds } from './recent-ids.js';
 import { Cooldown } from './cooldown.js';
@@ -166,7 +167,7 @@ export async function startBot(
   });
 
   const ready = new Promise<Client<true>>((resolve) => client.once(Events.ClientReady, resolve));
-  await client.login(config.discord.token);
+  await logIn(client, config.discord.token);
   const readyClient = await ready;
   const directMessageSweep = setInterval(
     () => sweepIdleDirectMessageChannels(readyClient, (userId) => lanes.has(userId)),
