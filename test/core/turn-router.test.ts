@@ -361,12 +361,15 @@ describe('what makes no triage call', () => {
     const harness = await start();
     harness.anthropic.script({ type: 'stream', text: 'Asked.' }, { type: 'stream', text: 'The PDF says…' });
     await runTurn(harness, turnRequest('hi', { choice: 'smart' }));
+    const data = new TextEncoder().encode('%PDF-1.4\n/Type /Page\n');
+    // Its reservation is counted by Anthropic first (a free count request, not a triage).
+    harness.anthropic.knowPdf(data, 1);
     const pdf = [
       {
         role: 'user' as const,
         content: [
           { type: 'text' as const, text: 'summarise' },
-          { type: 'pdf' as const, data: new TextEncoder().encode('%PDF-1.4\n/Type /Page\n') },
+          { type: 'pdf' as const, data },
         ],
       },
     ];
