@@ -1,9 +1,10 @@
-import { startOpenAIRouter } from '../test/fakes/openai-router.js';
+import { type CallKind, startOpenAIRouter } from '../test/fakes/openai-router.js';
 
 /*
- * What the bot takes for api.openai.com during the Discord benchmark: the loopback router of test/fakes in the
- * benchmark's process, in front of two OpenAI fakes. Streaming requests (drafts) go to one and plain completions
- * (checks) to the other, so that concurrent turns never take each other's script; bytes pass through as
+ * What the bot takes for api.openai.com during the Discord benchmarks: the loopback router of test/fakes in the
+ * benchmark's process, in front of OpenAI fakes. Streaming requests (drafts) go to one and structured
+ * completions to the one for their schema (checks, triages), so that concurrent turns never take each
+ * other's script; bytes pass through as
  * the fakes wrote them. On the way it times each call per question (the question's number is in every
  * request body), because the bot runs in another process and cannot be asked.
  */
@@ -29,17 +30,16 @@ export interface ProviderRouter {
 const FIRST_CONTENT = /"delta":\{"content":"[^"]/;
 
 export async function startProviderRouter(options: {
-  draftsUrl: string;
-  checksUrl: string;
+  urls: Partial<Record<CallKind, string>>;
   /** Finds the question's number in a request body; -1 when there is none. */
   questionOf(body: string): number;
 }): Promise<ProviderRouter> {
   const records = new Map<number, ProviderRecord>();
   let checksDone = 0;
   const router = await startOpenAIRouter({
-    draftsUrl: options.draftsUrl,
-    checksUrl: options.checksUrl,
-    observe({ body, isStream }) {
+    urls: options.urls,
+    observe({ body, kind }) {
+      const isStream = kind === 'draft';
       const startedAt = performance.now();
       const index = options.questionOf(body);
       const record = records.get(index) ?? { spanMs: 0 };
@@ -52,7 +52,7 @@ export async function startProviderRouter(options: {
         },
         closed(finished) {
           record.spanMs += performance.now() - startedAt;
-          if (finished && !isStream) checksDone += 1;
+          if (finished && kind === 'check') checksDone += 1;
         },
       };
     },

@@ -9,7 +9,16 @@ import {
 } from '../src/core/escalation.js';
 import type { Micros } from '../src/core/money.js';
 import { buildPriceTable, costMicros, DEFAULT_PRICES, type ModelPrice } from '../src/core/pricing.js';
+import {
+  DEFAULT_ROUTER,
+  routesToSmart,
+  skipsCheck,
+  TRIAGE_SCHEMA,
+  TRIAGE_SYSTEM_PROMPT,
+  triagePrompt,
+} from '../src/core/router.js';
 import { countOpenAITokens } from '../src/providers/estimate.js';
+import { DEFAULT_ABORT_MARGIN_TOKENS } from '../src/providers/limits.js';
 import { CASCADE_FIXTURES, type CascadeCategory, type CascadeFixture } from './fixtures/cascade-prompts.js';
 import { type Benchmark, type Figure, formatColumns, item } from './support.js';
 
@@ -23,6 +32,15 @@ import { type Benchmark, type Figure, formatColumns, item } from './support.js';
  * - refine, smart model: system prompt + question + refineInstruction(draft, reason) in, an answer as long
  *   as the draft out;
  * - smart model alone: system prompt + question in, the answer out.
+ * With the router in front (src/core/router.ts), every turn also pays
+ * - triage, gpt-4o-mini: TRIAGE_SYSTEM_PROMPT + triagePrompt(question) + its JSON schema in, the fixture's
+ *   triage label as compact JSON (confidence in whole percent) out;
+ * and a turn the triage routes pays, instead of draft + check + refine,
+ * - the aborted draft, gpt-4o-mini: its whole input, plus what it streamed while the triage wrote its
+ *   verdict (both start together and write at the same speed: as many tokens as the verdict has) and
+ *   ABORT_MARGIN_TOKENS for tokens in flight;
+ * - the smart model answering directly: exactly the smart-only cost.
+ * A chit-chat question the triage is sure of skips the check (UNCHECKED_CATEGORIES).
  * Anthropic publishes no tokenizer, so Claude's counts are the same o200k counts; the rows "Claude tokens
  * × 1.2" show how much that matters. Every prompt here is one message far below the shortest cacheable
  * prompt (1,024 tokens at OpenAI, 2,048 or more at Anthropic), so no token is a cache read or write and
@@ -33,6 +51,15 @@ const FAST_MODEL = 'gpt-4o-mini';
 const SMART_MODELS = ['claude-haiku-4-5', 'claude-3-5-haiku'] as const;
 const ACCEPTED_SHARE_TARGET_PERCENT = 25;
 const ESCALATED_SHARE_TARGET_PERCENT = 175;
+/** Issue 13's targets for the router, on claude-haiku-4-5 (its issue's smart model). */
+const TARGETED_SMART_MODEL = 'claude-haiku-4-5';
+const ROUTED_FIXTURES_TARGET_PERCENT = 65;
+const ROUTED_TURN_TARGET_PERCENT = 106;
+const ROUTER_ACCEPTED_TARGET_PERCENT = 19;
+const ROUTER_BREAK_EVEN_TARGET_PERCENT = 75;
+/** Escalation rates at which both paths' costs are tabled. */
+const ESCALATION_RATES_PERCENT = [10, 20, 35, 60] as const;
+const ROUTER_POLICY = { ...DEFAULT_POLICY, router: DEFAULT_ROUTER };
 /** OpenAI's cookbook counts 3 tokens of framing per message and 3 more priming the reply. */
 const TOKENS_PER_MESSAGE = 3;
 const TOKENS_PER_REPLY = 3;
@@ -51,6 +78,8 @@ interface TurnTokens {
   checkInput: number;
   checkOutput: number;
   refineInput: number;
+  triageInput: number;
+  triageOutput: number;
 }
 
 /** How Claude's token counts are taken from o200k's: the plain approximation and the sensitivity rows. */
@@ -78,6 +107,9 @@ interface TurnCosts {
   checkMicros: Micros;
   refineMicros: Micros;
   smartOnlyMicros: Micros;
+  triageMicros: Micros;
+  /** The draft aborted when the triage routes the turn: its input, what it streamed, and the margin. */
+  abortedDraftMicros: Micros;
 }
 
 /** Cost sums over a set of turns, and the shares and break-even rate they make. */
@@ -116,7 +148,7 @@ export const economicsBenchmark: Benchmark = {
         turns.map((turn) => costTurn(turn, priceOf(FAST_MODEL), priceOf(smartModel), scale));
       const costs = costsAt(AS_COUNTED);
       const all = sharesOf(costs);
-      const routedMicros = costs.reduce(
+      const cascadeMicros = costs.reduce(
         (sum, cost, index) =>
           sum + cost.draftMicros + cost.checkMicros + (isRefined[index] ? cost.refineMicros : 0),
         0,
@@ -148,9 +180,56 @@ export const economicsBenchmark: Benchmark = {
         },
         {
           name: `${smartModel}: the fixtures routed by their own verdicts, share of smart-only cost`,
-          value: (100 * routedMicros) / smartOnlyMicros,
+          value: (100 * cascadeMicros) / smartOnlyMicros,
           unit: '%',
         },
+      );
+
+      const router = routerSharesOf(turns, costs);
+      const byLabels = costs.reduce((sum, cost, index) => sum + byLabelsMicros(item(turns, index), cost), 0);
+      const isTargeted = smartModel === TARGETED_SMART_MODEL;
+      const target = (bound: Figure['target']) => (isTargeted ? { target: bound } : {});
+      console.log(
+        `\nWith the router in front (${smartModel}): shares of its cost alone by escalation rate\n`,
+      );
+      console.log(rateTable(all, router));
+      figures.push(
+        {
+          name: `${smartModel}: router: the fixtures routed by their own triage labels and verdicts, share of smart-only cost`,
+          value: (100 * byLabels) / smartOnlyMicros,
+          unit: '%',
+          ...target({ atMost: ROUTED_FIXTURES_TARGET_PERCENT }),
+        },
+        {
+          name: `${smartModel}: router: routed turn (triage + aborted draft + smart model), share of smart-only cost`,
+          value: router.escalatedPercent,
+          unit: '%',
+          ...target({ atMost: ROUTED_TURN_TARGET_PERCENT }),
+        },
+        {
+          name: `${smartModel}: router: accepted turn (triage + draft + check, chit-chat unchecked), share of smart-only cost`,
+          value: router.acceptedPercent,
+          unit: '%',
+          ...target({ atMost: ROUTER_ACCEPTED_TARGET_PERCENT }),
+        },
+        {
+          name: `${smartModel}: router: break-even escalation rate`,
+          value: router.breakEvenPercent,
+          unit: '%',
+          ...target({ atLeast: ROUTER_BREAK_EVEN_TARGET_PERCENT }),
+        },
+        ...ESCALATION_RATES_PERCENT.flatMap((rate) => [
+          {
+            name: `${smartModel}: at ${rate}% escalated, cascade alone, share of smart-only cost`,
+            value: shareAtRate(all, rate),
+            unit: '%',
+          },
+          {
+            name: `${smartModel}: at ${rate}% escalated, router in front, share of smart-only cost`,
+            value: shareAtRate(router, rate),
+            unit: '%',
+          },
+        ]),
       );
     }
     return figures;
@@ -177,6 +256,17 @@ function countTurn(fixture: CascadeFixture): TurnTokens {
     // The question and the instruction travel as two text blocks of one user message.
     refineInput:
       FRAMING_TOKENS + systemAndQuestion + countOpenAITokens(refineInstruction(fixture.answer, reason)),
+    triageInput:
+      FRAMING_TOKENS +
+      countOpenAITokens(TRIAGE_SYSTEM_PROMPT) +
+      countOpenAITokens(triagePrompt([{ role: 'user', content: fixture.prompt }])) +
+      countOpenAITokens(JSON.stringify(TRIAGE_SCHEMA)),
+    triageOutput: countOpenAITokens(
+      JSON.stringify({
+        route: `${fixture.triage.route} ${fixture.triage.category}`,
+        confidence: Math.round(fixture.triage.confidence * 100),
+      }),
+    ),
   };
 }
 
@@ -193,7 +283,51 @@ function costTurn(turn: TurnTokens, fast: ModelPrice, smart: ModelPrice, scale: 
     checkMicros: costMicros(usage(turn.checkInput, turn.checkOutput), fast),
     refineMicros: costMicros(usage(Math.round(turn.refineInput * scale.input), claudeOutput), smart),
     smartOnlyMicros: costMicros(usage(Math.round(turn.questionInput * scale.input), claudeOutput), smart),
+    triageMicros: costMicros(usage(turn.triageInput, turn.triageOutput), fast),
+    abortedDraftMicros: costMicros(
+      usage(turn.questionInput, Math.min(turn.answer, turn.triageOutput + DEFAULT_ABORT_MARGIN_TOKENS)),
+      fast,
+    ),
   };
+}
+
+/** A turn the triage leaves to the fast model: triage, draft, and the check unless it is skipped. */
+function acceptedByRouterMicros(turn: TurnTokens, cost: TurnCosts): Micros {
+  const asFast = { ...turn.fixture.triage, route: 'fast' as const };
+  const check = skipsCheck(asFast, ROUTER_POLICY) ? 0 : cost.checkMicros;
+  return cost.triageMicros + cost.draftMicros + check;
+}
+
+/** A turn the triage routes: triage, the aborted draft, and the smart model answering directly. */
+function routedMicros(cost: TurnCosts): Micros {
+  return cost.triageMicros + cost.abortedDraftMicros + cost.smartOnlyMicros;
+}
+
+/** Each fixture as its own triage label and check verdict route it. */
+function byLabelsMicros(turn: TurnTokens, cost: TurnCosts): Micros {
+  if (routesToSmart(turn.fixture.triage, ROUTER_POLICY.router)) return routedMicros(cost);
+  const isRefined = decideFromVerdict(turn.fixture.verdict, DEFAULT_POLICY).refine;
+  return acceptedByRouterMicros(turn, cost) + (isRefined ? cost.refineMicros : 0);
+}
+
+/** The router's accepted and routed turns as shares of the smart model alone, and its break-even rate. */
+function routerSharesOf(turns: readonly TurnTokens[], costs: readonly TurnCosts[]): Shares {
+  const smartOnly = costs.reduce((total, cost) => total + cost.smartOnlyMicros, 0);
+  const accepted =
+    costs.reduce((total, cost, index) => total + acceptedByRouterMicros(item(turns, index), cost), 0) /
+    smartOnly;
+  const escalated = costs.reduce((total, cost) => total + routedMicros(cost), 0) / smartOnly;
+  return {
+    acceptedPercent: 100 * accepted,
+    escalatedPercent: 100 * escalated,
+    breakEvenPercent: (100 * (1 - accepted)) / (escalated - accepted),
+  };
+}
+
+/** What a mix costs at an escalation rate: (1 − r)·accepted + r·escalated, in percent of smart alone. */
+function shareAtRate(shares: Shares, ratePercent: number): number {
+  const rate = ratePercent / 100;
+  return (1 - rate) * shares.acceptedPercent + rate * shares.escalatedPercent;
 }
 
 /**
@@ -212,6 +346,20 @@ function sharesOf(costs: readonly TurnCosts[]): Shares {
   };
 }
 
+function rateTable(cascade: Shares, router: Shares): string {
+  const rows = ESCALATION_RATES_PERCENT.map((rate) => [
+    `${rate}%`,
+    `${shareAtRate(cascade, rate).toFixed(1)}%`,
+    `${shareAtRate(router, rate).toFixed(1)}%`,
+  ]);
+  rows.push([
+    'break-even',
+    `${cascade.breakEvenPercent.toFixed(1)}%`,
+    `${router.breakEvenPercent.toFixed(1)}%`,
+  ]);
+  return formatColumns(['escalated', 'cascade alone', 'router in front'], rows);
+}
+
 function tokenTable(turns: readonly TurnTokens[]): string {
   const rows = turns.map((turn, index) => [
     String(index + 1),
@@ -222,9 +370,24 @@ function tokenTable(turns: readonly TurnTokens[]): string {
     String(turn.checkOutput),
     String(turn.refineInput),
     `${turn.fixture.verdict.verdict} ${turn.fixture.verdict.confidence.toFixed(2)}`,
+    String(turn.triageInput),
+    String(turn.triageOutput),
+    `${turn.fixture.triage.route} ${turn.fixture.triage.confidence.toFixed(2)}`,
   ]);
   return formatColumns(
-    ['#', 'category', 'question in', 'answer', 'check in', 'check out', 'refine in', 'verdict'],
+    [
+      '#',
+      'category',
+      'question in',
+      'answer',
+      'check in',
+      'check out',
+      'refine in',
+      'verdict',
+      'triage in',
+      'triage out',
+      'triage',
+    ],
     rows,
   );
 }

@@ -1,9 +1,11 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { discordBenchmark } from './discord.bench.js';
 import { economicsBenchmark } from './economics.bench.js';
 import { engineBenchmark } from './engine.bench.js';
 import { ledgerBenchmark } from './ledger.bench.js';
+import { routerBenchmark } from './router.bench.js';
+import { startupBenchmark } from './startup.bench.js';
 import { type Benchmark, type Figure, formatTable, isMet, machineInfo, progress } from './support.js';
 
 /** Every benchmark, run in this order: adding one is one line here. */
@@ -12,6 +14,8 @@ const BENCHMARKS: readonly Benchmark[] = [
   engineBenchmark,
   economicsBenchmark,
   discordBenchmark,
+  routerBenchmark,
+  startupBenchmark,
 ];
 
 const RESULTS_PATH = fileURLToPath(new URL('./results.json', import.meta.url));
@@ -42,12 +46,15 @@ console.log(
 );
 console.log(formatTable(figures));
 
+// A run of some benchmarks keeps the others' figures from the last run (each figure names its benchmark).
+const ran = new Set(selected.map((benchmark) => `${benchmark.name}: `));
+const kept = keptFigures().filter((figure) => ![...ran].some((prefix) => figure.name.startsWith(prefix)));
 writeFileSync(
   RESULTS_PATH,
   `${JSON.stringify(
     {
       machine,
-      figures: figures.map((figure) => ({ ...figure, met: isMet(figure) ?? null })),
+      figures: [...kept, ...figures.map((figure) => ({ ...figure, met: isMet(figure) ?? null }))],
       crashed,
     },
     null,
@@ -57,3 +64,16 @@ writeFileSync(
 progress(`\nwrote ${RESULTS_PATH}`);
 
 if (crashed.length > 0) process.exitCode = 1;
+
+/** The figures of the last run, if results.json has any. */
+function keptFigures(): (Figure & { met: boolean | null })[] {
+  if (!existsSync(RESULTS_PATH)) return [];
+  try {
+    const last = JSON.parse(readFileSync(RESULTS_PATH, 'utf8')) as {
+      figures?: (Figure & { met: boolean | null })[];
+    };
+    return last.figures ?? [];
+  } catch {
+    return [];
+  }
+}

@@ -95,6 +95,7 @@ const MAX_OUTPUT_TOKENS: Record<CallPurpose, number> = {
   refine: 1_024,
   direct: 1_024,
   fallback: 1_024,
+  triage: 32,
 };
 
 // What is measured.

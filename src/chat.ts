@@ -1,8 +1,8 @@
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { type App, createApp } from './app.js';
-import { ConfigError, loadModelConfig, type ModelConfig } from './config.js';
+import type { App } from './app.js';
+import { loadModelConfig, loadOrExit, type ModelConfig } from './config.js';
 import { describePeriod, formatResetTime } from './core/budget.js';
 import { ProvidersUnavailableError } from './core/calls.js';
 import { type ChatMessage, ProviderError } from './core/chat.js';
@@ -10,48 +10,92 @@ import { footerLines } from './core/footer.js';
 import { newId } from './core/ids.js';
 import { formatUsd, parseUsdAmount } from './core/money.js';
 import { modelLabel } from './core/models.js';
+import { describeProvidersDown } from './core/outage.js';
 import { answerTurn, type ModelChoice, type TurnRequest } from './core/turn.js';
+import { EXIT_CODES } from './exit-codes.js';
 import { createLogger } from './log.js';
 
 /**
  * The terminal chat: the same engine, ledger and budgets as the bot, with Discord replaced by stdin and
  * stdout. Each line is a message; the answer streams out, then one footer line starting with `-- `.
  * `/escalate [prompt]`, `/usage` and `/budget <usd>` work as lines. With stdin piped, it answers each
- * line in turn and exits at the end of input.
+ * line in turn and exits at the end of input. It reads the models' configuration only: Discord's
+ * variables, set or not, valid or not, play no part.
  */
 
 /** The terminal is one "server" with one channel, so /budget can set a budget there. */
 const TERMINAL = 'terminal';
 /** How much of the conversation is sent with each message. */
 const HISTORY_MESSAGES = 20;
-const EXIT_CONFIG = 78;
+const DEFAULT_USER = 'console';
 
-const USAGE = 'usage: npm run chat -- [--user NAME]';
+const USAGE = 'usage: npm run chat -- [--user NAME] [--help]';
+const HELP = `${USAGE}
+
+Chat with tierbot's engine in the terminal: GPT-4o Mini first, Claude Haiku when a question needs it,
+charged to your budget in the same ledger as the bot. Each line is a message; /escalate [prompt],
+/usage and /budget <usd> work as lines; Ctrl-C cancels an answer, Ctrl-D quits. With input piped in,
+it answers each line and exits. Needs OPENAI_API_KEY and ANTHROPIC_API_KEY (environment or .env);
+no Discord settings.
+
+  --user NAME   whose budget, usage and latest answer to use (default: ${DEFAULT_USER})
+  -h, --help    show this help
+`;
+
+type Arguments = { help: true } | { help: false; userId: string } | { problem: string };
+
+/** The command line, strictly: anything unknown is a usage error, told in one line. */
+function parseChatArguments(args: readonly string[]): Arguments {
+  const { values, tokens } = parseArgs({
+    args: [...args],
+    options: { user: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  for (const token of tokens) {
+    if (token.kind === 'positional') return { problem: `unexpected argument "${token.value}"` };
+    if (token.kind !== 'option') continue;
+    if (token.name !== 'user' && token.name !== 'help') return { problem: `unknown option ${token.rawName}` };
+    if (token.name === 'user' && (token.value === undefined || token.value.startsWith('-'))) {
+      return { problem: '--user needs a name' };
+    }
+  }
+  if (values.help === true) return { help: true };
+  return { help: false, userId: (typeof values.user === 'string' && values.user.trim()) || DEFAULT_USER };
+}
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { user: { type: 'string', default: 'console' } } });
-  const userId = values.user.trim() || 'console';
-
-  let config: ModelConfig;
-  try {
-    config = loadModelConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(EXIT_CONFIG);
-    }
-    throw error;
+  const parsed = parseChatArguments(process.argv.slice(2));
+  if ('problem' in parsed) {
+    process.stderr.write(`npm run chat: ${parsed.problem}\n${USAGE}\n`);
+    process.exit(EXIT_CODES.usage);
   }
+  if (parsed.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+
+  const config = loadOrExit(() => loadModelConfig());
+  // Loaded once the configuration is known good: the SDKs and the tokenizer take a second to load.
+  const { createApp } = await import('./app.js');
   // Logs go to stderr, and only warnings by default: stdout is the conversation.
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, pino.destination(2));
   const app = await createApp(config, log);
-  const chat = new TerminalChat(app, config, userId);
+  const chat = new TerminalChat(app, config, parsed.userId);
 
+  // In a terminal, readline draws the prompt and echoes what is typed (it puts the terminal in raw mode,
+  // so nothing else does); with stdin or stdout piped, lines are read plainly and nothing is drawn.
   const isInteractive = process.stdin.isTTY === true;
-  const lines = createInterface({ input: process.stdin, terminal: isInteractive, prompt: '> ' });
+  const lines = createInterface({
+    input: process.stdin,
+    output: isInteractive ? process.stdout : undefined,
+    terminal: isInteractive && process.stdout.isTTY === true,
+    prompt: '> ',
+  });
   if (isInteractive) {
-    process.stdout.write(
-      `tierbot in your terminal, as ${userId}. Ask anything; /escalate [prompt], /usage, /budget <usd>; Ctrl-D to quit.\n`,
+    say(
+      `tierbot in your terminal, as ${parsed.userId}. Ask anything; /escalate [prompt], /usage, /budget <usd>; Ctrl-D to quit.`,
     );
     lines.prompt();
   }
@@ -196,9 +240,7 @@ class TerminalChat {
 }
 
 function describeFailure(error: unknown): string {
-  if (error instanceof ProvidersUnavailableError) {
-    return 'both model providers are unavailable right now; nothing was charged';
-  }
+  if (error instanceof ProvidersUnavailableError) return describeProvidersDown(error.costMicros);
   if (error instanceof ProviderError) {
     if (error.kind === 'aborted') return 'cancelled';
     if (error.details.partialText) return `the answer was cut off (${error.message})`;
@@ -211,8 +253,4 @@ function say(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
-if (process.argv.includes('--help')) {
-  say(USAGE);
-} else {
-  await main();
-}
+await main();

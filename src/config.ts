@@ -4,12 +4,15 @@ import { z } from 'zod';
 import { BUDGET_PERIODS, type Budget } from './core/budget.js';
 import { CHECK_CATEGORIES, DEFAULT_POLICY, type EscalationPolicy } from './core/escalation.js';
 import { parseUsdAmount } from './core/money.js';
+import { DEFAULT_ROUTER, ROUTER_MODES, type RouterPolicy } from './core/router.js';
+import { EXIT_CODES } from './exit-codes.js';
 import {
   buildPriceTable,
   DEFAULT_PRICES,
   type PriceInUsdPerMillion,
   type PriceTable,
 } from './core/pricing.js';
+import { DEFAULT_ABORT_MARGIN_TOKENS } from './providers/limits.js';
 
 export const DEFAULT_SYSTEM_PROMPT =
   'You are tierbot, a helpful assistant chatting in Discord. Answer clearly and concisely. ' +
@@ -41,50 +44,55 @@ const optionalText = z
  */
 const VARIABLES = {
   DISCORD_TOKEN: {
+    part: 'discord',
     secret: true,
     purpose: 'the bot token (Discord developer portal → your application → Bot → Reset Token)',
-    // Required by the bot (checked in loadConfig), not by the terminal chat.
-    schema: z
-      .string()
-      .regex(/^[\w-]+\.[\w-]+\.[\w-]+$/, 'is not shaped like a Discord bot token')
-      .optional(),
+    schema: z.string().regex(/^[\w-]+\.[\w-]+\.[\w-]+$/, 'is not shaped like a Discord bot token'),
   },
   DISCORD_APPLICATION_ID: {
+    part: 'discord',
     secret: false,
     purpose: 'the application id, to register slash commands (derived from the token when unset)',
     schema: snowflake.optional(),
   },
   DISCORD_GUILD_ID: {
+    part: 'discord',
     secret: false,
     purpose: 'a server to register slash commands in, for instant updates while developing',
     schema: snowflake.optional(),
   },
   DISCORD_API_URL: {
+    part: 'discord',
     secret: false,
     purpose: "a base URL for Discord's REST API, for REST proxies and tests",
     schema: z.url().optional(),
   },
   OPENAI_API_KEY: {
+    part: 'models',
     secret: true,
     purpose: 'the OpenAI API key that pays for the fast model (platform.openai.com → API keys)',
     schema: z.string().min(1),
   },
   ANTHROPIC_API_KEY: {
+    part: 'models',
     secret: true,
     purpose: 'the Anthropic API key that pays for the smart model (console.anthropic.com → API keys)',
     schema: z.string().min(1),
   },
   OPENAI_BASE_URL: {
+    part: 'models',
     secret: false,
     purpose: 'a base URL for the OpenAI API (a proxy or compatible gateway); read by the openai SDK',
     schema: z.url().optional(),
   },
   ANTHROPIC_BASE_URL: {
+    part: 'models',
     secret: false,
     purpose: 'a base URL for the Anthropic API (a proxy); read by the @anthropic-ai/sdk SDK',
     schema: z.url().optional(),
   },
   DATABASE_URL: {
+    part: 'models',
     secret: true,
     purpose:
       'a PostgreSQL database (postgres://user:password@host:5432/tierbot) for the ledger and every record, ' +
@@ -95,6 +103,7 @@ const VARIABLES = {
       .optional(),
   },
   LEASE_SECONDS: {
+    part: 'models',
     secret: false,
     purpose:
       "how long a bot process's lease lasts: when it stops renewing it (a crash, a lost host), its " +
@@ -102,12 +111,14 @@ const VARIABLES = {
     schema: z.coerce.number().min(5).max(600).default(30),
   },
   DISCORD_SHARD_COUNT: {
+    part: 'discord',
     secret: false,
     purpose:
       'how many gateway shards the bot runs in all: "auto" (Discord\'s recommendation) or a number from 1',
     schema: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(100_000)]).optional(),
   },
   DISCORD_SHARD_IDS: {
+    part: 'discord',
     secret: false,
     purpose:
       'the shards this process runs, comma-separated (e.g. 0,2), each below DISCORD_SHARD_COUNT; unset: all',
@@ -126,46 +137,55 @@ const VARIABLES = {
       .transform((ids) => ids?.map(Number)),
   },
   DATABASE_PATH: {
+    part: 'models',
     secret: false,
     purpose: 'where the SQLite database lives (its directory is created)',
     schema: z.string().min(1).default('./data/tierbot.db'),
   },
   FAST_MODEL: {
+    part: 'models',
     secret: false,
     purpose: 'the OpenAI model that answers first',
     schema: z.string().min(1).default('gpt-4o-mini'),
   },
   SMART_MODEL: {
+    part: 'models',
     secret: false,
     purpose: 'the Anthropic model that answers when a question needs more',
     schema: z.string().min(1).default('claude-haiku-4-5'),
   },
   DEFAULT_USER_BUDGET_USD: {
+    part: 'models',
     secret: false,
     purpose: "each user's budget per period unless a server sets another (0 to 10000, at most 4 decimals)",
     schema: usdAmount.default(1_000_000),
   },
   BUDGET_PERIOD: {
+    part: 'models',
     secret: false,
     purpose: 'how often default budgets reset: calendar day, ISO week or month, in UTC',
     schema: z.enum(BUDGET_PERIODS).default('month'),
   },
   SERVER_BUDGET_USD: {
+    part: 'models',
     secret: false,
     purpose: "a default cap on each server's total spend per period (unset: no cap)",
     schema: usdAmount.optional(),
   },
   MAX_OUTPUT_TOKENS: {
+    part: 'models',
     secret: false,
     purpose: 'the most tokens one answer may have (a whole number from 1 to 16384)',
     schema: z.coerce.number().int().min(1).max(16_384).default(1024),
   },
   SYSTEM_PROMPT: {
+    part: 'models',
     secret: false,
     purpose: 'the instructions every conversation starts with',
     schema: optionalText.transform((text) => text ?? DEFAULT_SYSTEM_PROMPT),
   },
   BOT_OPERATOR_IDS: {
+    part: 'discord',
     secret: false,
     purpose: 'comma-separated Discord user ids allowed to run operator commands in any server',
     schema: z
@@ -180,22 +200,26 @@ const VARIABLES = {
       .pipe(z.array(snowflake)),
   },
   PRICES_FILE: {
+    part: 'models',
     secret: false,
     purpose:
       'a JSON file of model prices (USD per million tokens) that overrides or adds to the built-in table',
     schema: optionalText,
   },
   USER_COOLDOWN_SECONDS: {
+    part: 'discord',
     secret: false,
     purpose: 'seconds a person must leave between questions in Discord (0 to 3600; 0: no cooldown)',
     schema: z.coerce.number().int().min(0).max(3_600).default(0),
   },
   CHECK_CONFIDENCE_THRESHOLD: {
+    part: 'models',
     secret: false,
     purpose: 'a draft the check accepts with less confidence than this is refined anyway (0 to 1)',
     schema: z.coerce.number().min(0).max(1).default(DEFAULT_POLICY.confidenceThreshold),
   },
   ALWAYS_REFINE: {
+    part: 'models',
     secret: false,
     purpose: `comma-separated question categories whose drafts are always refined, or "none" (${CHECK_CATEGORIES.join(', ')})`,
     schema: z
@@ -213,22 +237,57 @@ const VARIABLES = {
       )
       .pipe(z.array(z.enum(CHECK_CATEGORIES))),
   },
+  ROUTER: {
+    part: 'models',
+    secret: false,
+    purpose:
+      'the router in front of the cascade: on (a triage sends hard questions straight to the smart model), ' +
+      'shadow (the triage runs and is recorded, never acts) or off',
+    schema: z.enum(ROUTER_MODES).default(DEFAULT_ROUTER.mode),
+  },
+  ROUTER_CONFIDENCE_THRESHOLD: {
+    part: 'models',
+    secret: false,
+    purpose: 'a triage at least this sure sends a question to the smart model (0 to 1)',
+    schema: z.coerce.number().min(0).max(1).default(DEFAULT_ROUTER.confidenceThreshold),
+  },
+  ROUTER_TIMEOUT_SECONDS: {
+    part: 'models',
+    secret: false,
+    purpose: 'how long the draft is held back for the triage before it is shown anyway (0.1 to 10)',
+    schema: z.coerce
+      .number()
+      .min(0.1)
+      .max(10)
+      .default(DEFAULT_ROUTER.timeoutMs / 1000),
+  },
+  ABORT_MARGIN_TOKENS: {
+    part: 'models',
+    secret: false,
+    purpose:
+      'output tokens charged beyond what an aborted answer delivered, for what the provider wrote before it noticed (0 to 1024)',
+    schema: z.coerce.number().int().min(0).max(1_024).default(DEFAULT_ABORT_MARGIN_TOKENS),
+  },
   FIRST_TOKEN_TIMEOUT_SECONDS: {
+    part: 'models',
     secret: false,
     purpose: 'how long to wait for a model to start answering before aborting the request (1 to 120)',
     schema: z.coerce.number().min(1).max(120).default(20),
   },
   PROVIDER_DEADLINE_SECONDS: {
+    part: 'models',
     secret: false,
     purpose: 'how long a model call may keep retrying before giving up or falling back (5 to 600)',
     schema: z.coerce.number().min(5).max(600).default(60),
   },
   RETRY_AFTER_CAP_SECONDS: {
+    part: 'models',
     secret: false,
     purpose: "the longest wait honoured from a provider's retry-after before retrying (1 to 60)",
     schema: z.coerce.number().min(1).max(60).default(10),
   },
   LOG_LEVEL: {
+    part: 'logging',
     secret: false,
     purpose: 'how much to log',
     schema: z.enum(LOG_LEVELS).default('info'),
@@ -237,11 +296,19 @@ const VARIABLES = {
 
 type VariableName = keyof typeof VARIABLES;
 
-const environmentSchema = z.object(
-  Object.fromEntries(Object.entries(VARIABLES).map(([name, variable]) => [name, variable.schema])) as {
-    [Name in VariableName]: (typeof VARIABLES)[Name]['schema'];
-  },
-);
+/**
+ * Which entry point needs a variable: the bot reads every part, `npm run deploy-commands` only Discord's
+ * (and logging), the terminal chat only the models' (and logging). A part an entry point does not read is
+ * not validated either: a placeholder DISCORD_TOKEN in .env does not stop the terminal chat.
+ */
+type Part = (typeof VARIABLES)[VariableName]['part'];
+
+type Variables = { [Name in VariableName]: z.output<(typeof VARIABLES)[Name]['schema']> };
+type NamesIn<P extends Part> = {
+  [Name in VariableName]: (typeof VARIABLES)[Name]['part'] extends P ? Name : never;
+}[VariableName];
+/** The parsed values of the variables of some parts. */
+type VariablesOf<P extends Part> = Pick<Variables, NamesIn<P>>;
 
 export interface DiscordConfig {
   token: string;
@@ -254,6 +321,8 @@ export interface DiscordConfig {
   /** The shards this process runs; undefined: all of them. */
   shardIds: number[] | undefined;
 }
+
+type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** What the engine needs: models, keys, database, budgets. The terminal chat runs on this alone. */
 export interface ModelConfig {
@@ -271,14 +340,25 @@ export interface ModelConfig {
   defaultServerCap: Budget | undefined;
   maxOutputTokens: number;
   systemPrompt: string;
-  operatorIds: readonly string[];
-  providers: { firstTokenTimeoutMs: number; deadlineMs: number; retryAfterCapMs: number };
-  policy: EscalationPolicy;
-  logLevel: (typeof LOG_LEVELS)[number];
+  providers: {
+    firstTokenTimeoutMs: number;
+    deadlineMs: number;
+    retryAfterCapMs: number;
+    abortMarginTokens: number;
+  };
+  policy: EscalationPolicy & { router: RouterPolicy };
+  logLevel: LogLevel;
 }
 
-export interface Config extends ModelConfig {
+/** What registering the slash commands needs: Discord alone. */
+export interface CommandsConfig {
   discord: DiscordConfig;
+  logLevel: LogLevel;
+}
+
+/** The bot's: everything. */
+export interface Config extends ModelConfig, CommandsConfig {
+  operatorIds: readonly string[];
 }
 
 /** Thrown when configuration is missing or invalid; its message names every problem and never a secret. */
@@ -294,6 +374,20 @@ export class ConfigError extends Error {
 }
 
 /**
+ * Runs a configuration loader; on a {@link ConfigError}, prints its message (every problem, no secret, no
+ * stack trace) and ends the process with the configuration exit code.
+ */
+export function loadOrExit<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(EXIT_CODES.configuration);
+  }
+}
+
+/**
  * The environment as tierbot sees it: `.env` in the working directory, if there is one, under the real
  * environment (a variable set in the environment wins).
  */
@@ -304,35 +398,74 @@ export function readEnvironment(envFile = '.env'): Record<string, string | undef
 
 /** The bot's configuration; throws a {@link ConfigError} naming every problem. */
 export function loadConfig(environment: Record<string, string | undefined> = readEnvironment()): Config {
-  return parseConfig(environment, true) as Config;
+  const problems: string[] = [];
+  const variables = readVariables(['discord', 'models', 'logging'], environment, problems);
+  const prices = readPrices(environment, problems);
+  const discord = variables && discordConfig(variables, problems);
+  if (!variables || !prices || !discord || problems.length > 0) throw new ConfigError(unique(problems));
+  return {
+    ...modelConfig(variables, prices),
+    discord,
+    operatorIds: variables.BOT_OPERATOR_IDS,
+  };
 }
 
-/** The configuration without Discord, for the terminal chat. */
+/** The configuration `npm run deploy-commands` needs: Discord's alone, no model keys. */
+export function loadCommandsConfig(
+  environment: Record<string, string | undefined> = readEnvironment(),
+): CommandsConfig {
+  const problems: string[] = [];
+  const variables = readVariables(['discord', 'logging'], environment, problems);
+  const discord = variables && discordConfig(variables, problems);
+  if (!variables || !discord || problems.length > 0) throw new ConfigError(unique(problems));
+  return { discord, logLevel: variables.LOG_LEVEL };
+}
+
+/** The configuration without Discord, for the terminal chat: the models' alone. */
 export function loadModelConfig(
   environment: Record<string, string | undefined> = readEnvironment(),
 ): ModelConfig {
-  return parseConfig(environment, false);
+  const problems: string[] = [];
+  const variables = readVariables(['models', 'logging'], environment, problems);
+  const prices = readPrices(environment, problems);
+  if (!variables || !prices || problems.length > 0) throw new ConfigError(unique(problems));
+  return modelConfig(variables, prices);
 }
 
-function parseConfig(
+/**
+ * Parses the variables of `parts`, adding a problem for each one missing or wrong (in the order they are
+ * declared); undefined when any is.
+ */
+function readVariables<P extends Part>(
+  parts: readonly P[],
   environment: Record<string, string | undefined>,
-  needsDiscord: boolean,
-): ModelConfig & { discord?: DiscordConfig } {
-  // An empty value counts as unset, as a blank line in .env means "not configured".
-  const present = Object.fromEntries(
-    Object.keys(VARIABLES).map((name) => [name, blankToUndefined(environment[name])]),
+  problems: string[],
+): VariablesOf<P> | undefined {
+  const names = (Object.keys(VARIABLES) as VariableName[]).filter((name) =>
+    (parts as readonly Part[]).includes(VARIABLES[name].part),
   );
-  const parsed = environmentSchema.safeParse(present);
-  const problems = parsed.success ? [] : parsed.error.issues.map((issue) => describeIssue(issue, present));
-  if (needsDiscord && present.DISCORD_TOKEN === undefined) {
-    problems.unshift(`DISCORD_TOKEN: required but not set — ${VARIABLES.DISCORD_TOKEN.purpose}`);
+  // An empty value counts as unset, as a blank line in .env means "not configured".
+  const present = Object.fromEntries(names.map((name) => [name, blankToUndefined(environment[name])]));
+  const schema = z.object(Object.fromEntries(names.map((name) => [name, VARIABLES[name].schema])));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    problems.push(...parsed.error.issues.map((issue) => describeIssue(issue, present)));
+    return undefined;
   }
+  return parsed.data as VariablesOf<P>;
+}
 
-  // The checks below need values that parsed; they run on the raw ones too, so that one start-up names
-  // every problem at once.
-  const prices = loadPrices(present.PRICES_FILE, problems);
+/**
+ * The price table, and a problem for each configured model without a price. It runs on the raw values
+ * even when other variables are wrong, so that one start-up names every problem at once.
+ */
+function readPrices(
+  environment: Record<string, string | undefined>,
+  problems: string[],
+): PriceTable | undefined {
+  const prices = loadPrices(blankToUndefined(environment.PRICES_FILE), problems);
   for (const name of ['FAST_MODEL', 'SMART_MODEL'] as const) {
-    const model = present[name] ?? VARIABLES[name].schema.parse(undefined);
+    const model = blankToUndefined(environment[name]) ?? VARIABLES[name].schema.parse(undefined);
     if (prices && !prices.has(model)) {
       problems.push(
         `${name}: there is no price for "${clip(model)}", so its calls could not be charged — add it to PRICES_FILE ` +
@@ -340,47 +473,44 @@ function parseConfig(
       );
     }
   }
-  const variables = parsed.data;
-  const token = variables?.DISCORD_TOKEN;
-  const applicationId = token
-    ? (variables?.DISCORD_APPLICATION_ID ?? applicationIdFromToken(token))
-    : variables?.DISCORD_APPLICATION_ID;
-  if (needsDiscord && token && !applicationId) {
+  return prices;
+}
+
+function discordConfig(variables: VariablesOf<'discord'>, problems: string[]): DiscordConfig | undefined {
+  const token = variables.DISCORD_TOKEN;
+  const applicationId = variables.DISCORD_APPLICATION_ID ?? applicationIdFromToken(token);
+  if (!applicationId) {
     problems.push(
       `DISCORD_APPLICATION_ID: could not be derived from DISCORD_TOKEN; set it — ${VARIABLES.DISCORD_APPLICATION_ID.purpose}`,
     );
+    return undefined;
   }
-  const shardIds = variables?.DISCORD_SHARD_IDS;
-  const shardCount = variables?.DISCORD_SHARD_COUNT;
-  if (shardIds !== undefined && typeof shardCount === 'number') {
-    const outside = shardIds.filter((id) => id >= shardCount);
-    if (outside.length > 0) {
-      problems.push(
-        `DISCORD_SHARD_IDS: shard ${outside.join(', ')} is not below DISCORD_SHARD_COUNT (${shardCount}) — ${VARIABLES.DISCORD_SHARD_IDS.purpose}`,
-      );
-    }
-  }
+  const shardIds = variables.DISCORD_SHARD_IDS;
+  const shardCount = variables.DISCORD_SHARD_COUNT;
   if (shardIds !== undefined && shardCount === undefined) {
     problems.push(
       `DISCORD_SHARD_COUNT: required with DISCORD_SHARD_IDS — ${VARIABLES.DISCORD_SHARD_COUNT.purpose}`,
     );
   }
-  if (!variables || !prices || problems.length > 0) throw new ConfigError([...new Set(problems)]);
-
+  const outside = typeof shardCount === 'number' ? (shardIds ?? []).filter((id) => id >= shardCount) : [];
+  if (outside.length > 0) {
+    problems.push(
+      `DISCORD_SHARD_IDS: shard ${outside.join(', ')} is not below DISCORD_SHARD_COUNT (${String(shardCount)}) — ${VARIABLES.DISCORD_SHARD_IDS.purpose}`,
+    );
+  }
   return {
-    ...(token && applicationId
-      ? {
-          discord: {
-            token,
-            applicationId,
-            guildId: variables.DISCORD_GUILD_ID,
-            apiUrl: variables.DISCORD_API_URL,
-            userCooldownMs: variables.USER_COOLDOWN_SECONDS * 1000,
-            shardCount: variables.DISCORD_SHARD_COUNT,
-            shardIds: variables.DISCORD_SHARD_IDS,
-          },
-        }
-      : {}),
+    token,
+    applicationId,
+    guildId: variables.DISCORD_GUILD_ID,
+    apiUrl: variables.DISCORD_API_URL,
+    userCooldownMs: variables.USER_COOLDOWN_SECONDS * 1000,
+    shardCount,
+    shardIds,
+  };
+}
+
+function modelConfig(variables: VariablesOf<'models' | 'logging'>, prices: PriceTable): ModelConfig {
+  return {
     openai: { apiKey: variables.OPENAI_API_KEY, baseUrl: variables.OPENAI_BASE_URL },
     anthropic: { apiKey: variables.ANTHROPIC_API_KEY, baseUrl: variables.ANTHROPIC_BASE_URL },
     databaseUrl: variables.DATABASE_URL,
@@ -396,18 +526,27 @@ function parseConfig(
         : { amountMicros: variables.SERVER_BUDGET_USD, period: variables.BUDGET_PERIOD },
     maxOutputTokens: variables.MAX_OUTPUT_TOKENS,
     systemPrompt: variables.SYSTEM_PROMPT,
-    operatorIds: variables.BOT_OPERATOR_IDS,
     providers: {
       firstTokenTimeoutMs: variables.FIRST_TOKEN_TIMEOUT_SECONDS * 1000,
       deadlineMs: variables.PROVIDER_DEADLINE_SECONDS * 1000,
       retryAfterCapMs: variables.RETRY_AFTER_CAP_SECONDS * 1000,
+      abortMarginTokens: variables.ABORT_MARGIN_TOKENS,
     },
     policy: {
       confidenceThreshold: variables.CHECK_CONFIDENCE_THRESHOLD,
       alwaysRefine: variables.ALWAYS_REFINE,
+      router: {
+        mode: variables.ROUTER,
+        confidenceThreshold: variables.ROUTER_CONFIDENCE_THRESHOLD,
+        timeoutMs: Math.round(variables.ROUTER_TIMEOUT_SECONDS * 1000),
+      },
     },
     logLevel: variables.LOG_LEVEL,
   };
+}
+
+function unique(problems: readonly string[]): string[] {
+  return [...new Set(problems)];
 }
 
 function blankToUndefined(value: string | undefined): string | undefined {

@@ -1,25 +1,24 @@
-import { createApp } from './app.js';
-import { type Config, ConfigError, loadConfig } from './config.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfig, loadOrExit } from './config.js';
 import { loginBackoffMs } from './core/restarts.js';
-import { startBot } from './discord/bot.js';
+import { EXIT_CODES } from './exit-codes.js';
 import { createLogger } from './log.js';
 
-/** sysexits' EX_CONFIG: the configuration is wrong, and restarting will not help. */
-const EXIT_CONFIG = 78;
-
-/** The composition root of the bot: configuration, the app's pieces, and the Discord client. */
+/**
+ * The composition root of the bot: configuration, the app's pieces, and the Discord client.
+ *
+ * The configuration is checked first, with only what reading it needs loaded: discord.js, the two SDKs and
+ * the tokenizer take a second or more to load, which a mistake in .env should not wait for.
+ */
 async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(EXIT_CONFIG);
-    }
-    throw error;
-  }
+  const config = loadOrExit(() => loadConfig());
+  const [{ createApp }, { startBot }, { ShardConfigError }, { DiscordLoginError, retryTransientLogin }] =
+    await Promise.all([
+      import('./app.js'),
+      import('./discord/bot.js'),
+      import('./discord/client.js'),
+      import('./discord/login.js'),
+    ]);
   const log = createLogger(config.logLevel);
   const app = await createApp(config, log);
 
@@ -34,7 +33,28 @@ async function main(): Promise<void> {
     );
     await sleep(backoffMs);
   }
-  const bot = await startBot(config, app, log);
+
+  let bot: Awaited<ReturnType<typeof startBot>>;
+  try {
+    // A dropped connection, a timeout or a 5xx is tried again; a refused token or intent, or a Discord
+    // that cannot be reached at all, ends the process with one line saying what to do.
+    bot = await retryTransientLogin(
+      () => startBot(config, app, log),
+      (error, waitMs) => log.warn({ waitMs }, `${error.message}: trying again in ${waitMs / 1000} s`),
+    );
+  } catch (error) {
+    // Shards that do not fit the count Discord recommends: the configuration must change.
+    const exitCode =
+      error instanceof ShardConfigError
+        ? EXIT_CODES.configuration
+        : error instanceof DiscordLoginError
+          ? error.exitCode
+          : undefined;
+    if (exitCode === undefined) throw error;
+    await app.close();
+    process.stderr.write(`tierbot cannot start: ${(error as Error).message}\n`);
+    process.exit(exitCode);
+  }
 
   const shutdown = async (signal: NodeJS.Signals) => {
     log.info({ signal }, 'shutting down: finishing answers in progress');

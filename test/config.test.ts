@@ -7,9 +7,12 @@ import {
   applicationIdFromToken,
   ConfigError,
   DEFAULT_SYSTEM_PROMPT,
+  loadCommandsConfig,
   loadConfig,
+  loadModelConfig,
   readEnvironment,
 } from '../src/config.js';
+import { EXIT_CODES } from '../src/exit-codes.js';
 import { PROJECT_ROOT, tsxArguments } from './support/process.js';
 
 const APPLICATION_ID = '123456789012345678';
@@ -161,6 +164,61 @@ describe('loadConfig', () => {
   });
 });
 
+describe('what each entry point reads', () => {
+  const MODEL_KEYS = { OPENAI_API_KEY: OPENAI_KEY, ANTHROPIC_API_KEY: ANTHROPIC_KEY };
+  /** What a half-filled .env looks like: Discord's settings still placeholders. */
+  const PLACEHOLDERS = {
+    DISCORD_TOKEN: 'paste-your-token-here',
+    DISCORD_GUILD_ID: 'my server',
+    DISCORD_API_URL: 'not a url',
+    BOT_OPERATOR_IDS: 'me',
+    USER_COOLDOWN_SECONDS: 'soon',
+  };
+
+  it('when Discord settings are placeholders or missing, then the terminal chat configuration ignores them', () => {
+    const config = loadModelConfig({ ...MODEL_KEYS, ...PLACEHOLDERS });
+    expect(config.openai.apiKey).toBe(OPENAI_KEY);
+    expect(config).not.toHaveProperty('discord');
+    expect(() => loadModelConfig(MODEL_KEYS)).not.toThrow();
+  });
+
+  it('when only Discord settings are set, then the commands configuration is complete without model keys', () => {
+    const config = loadCommandsConfig({ DISCORD_TOKEN: TOKEN, DISCORD_GUILD_ID: '111111111111111111' });
+    expect(config).toEqual({
+      discord: expect.objectContaining({
+        token: TOKEN,
+        applicationId: APPLICATION_ID,
+        guildId: '111111111111111111',
+      }),
+      logLevel: 'info',
+    });
+  });
+
+  it('when the model settings are wrong, then the commands configuration does not mention them', () => {
+    expect(() =>
+      loadCommandsConfig({ DISCORD_TOKEN: TOKEN, SMART_MODEL: 'claude-9', MAX_OUTPUT_TOKENS: 'lots' }),
+    ).not.toThrow();
+    try {
+      loadCommandsConfig({ OPENAI_API_KEY: '' });
+      expect.unreachable('DISCORD_TOKEN is required');
+    } catch (error) {
+      expect((error as ConfigError).problems).toEqual([
+        expect.stringMatching(/^DISCORD_TOKEN: required but not set/),
+      ]);
+    }
+  });
+
+  it('when the bot reads placeholders, then it names every Discord problem beside the others', () => {
+    expect(problemsOf({ ...MODEL_KEYS, ...PLACEHOLDERS }).map((problem) => problem.split(':')[0])).toEqual([
+      'DISCORD_TOKEN',
+      'DISCORD_GUILD_ID',
+      'DISCORD_API_URL',
+      'BOT_OPERATOR_IDS',
+      'USER_COOLDOWN_SECONDS',
+    ]);
+  });
+});
+
 describe('.env.example', () => {
   it('when its three secrets are filled in, then it is a valid configuration with the documented defaults', () => {
     const example = readEnvironment(join(PROJECT_ROOT, '.env.example'));
@@ -201,14 +259,14 @@ describe('applicationIdFromToken', () => {
 });
 
 describe('npm start with a bad configuration', () => {
-  it('when a variable is missing, then the process prints every problem and exits non-zero', () => {
+  it('when a variable is missing, then the process prints every problem and exits with the configuration code', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'tierbot-start-'));
     const result = spawnSync(process.execPath, tsxArguments(join(PROJECT_ROOT, 'src/main.ts')), {
       cwd,
       encoding: 'utf8',
       env: { PATH: process.env.PATH, OPENAI_API_KEY: OPENAI_KEY, BUDGET_PERIOD: 'fortnight' },
     });
-    expect(result.status).not.toBe(0);
+    expect(result.status).toBe(EXIT_CODES.configuration);
     expect(result.stderr).toContain('DISCORD_TOKEN: required but not set');
     expect(result.stderr).toContain('ANTHROPIC_API_KEY: required but not set');
     expect(result.stderr).toContain('BUDGET_PERIOD: "fortnight" is not one of day, week, month');

@@ -1,7 +1,8 @@
 import type { BudgetDenial } from './budget.js';
-import type { ChatRequest, ChatResult, ProviderError, ProviderName } from './chat.js';
+import { type ChatRequest, type ChatResult, ProviderError, type ProviderName } from './chat.js';
 import type { CallPurpose } from './ledger.js';
 import type { Micros } from './money.js';
+import type { TokenUsage } from './pricing.js';
 
 /** Who a model call is for: every attempt is charged to them under this turn. */
 export interface CallOwner {
@@ -24,6 +25,11 @@ export interface CallSpec<Request extends ChatRequest = ChatRequest> {
    * fall back on; the fast model rewriting its own draft would add cost and nothing else).
    */
   fallback?: boolean;
+  /**
+   * false: a failed attempt is not retried (the router's triage: a retry would hold the draft back longer
+   * than the answer is worth).
+   */
+  retry?: boolean;
 }
 
 /** A call that was answered, possibly by the other provider. */
@@ -63,5 +69,22 @@ export class ProvidersUnavailableError extends Error {
   ) {
     super(`both model providers are unavailable: ${failures.map((failure) => failure.message).join('; ')}`);
     this.name = 'ProvidersUnavailableError';
+  }
+}
+
+/**
+ * The caller aborted the call through its request's signal (a turn cancelled, or a draft the router
+ * replaced): what its attempts were charged travels with it. An `aborted` ProviderError like any other.
+ */
+export class CallAbortedError extends ProviderError {
+  constructor(
+    provider: ProviderName,
+    readonly costMicros: Micros,
+    /** Time the attempts spent inside the providers' calls, in ms. */
+    readonly providerMs: number,
+    details: { usage?: TokenUsage | undefined; partialText?: string | undefined; cause?: unknown },
+  ) {
+    super(provider, 'aborted', 'the request was cancelled', details);
+    this.name = 'CallAbortedError';
   }
 }

@@ -1,4 +1,5 @@
 import type { ChatResult } from './chat.js';
+import type { RouterPolicy } from './router.js';
 
 /** Per server: `auto` checks every draft; `manual` escalates only when asked; `off` never escalates. */
 export const ESCALATION_MODES = ['auto', 'manual', 'off'] as const;
@@ -19,6 +20,8 @@ export interface EscalationPolicy {
   confidenceThreshold: number;
   /** Categories whose drafts are always refined (Haiku writes better code than Mini). */
   alwaysRefine: readonly CheckCategory[];
+  /** The router in front of the cascade (src/core/router.ts); absent: off, every question is drafted. */
+  router?: RouterPolicy | undefined;
 }
 
 export const DEFAULT_POLICY: EscalationPolicy = { confidenceThreshold: 0.6, alwaysRefine: ['code'] };

@@ -2,7 +2,7 @@ import type { BudgetDenial } from './budget.js';
 import type { Micros } from './money.js';
 
 /** Why a model call was made; every ledger row records it. */
-export const CALL_PURPOSES = ['draft', 'check', 'refine', 'direct', 'fallback'] as const;
+export const CALL_PURPOSES = ['draft', 'check', 'refine', 'direct', 'fallback', 'triage'] as const;
 export type CallPurpose = (typeof CALL_PURPOSES)[number];
 
 /** Who is asking, where, and for which model call. `guildId` is null in direct messages. */

@@ -1,5 +1,11 @@
 import { type BudgetDenial, describeDenial, formatResetTime } from './budget.js';
-import { type Answered, type CallOutcome, type CallOwner, ProvidersUnavailableError } from './calls.js';
+import {
+  type Answered,
+  CallAbortedError,
+  type CallOutcome,
+  type CallOwner,
+  ProvidersUnavailableError,
+} from './calls.js';
 import {
   type ChatMessage,
   type ChatResult,
@@ -29,6 +35,20 @@ import type { CallPurpose } from './ledger.js';
 import type { Micros } from './money.js';
 import type { Member, ModelCaller, TurnLog } from './ports.js';
 import { type TokenUsage, totalTokens } from './pricing.js';
+import {
+  codeRule,
+  HeldText,
+  messageText,
+  parseTriage,
+  routerModeOf,
+  routesToSmart,
+  skipsCheck,
+  TRIAGE_MAX_OUTPUT_TOKENS,
+  TRIAGE_SCHEMA,
+  TRIAGE_SCHEMA_NAME,
+  TRIAGE_SYSTEM_PROMPT,
+  triagePrompt,
+} from './router.js';
 
 /** Which model a person asked for: /ask model:… (auto by default), or /escalate (smart). */
 export type ModelChoice = 'auto' | 'fast' | 'smart';
@@ -151,9 +171,11 @@ export interface TurnResult {
 
 /**
  * One turn of conversation, told as the product works:
- * pre-route on free signals (a PDF, a request for the smart model); reserve and stream a draft from the
- * fast model; check it; refine it with the smart model when the check, a free signal or the person asks
- * and the budget allows; every call is settled in the ledger under the turn's id.
+ * pre-route on free signals (a PDF, a request for the smart model, code that shows as code); stream a
+ * draft from the fast model while the router's triage reads the question, and when the triage sends it to
+ * the smart model, abort the unseen draft and let the smart model answer; otherwise show the draft, check
+ * it, and refine it with the smart model when the check, a free signal or the person asks and the budget
+ * allows; every call is settled in the ledger under the turn's id.
  */
 export async function answerTurn(
   turn: TurnRequest,
@@ -182,19 +204,28 @@ async function tellTurn(
   if (turn.earlierAnswer !== undefined) {
     return story.refine(turn.earlierAnswer, { source: 'user', reason: 'requested by user' }, 'refine');
   }
-  const preRoute = preRouteOf(turn);
+  const preRoute = preRouteOf(turn, dependencies);
   if (preRoute) return story.answerWithSmartModel(preRoute);
 
-  const draft = await story.draft();
-  if (!draft.ok) return story.denied(draft.denial);
+  // The draft starts at once; while a triage that may act runs beside it, its text is held back.
+  const router = routerModeOf(turn, dependencies.policy.router);
+  const draft = story.startDraft({ isHeld: router === 'on' });
+  const triage = router === 'off' ? undefined : await story.triage();
+  if (routesToSmart(triage, dependencies.policy.router)) {
+    const routed = await story.route(draft, triage);
+    // The budget could not cover the smart model: the draft, still running, answers after all.
+    if (routed) return routed;
+  }
+  const drafted = await story.showDraft(draft);
+  if (!drafted.ok) return story.denied(drafted.denial);
   // The person asked for the fast model: its answer is the answer, unchecked.
-  if (turn.choice === 'fast') return story.finish(draft.result);
+  if (turn.choice === 'fast') return story.finish(drafted.result);
   // The fast model's provider failed and the smart model wrote the draft: nothing left to refine.
-  if (draft.fallback) return story.finish(draft.result);
+  if (drafted.fallback) return story.finish(drafted.result);
 
-  const decision = await story.decide(draft.result);
-  if (!decision.refine) return story.finish(draft.result);
-  return story.refine(draft.result.text, escalationOf(decision), 'refine');
+  const decision = await story.decide(drafted.result, triage);
+  if (!decision.refine) return story.finish(drafted.result);
+  return story.refine(drafted.result.text, escalationOf(decision), 'refine');
 }
 
 /** Turns keep their question and answer for /escalate, clipped: enough to improve on, never unbounded. */
@@ -222,8 +253,14 @@ function toRecord(turn: TurnRequest, result: TurnResult, createdAt: number): Tur
   };
 }
 
-/** Free, deterministic reasons to skip the draft: the person asked for the smart model, or sent a PDF. */
-function preRouteOf(turn: TurnRequest): { source: EscalationSource; reason: string } | undefined {
+/**
+ * Free, deterministic reasons to skip the draft: the person asked for the smart model, sent a PDF, or (with
+ * the router on) asked about code that shows as code.
+ */
+function preRouteOf(
+  turn: TurnRequest,
+  dependencies: TurnDependencies,
+): NonNullable<TurnResult['escalation']> | undefined {
   if (turn.choice === 'smart') return { source: 'user', reason: 'requested by user' };
   // With escalation off, a PDF goes to the fast model too (OpenAI reads it as a file part).
   if (turn.mode === 'off') return undefined;
@@ -232,7 +269,14 @@ function preRouteOf(turn: TurnRequest): { source: EscalationSource; reason: stri
     typeof question?.content !== 'string' && question?.content.some((part) => part.type === 'pdf');
   // GPT-4o Mini cannot read PDFs natively; Claude can.
   if (hasPdf) return { source: 'pdf', reason: 'PDF' };
-  return undefined;
+  if (routerModeOf(turn, dependencies.policy.router) !== 'on') return undefined;
+  const rule = codeRule(questionText(turn.conversation), dependencies.policy);
+  if (rule === undefined) return undefined;
+  return {
+    source: 'rule',
+    reason: `routed to ${dependencies.modelLabel(dependencies.smartModel)}: ${rule}`,
+    category: 'code',
+  };
 }
 
 function escalationOf(decision: Extract<Decision, { refine: true }>): NonNullable<TurnResult['escalation']> {
@@ -245,6 +289,15 @@ function escalationOf(decision: Extract<Decision, { refine: true }>): NonNullabl
   };
 }
 
+/** The draft while the triage decides: what it will come to, and whether it is shown or abandoned. */
+interface RunningDraft {
+  outcome: Promise<CallOutcome>;
+  /** Shows what was held back, and the rest as it comes. */
+  show(): void;
+  /** Drops what was held back and aborts the draft (its own signal: the turn goes on). */
+  abandon(): void;
+}
+
 /** The state of one turn as it unfolds; each method is one step of {@link answerTurn}. */
 class TurnStory {
   private readonly calls: CallSummary[] = [];
@@ -255,6 +308,7 @@ class TurnStory {
   private fallback: TurnResult['fallback'];
   private escalation: TurnResult['escalation'];
   private check: CheckVerdict | undefined;
+  private triageVerdict: TriageVerdict | undefined;
   private keptDraft: string | undefined;
   /** The draft broke off mid-answer: if it stands, the person is told. */
   private isDraftCut = false;
@@ -269,25 +323,153 @@ class TurnStory {
     return { ...this.turn.owner, turnId: this.turn.turnId };
   }
 
-  async draft(): Promise<CallOutcome> {
-    const outcome = await this.dependencies.models.stream(
+  /**
+   * Starts the fast model's draft under its own abort signal (the turn's still aborts it too). Its text
+   * is held back while `isHeld`, until {@link showDraft}; {@link route} abandons it instead.
+   */
+  startDraft({ isHeld }: { isHeld: boolean }): RunningDraft {
+    const own = abortableWithin(this.turn.signal);
+    const text = new HeldText(
+      (piece) => this.onEvent({ type: 'delta', text: piece, phase: 'draft' }),
+      isHeld,
+    );
+    const outcome = this.dependencies.models.stream(
       {
         owner: this.owner,
         purpose: 'draft',
-        request: this.request(this.dependencies.fastModel, this.turn.conversation),
+        request: {
+          ...this.request(this.dependencies.fastModel, this.turn.conversation),
+          signal: own.signal,
+        },
       },
-      (text) => this.onEvent({ type: 'delta', text, phase: 'draft' }),
+      (piece) => text.push(piece),
     );
+    // Awaited once the triage has answered: a draft that fails meanwhile is not an unhandled rejection.
+    outcome.then(own.release, own.release);
+    return {
+      outcome,
+      show: () => text.release(),
+      abandon: () => {
+        text.drop();
+        own.abort(new Error('the router sent the question to the smart model'));
+      },
+    };
+  }
+
+  /** Shows the draft (what it held back, then the rest as it comes) and waits for it to end. */
+  async showDraft(draft: RunningDraft): Promise<CallOutcome> {
+    draft.show();
+    const outcome = await draft.outcome;
     this.record(outcome, 'draft');
     this.isDraftCut = outcome.ok && outcome.result.finishReason === 'error';
     return outcome;
   }
 
-  /** Free signals first; then, in auto mode, one small structured call to the fast model. */
-  async decide(draft: ChatResult): Promise<Decision> {
+  /**
+   * The router's triage: one small structured call to the fast model on the question, beside the draft.
+   * It never breaks or delays a turn beyond its timeout: failed, timed out, denied or unreadable, it gives
+   * undefined and the draft goes on as if there were no router.
+   */
+  async triage(): Promise<TriageVerdict | undefined> {
+    const router = this.dependencies.policy.router;
+    if (!router) return undefined;
+    const own = abortableWithin(this.turn.signal);
+    const timer = setTimeout(() => own.abort(new Error('the triage took too long')), router.timeoutMs);
+    const outcome = await this.unlessFailed(() =>
+      this.dependencies.models.structured({
+        owner: this.owner,
+        purpose: 'triage',
+        request: {
+          model: this.dependencies.fastModel,
+          system: TRIAGE_SYSTEM_PROMPT,
+          messages: [{ role: 'user', content: triagePrompt(this.turn.conversation) }],
+          maxOutputTokens: TRIAGE_MAX_OUTPUT_TOKENS,
+          schemaName: TRIAGE_SCHEMA_NAME,
+          schema: TRIAGE_SCHEMA,
+          signal: own.signal,
+        },
+        // Asking the smart model whether to ask the smart model would cost more than it saves, and the
+        // draft is held back meanwhile: a triage that fails once is given up.
+        fallback: false,
+        retry: false,
+      }),
+    ).finally(() => {
+      clearTimeout(timer);
+      own.release();
+    });
+    if (!outcome) return undefined;
+    this.record(outcome, 'triage', { writesText: false });
+    this.triageVerdict = outcome.ok ? parseTriage(outcome.result.value) : undefined;
+    return this.triageVerdict;
+  }
+
+  /**
+   * The triage sent the question to the smart model: it answers directly (no draft in its prompt), and the
+   * draft is aborted as soon as the smart model's reservation is granted, never shown. When the budget
+   * cannot cover the smart model, nothing is aborted and undefined says the draft answers after all.
+   */
+  async route(draft: RunningDraft, triage: TriageVerdict): Promise<TurnResult | undefined> {
+    const { smartModel, modelLabel } = this.dependencies;
+    const outcome = await this.dependencies.models.stream(
+      {
+        owner: this.owner,
+        purpose: 'direct',
+        request: this.request(smartModel, this.turn.conversation),
+        onStarted: () => draft.abandon(),
+      },
+      (text) => this.onEvent({ type: 'delta', text, phase: 'final' }),
+    );
+    if (!outcome.ok) return undefined;
+    await this.settleAbandoned(draft);
+    this.escalation = {
+      source: 'router',
+      reason: `routed to ${modelLabel(smartModel)}: ${triage.category}`,
+      category: triage.category,
+      confidence: triage.confidence,
+    };
+    this.record(outcome, 'direct');
+    return this.finish(outcome.result);
+  }
+
+  /** The abandoned draft's charge counts in the turn: what it streamed and a margin, or all of it if done. */
+  private async settleAbandoned(draft: RunningDraft): Promise<void> {
+    let outcome: CallOutcome;
+    try {
+      outcome = await draft.outcome;
+    } catch (error) {
+      if (!(error instanceof CallAbortedError)) {
+        // The draft had failed on its own (its providers down, or refused): the smart answer stands.
+        await this.unlessProvidersDown(() => Promise.reject(error));
+        return;
+      }
+      this.costMicros += error.costMicros;
+      this.providerMs += error.providerMs;
+      const usage = error.details.usage;
+      if (usage) {
+        const { fastModel } = this.dependencies;
+        this.calls.push({
+          purpose: 'draft',
+          model: fastModel,
+          provider: error.provider,
+          usage,
+          costMicros: error.costMicros,
+        });
+      }
+      return;
+    }
+    // It ended before the smart model started: paid for in full, and still never shown.
+    this.record(outcome, 'draft', { writesText: false });
+  }
+
+  /**
+   * Free signals first; then, in auto mode, one small structured call to the fast model, unless a
+   * confident triage found chit-chat (see skipsCheck).
+   */
+  async decide(draft: ChatResult, triage: TriageVerdict | undefined): Promise<Decision> {
     if (this.turn.mode !== 'auto') return { refine: false };
     const signal = freeSignal(draft);
     if (signal) return { refine: true, reason: signal };
+    if (skipsCheck(triage, this.dependencies.policy)) return { refine: false };
     const outcome = await this.unlessProvidersDown(() =>
       this.dependencies.models.structured({
         owner: this.owner,
@@ -438,12 +620,28 @@ class TurnStory {
     }
   }
 
+  /**
+   * Like {@link unlessProvidersDown}, and a call aborted by its own timeout gives undefined too (its cost
+   * counts); one aborted because the turn was cancelled still throws.
+   */
+  private async unlessFailed<Outcome>(call: () => Promise<Outcome>): Promise<Outcome | undefined> {
+    try {
+      return await this.unlessProvidersDown(call);
+    } catch (error) {
+      if (!(error instanceof CallAbortedError) || this.turn.signal?.aborted) throw error;
+      this.costMicros += error.costMicros;
+      this.providerMs += error.providerMs;
+      return undefined;
+    }
+  }
+
   private summary(): Omit<TurnResult, 'status' | 'text' | 'model'> {
     return {
       turnId: this.turn.turnId,
       models: [...this.models],
       ...(this.escalation ? { escalation: this.escalation } : {}),
       ...(this.check ? { check: this.check } : {}),
+      ...(this.triageVerdict ? { triage: this.triageVerdict } : {}),
       ...(this.keptDraft ? { keptDraft: this.keptDraft } : {}),
       ...(this.fallback ? { fallback: this.fallback } : {}),
       calls: [...this.calls],
@@ -490,6 +688,23 @@ class TurnStory {
   }
 }
 
+/**
+ * An abort signal of a call's own that the turn's signal aborts too; release() unhooks it from the turn's
+ * signal once the call is over (the bot's shutdown signal lives as long as the process: AbortSignal.any
+ * would leave a listener on it per call).
+ */
+function abortableWithin(parent: AbortSignal | undefined) {
+  const controller = new AbortController();
+  const onParentAbort = () => controller.abort(parent?.reason);
+  if (parent?.aborted) controller.abort(parent.reason);
+  else parent?.addEventListener('abort', onParentAbort, { once: true });
+  return {
+    signal: controller.signal,
+    abort: (reason: Error) => controller.abort(reason),
+    release: () => parent?.removeEventListener('abort', onParentAbort),
+  };
+}
+
 /** A provider refused the request itself (a 4xx such as an unreadable image): sending it again cannot help. */
 function isRefusedRequest(error: unknown): error is ProviderError {
   return error instanceof ProviderError && error.kind === 'invalid_request';
@@ -507,9 +722,7 @@ function unavailable(error: ProvidersUnavailableError): string {
 /** The text of the newest message, for the check (attachments are noted, not sent). */
 export function questionText(conversation: readonly ChatMessage[]): string {
   const question = conversation.at(-1);
-  if (!question) return '';
-  if (typeof question.content === 'string') return question.content;
-  return question.content.map((part) => (part.type === 'text' ? part.text : `[${part.type}]`)).join('\n');
+  return question ? messageText(question) : '';
 }
 
 function withRefineInstruction(

@@ -9,7 +9,7 @@ import {
 import { ProvidersUnavailableError } from '../core/calls.js';
 import { ProviderError, providerLabel } from '../core/chat.js';
 import { footerLines } from '../core/footer.js';
-import { formatUsd } from '../core/money.js';
+import { describeProvidersDown } from '../core/outage.js';
 import { modelLabel } from '../core/models.js';
 import { answerTurn, type TurnRequest, type TurnResult } from '../core/turn.js';
 import type { Storage } from '../core/ports.js';
@@ -25,8 +25,8 @@ import {
   type ReplySurface,
 } from './live-reply.js';
 
-/** What people are told when neither provider answers. */
-export const PROVIDERS_DOWN = 'both model providers are unavailable right now; nothing was charged';
+/** What people are told when neither provider answers (its home is src/core/outage.ts). */
+export { PROVIDERS_DOWN } from '../core/outage.js';
 
 /** The Escalate button under a fast-model answer: its custom id names the turn it would improve. */
 const ESCALATE_PREFIX = 'escalate:';
@@ -103,11 +103,7 @@ export async function streamTurn(
     }
     if (error instanceof ProvidersUnavailableError) {
       context.log.error({ err: error, turnId: request.turnId }, 'both model providers failed');
-      await refuse(
-        error.costMicros === 0
-          ? PROVIDERS_DOWN
-          : `both model providers are unavailable right now; ${formatUsd(error.costMicros)} was charged for what they reported using`,
-      );
+      await refuse(describeProvidersDown(error.costMicros));
       return { result: undefined, messages: [] };
     }
     throw error;
@@ -163,7 +159,11 @@ function logTurn(request: TurnRequest, result: TurnResult, elapsedMs: number, lo
       guildId: request.owner.guildId,
       status: result.status,
       models: result.models,
+      // Why it went to the smart model (router, rule, check, signal, user, pdf, fallback) and what the
+      // router's triage said, acted on or (in shadow mode) not: an operator compares it with the check.
+      route: result.escalation?.source,
       escalation: result.escalation?.reason,
+      triage: result.triage ? `${result.triage.route} ${result.triage.category}` : undefined,
       tokens: result.tokens,
       costMicros: result.costMicros,
       ms: roundMs(elapsedMs),

@@ -9,6 +9,7 @@ import { applyShards, createDiscordClient } from './client.js';
 import { handleInteraction, warnIfCommandsDiffer } from './commands/index.js';
 import { buildConversation, isForBot } from './conversation.js';
 import { messageSurface, NO_MENTIONS } from './live-reply.js';
+import { logIn } from './login.js';
 import { roleIdsOf } from './members.js';
 import { RateLimitWatch } from './rate-limits.js';
 import { RecentIds } from './recent-ids.js';
@@ -182,7 +183,7 @@ export async function startBot(
 
   const ready = new Promise<Client<true>>((resolve) => client.once(Events.ClientReady, resolve));
   await applyShards(client, config.discord);
-  await client.login(config.discord.token);
+  await logIn(client, config.discord.token);
   const readyClient = await ready;
   const directMessageSweep = setInterval(
     () => sweepIdleDirectMessageChannels(readyClient, (userId) => lanes.has(userId)),

@@ -74,7 +74,8 @@ export async function applyShards(client: Client, config: Config['discord']): Pr
   const { shardCount, shardIds } = config;
   if (shardCount === undefined && shardIds === undefined) return;
   if (shardIds === undefined) {
-    client.options.shards = shardCount === 'auto' ? 'auto' : Array.from({ length: shardCount ?? 1 }, (_, id) => id);
+    client.options.shards =
+      shardCount === 'auto' ? 'auto' : Array.from({ length: shardCount ?? 1 }, (_, id) => id);
     if (typeof shardCount === 'number') client.options.shardCount = shardCount;
     return;
   }

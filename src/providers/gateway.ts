@@ -7,7 +7,13 @@ import {
   handleWhen,
   IsolatedCircuitError,
 } from 'cockatiel';
-import { type Answered, type CallOutcome, type CallSpec, ProvidersUnavailableError } from '../core/calls.js';
+import {
+  type Answered,
+  CallAbortedError,
+  type CallOutcome,
+  type CallSpec,
+  ProvidersUnavailableError,
+} from '../core/calls.js';
 import {
   type ChatModel,
   type ChatRequest,
@@ -87,6 +93,20 @@ async function providerCounted(estimate: Promise<number>, spend: Spend): Promise
   } finally {
     spend.providerMs += performance.now() - startedAt;
   }
+}
+
+/**
+ * The caller aborted (in an attempt, or in a retry's wait): the error says what the call's attempts were
+ * charged, so that a turn can count an aborted draft's honest charge (see the adapters' usageOfAbort).
+ */
+function abortedCall(error: unknown, provider: ProviderName, spend: Spend): CallAbortedError {
+  const details = error instanceof ProviderError ? error.details : {};
+  return new CallAbortedError(
+    error instanceof ProviderError ? error.provider : provider,
+    spend.costMicros,
+    spend.providerMs,
+    { usage: details.usage, partialText: details.partialText, cause: error },
+  );
 }
 
 /** The requested provider's circuit is open: it failed repeatedly and is being given a rest. */
@@ -190,6 +210,7 @@ export class ModelGateway implements ModelCaller {
     try {
       return await this.withRetries(provider, spec, spec.purpose, attempt, deadline, spend);
     } catch (error) {
+      if (spec.request.signal?.aborted) throw abortedCall(error, provider, spend);
       if (isCutShort(error)) return cutShort<Result>(error, spec.request.model, spend);
       if (!(error instanceof ProviderError) || !error.warrantsFallback) throw error;
       if (spec.fallback === false)
@@ -206,6 +227,7 @@ export class ModelGateway implements ModelCaller {
       const outcome = await this.withRetries(other, fallbackSpec, 'fallback', attempt, deadline, spend);
       return outcome.ok ? { ...outcome, fallback } : outcome;
     } catch (error) {
+      if (spec.request.signal?.aborted) throw abortedCall(error, other, spend);
       if (isCutShort(error)) {
         return { ...cutShort<Result>(error, fallbackSpec.request.model, spend), fallback };
       }
@@ -235,6 +257,7 @@ export class ModelGateway implements ModelCaller {
       } catch (error) {
         if (!(error instanceof ProviderError) || !error.retryable || error instanceof CircuitOpen)
           throw error;
+        if (spec.retry === false) throw error;
         if (error.details.partialText) throw error;
         const delay = this.retryDelay(attemptNumber, error.details.retryAfterMs);
         if (this.now() + delay >= deadline) throw error;

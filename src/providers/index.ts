@@ -8,7 +8,10 @@ import { OpenAIChatModel } from './openai/adapter.js';
 
 /** The official SDK clients, their adapters, and the gateway every model call goes through. */
 export function createModelGateway(config: ModelConfig, ledger: UsageLedger): ModelGateway {
-  const adapterOptions = { firstTokenTimeoutMs: config.providers.firstTokenTimeoutMs };
+  const adapterOptions = {
+    firstTokenTimeoutMs: config.providers.firstTokenTimeoutMs,
+    abortMarginTokens: config.providers.abortMarginTokens,
+  };
   // maxRetries 0: retries are the gateway's, each attempt under its own reservation.
   const openai = new OpenAI({
     apiKey: config.openai.apiKey,

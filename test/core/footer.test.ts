@@ -60,6 +60,29 @@ describe('footerLines', () => {
     expect(footerLines(asked)[0]).toBe('claude-haiku-4-5 (requested by user) · 312 tokens · $0.0002');
   });
 
+  it('when the router sent the question to Claude, then a line of its own says why, by triage or by rule', () => {
+    const routed = answered({
+      model: SMART,
+      models: [SMART],
+      escalation: {
+        source: 'router',
+        reason: 'routed to Claude Haiku: code',
+        category: 'code',
+        confidence: 0.9,
+      },
+    });
+    expect(footerLines(routed)).toEqual([
+      'claude-haiku-4-5 · 312 tokens · $0.0002',
+      'routed to Claude Haiku: code',
+    ]);
+    const byRule = answered({
+      model: SMART,
+      models: [SMART],
+      escalation: { source: 'rule', reason: 'routed to Claude Haiku: a stack trace', category: 'code' },
+    });
+    expect(footerLines(byRule).slice(1)).toEqual(['routed to Claude Haiku: a stack trace']);
+  });
+
   it('when the turn was denied, then the footer is only the denial, with no route or cost', () => {
     const denial = {} as BudgetDenial;
     const warning =

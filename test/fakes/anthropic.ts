@@ -394,7 +394,12 @@ async function streamEvents(
     await reply.untilGone();
     return;
   }
-  if (!(await reply.wait(script.firstChunkDelayMs))) return;
+  // Each chunk is due at a time counted from the headers, not from the chunk before: timers that fire late
+  // do not add up, so a paced stream keeps its published speed.
+  const startedAt = performance.now();
+  const dueIn = (index: number) =>
+    startedAt + (script.firstChunkDelayMs ?? 0) + index * (script.chunkDelayMs ?? 0) - performance.now();
+  if (!(await reply.wait(dueIn(0)))) return;
 
   const message = {
     id: randomId('msg_01', 22),
@@ -420,7 +425,7 @@ async function streamEvents(
       reply.cut();
       return;
     }
-    if (index > 0 && !(await reply.wait(script.chunkDelayMs))) return;
+    if (index > 0 && !(await reply.wait(dueIn(index)))) return;
     const delta = { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: piece } };
     if (!(await send('content_block_delta', delta))) return;
   }

@@ -1,13 +1,18 @@
 import { createServer, request as forward } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type FakeOpenAI, startFakeOpenAI } from './openai.js';
+import { CHECK_SCHEMA_NAME } from '../../src/core/escalation.js';
+import { TRIAGE_SCHEMA_NAME } from '../../src/core/router.js';
+import { type FakeOpenAI, type RecordedRequest, startFakeOpenAI } from './openai.js';
 
 /**
- * OpenAI for many turns at once: each turn streams a draft, then makes one plain completion (the check),
- * and concurrent turns send these in any order, so one fake's script queue would hand a draft's script to
- * a check. This loopback router sends streamed requests to one fake and the others to a second one,
- * passing the bytes through untouched both ways; a client that goes away is passed on too, so the fake
- * sees its stream abandoned.
+ * OpenAI for many turns at once, or for calls made side by side: a turn streams a draft while the
+ * router's triage (a structured completion) reads the question, then makes another structured completion
+ * (the check), and these arrive in any order, so one fake's script queue would hand a draft's script to a
+ * triage or a triage's to a check. This loopback router sends each request to a fake by what it is for:
+ * streamed requests (drafts) to one, structured completions to the fake named for their JSON schema
+ * (`draft_check`, `question_triage`), passing the bytes through untouched both ways; a client that goes
+ * away is passed on too, so the fake sees its stream abandoned. A request it cannot place is answered 500
+ * and kept in `strays`.
  */
 export interface OpenAIRouter {
   /** The base URL (with /v1) to give the SDK. */
@@ -22,22 +27,51 @@ export interface CallObserver {
   closed?(finished: boolean): void;
 }
 
+/** What a call to OpenAI is for, read from its body: a streamed draft, or a structured call's schema name. */
+export type CallKind = 'draft' | 'check' | 'triage';
+
+const KIND_OF_SCHEMA: Readonly<Record<string, CallKind>> = {
+  [CHECK_SCHEMA_NAME]: 'check',
+  [TRIAGE_SCHEMA_NAME]: 'triage',
+};
+
+export function callKindOf(body: string): CallKind | undefined {
+  let parsed: { stream?: unknown; response_format?: { json_schema?: { name?: unknown } } };
+  try {
+    parsed = JSON.parse(body || '{}') as typeof parsed;
+  } catch {
+    return undefined;
+  }
+  if (parsed.stream === true) return 'draft';
+  const schemaName = parsed.response_format?.json_schema?.name;
+  return typeof schemaName === 'string' ? KIND_OF_SCHEMA[schemaName] : undefined;
+}
+
 export async function startOpenAIRouter(options: {
-  draftsUrl: string;
-  checksUrl: string;
-  observe?(call: { body: string; isStream: boolean }): CallObserver | undefined;
+  /** Where each kind of call goes (base URLs with /v1); a kind without one is a stray. */
+  urls: Partial<Record<CallKind, string>>;
+  observe?(call: { body: string; kind: CallKind }): CallObserver | undefined;
+  /** A request of no kind the router has a URL for: answered 500 (and not retried by the SDK). */
+  stray?(body: string): void;
 }): Promise<OpenAIRouter> {
-  const drafts = new URL(options.draftsUrl);
-  const checks = new URL(options.checksUrl);
+  const targets = new Map(Object.entries(options.urls).map(([kind, url]) => [kind, new URL(url)]));
+  const basePath = [...targets.values()][0]?.pathname ?? '/v1';
   const server = createServer((incoming, outgoing) => {
     const parts: Buffer[] = [];
     incoming.on('data', (part: Buffer) => parts.push(part));
     incoming.on('end', () => {
       const body = Buffer.concat(parts);
       const text = body.toString('utf8');
-      const isStream = (JSON.parse(text || '{}') as { stream?: unknown }).stream === true;
-      const observer = options.observe?.({ body: text, isStream });
-      const target = isStream ? drafts : checks;
+      const kind = callKindOf(text);
+      const target = kind === undefined ? undefined : targets.get(kind);
+      if (kind === undefined || target === undefined) {
+        options.stray?.(text);
+        const error = { error: { message: 'router: no fake for this request', type: 'fake_error' } };
+        outgoing.writeHead(500, { 'content-type': 'application/json', 'x-should-retry': 'false' });
+        outgoing.end(JSON.stringify(error));
+        return;
+      }
+      const observer = options.observe?.({ body: text, kind });
       const upstream = forward(
         {
           host: target.hostname,
@@ -69,7 +103,7 @@ export async function startOpenAIRouter(options: {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}${drafts.pathname}`,
+    url: `http://127.0.0.1:${port}${basePath}`,
     close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
@@ -78,25 +112,61 @@ export async function startOpenAIRouter(options: {
   };
 }
 
-/** Two OpenAI fakes behind one router: drafts to one, checks to the other. */
+/** Three OpenAI fakes behind one router: drafts to one, checks to another, triages to the third. */
 export interface SplitOpenAI {
   readonly url: string;
-  /** Gets every `stream: true` request: the drafts. */
+  /** Gets every `stream: true` request: the drafts (and, with the router's fallback, nothing else). */
   readonly drafts: FakeOpenAI;
-  /** Gets every other request: the checks. */
+  /** Gets every structured call whose schema is the draft check's. */
   readonly checks: FakeOpenAI;
+  /** Gets every structured call whose schema is the router's triage. */
+  readonly triages: FakeOpenAI;
+  /** Every request the three fakes received, in no particular order across them. */
+  readonly requests: RecordedRequest[];
+  /** Requests no fake had a script for, and requests the router could not place. */
+  readonly unexpected: RecordedRequest[];
+  /** Each response, when its last byte was handed to the client (Date.now()), or its client went away. */
+  readonly ended: { kind: CallKind; at: number; finished: boolean }[];
   close(): Promise<void>;
 }
 
 export async function startSplitOpenAI(): Promise<SplitOpenAI> {
-  const [drafts, checks] = await Promise.all([startFakeOpenAI(), startFakeOpenAI()]);
-  const router = await startOpenAIRouter({ draftsUrl: drafts.url, checksUrl: checks.url });
+  const [drafts, checks, triages] = await Promise.all([
+    startFakeOpenAI(),
+    startFakeOpenAI(),
+    startFakeOpenAI(),
+  ]);
+  const strays: RecordedRequest[] = [];
+  const ended: SplitOpenAI['ended'] = [];
+  const router = await startOpenAIRouter({
+    urls: { draft: drafts.url, check: checks.url, triage: triages.url },
+    observe: ({ kind }) => ({ closed: (finished) => ended.push({ kind, at: Date.now(), finished }) }),
+    stray: (body) =>
+      strays.push({ method: 'POST', path: '/v1/chat/completions', headers: {}, body: parseOrText(body) }),
+  });
+  const fakes = [drafts, checks, triages];
   return {
     url: router.url,
     drafts,
     checks,
+    triages,
+    ended,
+    get requests() {
+      return fakes.flatMap((fake) => fake.requests);
+    },
+    get unexpected() {
+      return [...strays, ...fakes.flatMap((fake) => fake.unexpected)];
+    },
     async close() {
-      await Promise.all([router.close(), drafts.close(), checks.close()]);
+      await Promise.all([router.close(), ...fakes.map((fake) => fake.close())]);
     },
   };
+}
+
+function parseOrText(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    return body;
+  }
 }

@@ -308,7 +308,12 @@ async function streamChunks(
     await reply.untilGone();
     return;
   }
-  if (!(await reply.wait(script.firstChunkDelayMs))) return;
+  // Each chunk is due at a time counted from the headers, not from the chunk before: timers that fire late
+  // do not add up, so a paced stream keeps its published speed.
+  const startedAt = performance.now();
+  const dueIn = (index: number) =>
+    startedAt + (script.firstChunkDelayMs ?? 0) + index * (script.chunkDelayMs ?? 0) - performance.now();
+  if (!(await reply.wait(dueIn(0)))) return;
 
   const isRefusal = script.refusal !== undefined;
   const pieces = isRefusal
@@ -328,7 +333,7 @@ async function streamChunks(
         reply.cut();
         return;
       }
-      if (index > 0 && !(await reply.wait(script.chunkDelayMs))) return;
+      if (index > 0 && !(await reply.wait(dueIn(index)))) return;
       const delta = isRefusal ? { refusal: piece } : { content: piece };
       if (!(await reply.write(chunkFrame([choice(delta)])))) return;
     }

@@ -7,15 +7,17 @@ import { createLogger } from '../../src/log.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { type FakeDiscord, startFakeDiscord } from '../fakes/discord/index.js';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai.js';
+import { type SplitOpenAI, startSplitOpenAI } from '../fakes/openai-router.js';
 import { type Backend, type TemporaryDatabase, temporaryDatabase } from './databases.js';
+import type { OpenAIEndpoint } from './providers.js';
 import { watchUnhandledRejections } from './rejections.js';
 import { loopbackEnvironment } from './environment.js';
 import { assertNoSecrets } from './secrets.js';
 
-export interface BotHarness {
+export interface BotHarness<OpenAIFake extends OpenAIEndpoint = FakeOpenAI> {
   database: TemporaryDatabase;
   discord: FakeDiscord;
-  openai: FakeOpenAI;
+  openai: OpenAIFake;
   anthropic: FakeAnthropic;
   config: Config;
   app: App;
@@ -32,16 +34,25 @@ export interface BotHarness {
  * After each test its bot is closed (which checks that nothing stayed reserved) and the test fails if a
  * promise rejection went unhandled meanwhile.
  */
-export function botPerTest(): (options?: Parameters<typeof startBotHarness>[0]) => Promise<BotHarness> {
+export function botPerTest(): (options?: BotHarnessOptions) => Promise<BotHarness>;
+/** With `splitOpenAI`, each bot gets a fake per kind of OpenAI call (drafts, checks, triages). */
+export function botPerTest(fakes: {
+  splitOpenAI: true;
+}): (options?: BotHarnessOptions) => Promise<BotHarness<SplitOpenAI>>;
+export function botPerTest(
+  fakes: { splitOpenAI?: boolean } = {},
+): (options?: BotHarnessOptions) => Promise<BotHarness<FakeOpenAI | SplitOpenAI>> {
   const rejections = watchUnhandledRejections();
-  let running: BotHarness | undefined;
+  let running: BotHarness<FakeOpenAI | SplitOpenAI> | undefined;
   afterEach(async () => {
     await running?.close();
     running = undefined;
     await rejections.expectNone();
   });
   return async (options) => {
-    running = await startBotHarness(options);
+    running = fakes.splitOpenAI
+      ? await startBotHarness({ ...options, splitOpenAI: true })
+      : await startBotHarness(options);
     return running;
   };
 }
@@ -51,20 +62,27 @@ export function botPerTest(): (options?: Parameters<typeof startBotHarness>[0]) 
  * fast edit interval and a short shutdown grace. `before` runs against the fake Discord before the bot
  * logs in (e.g. to register the commands).
  */
+export interface BotHarnessOptions {
+  /** Over the harness's environment; a function sees the fake Discord first (for its ids). */
+  environment?: Record<string, string> | ((discord: FakeDiscord) => Record<string, string>);
+  before?: (discord: FakeDiscord, config: Config) => Promise<void>;
+  /** Over the harness's bot options (fast edits, short shutdown grace). */
+  bot?: BotOptions;
+  /** The database it runs on (default SQLite). */
+  backend?: Backend;
+}
+
+export function startBotHarness(options?: BotHarnessOptions): Promise<BotHarness>;
+/** With `splitOpenAI`, a fake per kind of OpenAI call (drafts, checks, triages), routed by schema name. */
+export function startBotHarness(
+  options: BotHarnessOptions & { splitOpenAI: true },
+): Promise<BotHarness<SplitOpenAI>>;
 export async function startBotHarness(
-  options: {
-    /** Over the harness's environment; a function sees the fake Discord first (for its ids). */
-    environment?: Record<string, string> | ((discord: FakeDiscord) => Record<string, string>);
-    before?: (discord: FakeDiscord, config: Config) => Promise<void>;
-    /** Over the harness's bot options (fast edits, short shutdown grace). */
-    bot?: BotOptions;
-    /** The database it runs on (default SQLite). */
-    backend?: Backend;
-  } = {},
-): Promise<BotHarness> {
+  options: BotHarnessOptions & { splitOpenAI?: boolean } = {},
+): Promise<BotHarness<FakeOpenAI | SplitOpenAI>> {
   const [discord, openai, anthropic] = await Promise.all([
     startFakeDiscord({ heartbeatIntervalMs: 5_000 }),
-    startFakeOpenAI(),
+    options.splitOpenAI ? startSplitOpenAI() : startFakeOpenAI(),
     startFakeAnthropic(),
   ]);
   const database = await temporaryDatabase(options.backend ?? 'sqlite');

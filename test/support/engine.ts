@@ -6,7 +6,9 @@ import {
   CHECK_SYSTEM_PROMPT,
   checkPrompt,
   DEFAULT_POLICY,
+  type EscalationPolicy,
 } from '../../src/core/escalation.js';
+import { DEFAULT_ROUTER, type RouterPolicy } from '../../src/core/router.js';
 import type { CallPurpose } from '../../src/core/ledger.js';
 import {
   answerTurn,
@@ -17,8 +19,15 @@ import {
   type TurnResult,
 } from '../../src/core/turn.js';
 import type { TurnBook } from '../../src/db/turns.js';
+import type { FakeOpenAI } from '../fakes/openai.js';
+import type { SplitOpenAI } from '../fakes/openai-router.js';
 import { FAST_MODEL, SMART_MODEL } from './ledger.js';
-import { type ProviderHarness, startProviderHarness } from './providers.js';
+import {
+  type OpenAIEndpoint,
+  type ProviderHarness,
+  type ProviderHarnessOptions,
+  startProviderHarness,
+} from './providers.js';
 
 export const SYSTEM_PROMPT = 'You are tierbot.';
 export const MAX_OUTPUT_TOKENS = 512;
@@ -30,7 +39,9 @@ export const PERSON = {
   channelId: 'channel-1',
 };
 
-export interface EngineHarness extends ProviderHarness {
+export interface EngineHarness<
+  OpenAIFake extends OpenAIEndpoint = FakeOpenAI,
+> extends ProviderHarness<OpenAIFake> {
   dependencies: TurnDependencies;
   turns: TurnBook;
 }
@@ -39,10 +50,28 @@ export const modelLabel = (model: string) => (model.startsWith('claude') ? 'Clau
 
 /**
  * The turn engine as the bot wires it: the provider harness (real SDK clients against the loopback fakes,
- * the real gateway and ledger on a temporary SQLite file) plus the turn log on the same database.
+ * the real gateway and ledger on a temporary SQLite file) plus the turn log on the same database. The
+ * router is off: tests script today's cascade call by call.
  */
-export async function startEngine(options: Parameters<typeof startProviderHarness>[0] = {}) {
-  const harness = await startProviderHarness(options);
+export async function startEngine(options: ProviderHarnessOptions = {}): Promise<EngineHarness> {
+  return withEngine(await startProviderHarness(options), DEFAULT_POLICY);
+}
+
+/**
+ * The engine with the router on (or as `router` says), and a fake per kind of OpenAI call behind a router
+ * that tells them apart by schema name: `openai.drafts`, `openai.triages`, `openai.checks`.
+ */
+export async function startRouterEngine(
+  options: ProviderHarnessOptions & { router?: Partial<RouterPolicy> } = {},
+): Promise<EngineHarness<SplitOpenAI>> {
+  const harness = await startProviderHarness({ ...options, splitOpenAI: true });
+  return withEngine(harness, { ...DEFAULT_POLICY, router: { ...DEFAULT_ROUTER, ...options.router } });
+}
+
+function withEngine<OpenAIFake extends OpenAIEndpoint>(
+  harness: ProviderHarness<OpenAIFake>,
+  policy: EscalationPolicy,
+): EngineHarness<OpenAIFake> {
   const { turns, notices } = harness.storage;
   const dependencies: TurnDependencies = {
     models: harness.gateway,
@@ -51,14 +80,11 @@ export async function startEngine(options: Parameters<typeof startProviderHarnes
     modelLabel,
     systemPrompt: SYSTEM_PROMPT,
     maxOutputTokens: MAX_OUTPUT_TOKENS,
-    policy: DEFAULT_POLICY,
+    policy,
     budgetNotice: (member) => notices.forUser(member),
     turns,
   };
-  return Object.assign(harness, {
-    dependencies,
-    turns,
-  }) satisfies EngineHarness;
+  return Object.assign(harness, { dependencies, turns });
 }
 
 /** `/ask` in auto mode with one question (or a whole conversation ending with it); override any field. */
@@ -78,7 +104,7 @@ export function turnRequest(
 
 /** Runs one turn and keeps every event it emitted. */
 export async function runTurn(
-  engine: EngineHarness,
+  engine: Pick<EngineHarness<OpenAIEndpoint>, 'dependencies'>,
   request: TurnRequest,
 ): Promise<{ result: TurnResult; events: TurnEvent[] }> {
   const events: TurnEvent[] = [];
@@ -95,7 +121,10 @@ export interface TurnLedgerRow {
 }
 
 /** The ledger rows charged under one turn, oldest first. */
-export async function turnLedgerRows(engine: EngineHarness, turnId: string): Promise<TurnLedgerRow[]> {
+export async function turnLedgerRows(
+  engine: EngineHarness<OpenAIEndpoint>,
+  turnId: string,
+): Promise<TurnLedgerRow[]> {
   await engine.storage.flush();
   return engine.database.query<TurnLedgerRow>(
     `SELECT purpose, provider, model, outcome, cost_micros AS "costMicros"
@@ -106,7 +135,7 @@ export async function turnLedgerRows(engine: EngineHarness, turnId: string): Pro
 
 /** The row the turn log kept for one turn, as stored. */
 export async function turnRow(
-  engine: EngineHarness,
+  engine: EngineHarness<OpenAIEndpoint>,
   turnId: string,
 ): Promise<Record<string, unknown> | undefined> {
   await engine.storage.flush();
@@ -115,7 +144,10 @@ export async function turnRow(
 }
 
 /** What the draft of this conversation reserves: its input estimate and every allowed output token. */
-export function draftWorstCaseMicros(engine: EngineHarness, conversation: readonly ChatMessage[]): number {
+export function draftWorstCaseMicros(
+  engine: EngineHarness<OpenAIEndpoint>,
+  conversation: readonly ChatMessage[],
+): number {
   const request = {
     model: FAST_MODEL,
     system: SYSTEM_PROMPT,
@@ -131,7 +163,7 @@ export function draftWorstCaseMicros(engine: EngineHarness, conversation: readon
 
 /** What the check of a draft reserves. */
 export function checkWorstCaseMicros(
-  engine: EngineHarness,
+  engine: EngineHarness<OpenAIEndpoint>,
   conversation: readonly ChatMessage[],
   draft: string,
 ): number {
@@ -161,6 +193,20 @@ export function checkSays(
   return {
     type: 'completion' as const,
     content: JSON.stringify({ verdict, reason, category, confidence }),
+    ...(usage ? { usage } : {}),
+  };
+}
+
+/** The triage's answer as the OpenAI fake sends it: a structured completion; confidence in whole percent. */
+export function triageSays(
+  route: 'fast' | 'smart',
+  category: string,
+  confidencePercent: number,
+  usage?: { promptTokens: number; completionTokens: number },
+) {
+  return {
+    type: 'completion' as const,
+    content: JSON.stringify({ route: `${route} ${category}`, confidence: confidencePercent }),
     ...(usage ? { usage } : {}),
   };
 }

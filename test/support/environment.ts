@@ -7,7 +7,7 @@ export const TEST_KEYS = {
 /**
  * The variables that point the bot's configuration at the loopback servers and a database file: what
  * every test that starts the bot (in this process or as `npm start`) sets. Without `discord`, enough for
- * the engine alone (the terminal chat).
+ * the engine alone (the terminal chat). The router is off unless a test sets ROUTER.
  */
 export function loopbackEnvironment(servers: {
   discord?: { token: string; apiUrl: string };
@@ -25,5 +25,8 @@ export function loopbackEnvironment(servers: {
     OPENAI_BASE_URL: servers.openai.url,
     ANTHROPIC_BASE_URL: servers.anthropic.url,
     ...(servers.database?.environment ?? { DATABASE_PATH: servers.databasePath ?? './data/tierbot.db' }),
+    // Today's cascade, call by call as most tests script it (draft, then check). The router's own tests
+    // (test/core/router.test.ts, test/discord/router.test.ts) turn it on, with a fake per kind of call.
+    ROUTER: 'off',
   };
 }

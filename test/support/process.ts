@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -15,32 +15,50 @@ export function tsxArguments(entryPoint: string, ...args: string[]): string[] {
   return ['--import', loader, entryPoint, ...args];
 }
 
+/** The npm scripts that run a compiled entry point: `node [flags] dist/<entry>.js`. */
+export type EntryScript = 'start' | 'chat' | 'deploy-commands';
+
 /**
- * Builds the bot as `npm run build` does (tsc with tsconfig.build.json) into `directory`/dist, linking
- * node_modules and migrations beside it so that it runs from there as from the checkout, and returns the
- * arguments `npm start` gives node: package.json's start script (`node [flags] dist/main.js`), with the
- * entry point in `directory`.
+ * Builds the project in `directory` as `npm ci` does (its prepare script, scripts/build.mjs: tsc with
+ * tsconfig.build.json into dist/, and the hash of the sources it was built from): a copy of package.json,
+ * the tsconfigs, scripts/ and src/, with node_modules (by default the checkout's) and migrations linked,
+ * so that it runs from there — `npm start` included — as from a fresh checkout.
  */
-export function buildForStart(directory: string): string[] {
-  const require = createRequire(join(PROJECT_ROOT, 'package.json'));
-  execFileSync(
-    process.execPath,
-    [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', join(directory, 'dist')],
-    { cwd: PROJECT_ROOT, stdio: 'inherit' },
+export function buildProject(directory: string, options: { nodeModules?: string } = {}): void {
+  mkdirSync(directory, { recursive: true });
+  for (const path of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts', 'src']) {
+    cpSync(join(PROJECT_ROOT, path), join(directory, path), { recursive: true });
+  }
+  symlinkSync(
+    options.nodeModules ?? join(PROJECT_ROOT, 'node_modules'),
+    join(directory, 'node_modules'),
+    'dir',
   );
-  // dist/ is ES modules, as package.json's "type" says in the checkout.
-  writeFileSync(join(directory, 'package.json'), '{ "type": "module" }\n');
-  symlinkSync(join(PROJECT_ROOT, 'node_modules'), join(directory, 'node_modules'), 'dir');
   symlinkSync(join(PROJECT_ROOT, 'migrations'), join(directory, 'migrations'), 'dir');
+  execFileSync(process.execPath, ['scripts/build.mjs', '--install'], { cwd: directory, stdio: 'inherit' });
+}
+
+/**
+ * The arguments package.json's `script` gives node (`node [flags] <entry>.js`), with the entry point in
+ * `directory` and `args` after it: the process `npm start` (or `npm run chat -- args`) starts.
+ */
+export function scriptArguments(directory: string, script: EntryScript, ...args: string[]): string[] {
   const packageJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
     scripts: Record<string, string>;
   };
-  const [command, ...args] = (packageJson.scripts.start ?? '').trim().split(/\s+/);
-  const entryPoint = args.at(-1);
-  if (command !== 'node' || !entryPoint?.endsWith('.js')) {
-    throw new Error(`the start script is not "node [flags] <entry>.js": ${packageJson.scripts.start}`);
+  const command = packageJson.scripts[script] ?? '';
+  const [program, ...words] = command.trim().split(/\s+/);
+  const entryPoint = words.at(-1);
+  if (program !== 'node' || !entryPoint?.endsWith('.js')) {
+    throw new Error(`the ${script} script is not "node [flags] <entry>.js": ${command}`);
   }
-  return [...args.slice(0, -1), join(directory, entryPoint)];
+  return [...words.slice(0, -1), join(directory, entryPoint), ...args];
+}
+
+/** Builds the project in `directory` ({@link buildProject}) and returns the arguments `npm start` gives node. */
+export function buildForStart(directory: string): string[] {
+  buildProject(directory);
+  return scriptArguments(directory, 'start');
 }
 
 export interface ProcessOutcome {
@@ -55,11 +73,25 @@ export function runEntryPoint(
   args: readonly string[] = [],
   options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
 ): Promise<ProcessOutcome> {
+  return runNode(tsxArguments(entryPoint, ...args), options);
+}
+
+/** Runs node with `args` to the end, feeding it `input` on stdin. */
+export function runNode(
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
+): Promise<ProcessOutcome> {
+  return runProcess(process.execPath, args, options);
+}
+
+/** Runs a program to the end, feeding it `input` on stdin; what it printed and how it ended. */
+export function runProcess(
+  program: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
+): Promise<ProcessOutcome> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, tsxArguments(entryPoint, ...args), {
-      cwd: options.cwd,
-      env: options.env ?? process.env,
-    });
+    const child = spawn(program, args, { cwd: options.cwd, env: options.env ?? process.env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => {

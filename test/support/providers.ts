@@ -7,12 +7,21 @@ import { AnthropicChatModel } from '../../src/providers/anthropic/adapter.js';
 import { type GatewayOptions, ModelGateway } from '../../src/providers/gateway.js';
 import { OpenAIChatModel } from '../../src/providers/openai/adapter.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
-import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai.js';
+import { type FakeOpenAI, type RecordedRequest, startFakeOpenAI } from '../fakes/openai.js';
+import { type SplitOpenAI, startSplitOpenAI } from '../fakes/openai-router.js';
 import type { Backend, TemporaryDatabase } from './databases.js';
 import { FAST_MODEL, SMART_MODEL, temporaryStorage } from './ledger.js';
 
-export interface ProviderHarness {
-  openai: FakeOpenAI;
+/** What the harness needs of the OpenAI fake: one fake, or one per kind of call behind a router. */
+export interface OpenAIEndpoint {
+  readonly url: string;
+  readonly requests: RecordedRequest[];
+  readonly unexpected: RecordedRequest[];
+  close(): Promise<void>;
+}
+
+export interface ProviderHarness<OpenAIFake extends OpenAIEndpoint = FakeOpenAI> {
+  openai: OpenAIFake;
   anthropic: FakeAnthropic;
   openaiModel: OpenAIChatModel;
   anthropicModel: AnthropicChatModel;
@@ -26,29 +35,41 @@ export interface ProviderHarness {
 }
 
 /**
- * The real SDK clients pointed at the loopback fakes, the real adapters, a real ledger on a temporary
- * SQLite file, and the gateway over them. Retries do not really sleep: their delays are recorded.
+ * The real SDK clients pointed at the loopback fakes, the real adapters, real storage on a temporary
+ * database (SQLite unless told), and the gateway over them. Retries do not really sleep: their delays are recorded.
  */
+export interface ProviderHarnessOptions {
+  gateway?: Partial<GatewayOptions>;
+  firstTokenTimeoutMs?: number;
+  userBudgetMicros?: number;
+  abortMarginTokens?: number;
+  backend?: Backend;
+}
+
+export function startProviderHarness(options?: ProviderHarnessOptions): Promise<ProviderHarness>;
+/** With `splitOpenAI`, a fake per kind of OpenAI call (drafts, checks, triages), routed by schema name. */
+export function startProviderHarness(
+  options: ProviderHarnessOptions & { splitOpenAI: true },
+): Promise<ProviderHarness<SplitOpenAI>>;
 export async function startProviderHarness(
-  options: {
-    gateway?: Partial<GatewayOptions>;
-    firstTokenTimeoutMs?: number;
-    userBudgetMicros?: number;
-    backend?: Backend;
-  } = {},
-): Promise<ProviderHarness> {
-  const [openai, anthropic] = await Promise.all([startFakeOpenAI(), startFakeAnthropic()]);
-  const firstTokenTimeoutMs = options.firstTokenTimeoutMs ?? 5_000;
+  options: ProviderHarnessOptions & { splitOpenAI?: boolean } = {},
+): Promise<ProviderHarness<FakeOpenAI | SplitOpenAI>> {
+  const [openai, anthropic] = await Promise.all([
+    options.splitOpenAI ? startSplitOpenAI() : startFakeOpenAI(),
+    startFakeAnthropic(),
+  ]);
+  const adapterOptions = {
+    firstTokenTimeoutMs: options.firstTokenTimeoutMs ?? 5_000,
+    ...(options.abortMarginTokens === undefined ? {} : { abortMarginTokens: options.abortMarginTokens }),
+  };
   // maxRetries 0: retries are ours, each under its own reservation.
   const openaiModel = new OpenAIChatModel(
     new OpenAI({ apiKey: 'sk-test-openai', baseURL: openai.url, maxRetries: 0 }),
-    {
-      firstTokenTimeoutMs,
-    },
+    adapterOptions,
   );
   const anthropicModel = new AnthropicChatModel(
     new Anthropic({ apiKey: 'sk-ant-test', baseURL: anthropic.url, maxRetries: 0 }),
-    { firstTokenTimeoutMs },
+    adapterOptions,
   );
   const { storage, database, cleanup } = await temporaryStorage(options.backend ?? 'sqlite', {
     defaultUserBudget: { amountMicros: options.userBudgetMicros ?? 1_000_000, period: 'month' },

@@ -43,10 +43,7 @@ export class PostgresUsageStore implements UsageStore {
         [...parameters, smartModel],
       ),
       this.pool.query<AnswersByRoute>(
-        `SELECT CASE escalation_source
-                  WHEN 'check' THEN COALESCE(category, escalation_reason)
-                  WHEN 'fallback' THEN 'fallback'
-                  ELSE escalation_reason END AS reason,
+        `SELECT escalation_source AS reason,
                 COUNT(*)::int AS answers, SUM(cost_micros) AS "costMicros",
                 SUM(smart_only_cost_micros) AS "smartOnlyCostMicros"
          FROM turns WHERE status = 'answered' AND ${inWindow('created_at', isDirectMessage)}

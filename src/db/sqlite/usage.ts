@@ -69,10 +69,7 @@ function usageReport(db: AppDatabase, query: UsageQuery): UsageReport {
     .all(parameters);
   const routes = db.$client
     .prepare<[typeof parameters], AnswersByRoute>(
-      `SELECT CASE escalation_source
-                WHEN 'check' THEN COALESCE(category, escalation_reason)
-                WHEN 'fallback' THEN 'fallback'
-                ELSE escalation_reason END AS reason,
+      `SELECT escalation_source AS reason,
               COUNT(*) AS answers, SUM(cost_micros) AS costMicros, SUM(smart_only_cost_micros) AS smartOnlyCostMicros
        FROM turns WHERE status = 'answered' AND ${inWindow('created_at')}
        GROUP BY reason ORDER BY answers DESC, reason`,

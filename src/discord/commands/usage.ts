@@ -9,6 +9,7 @@ import {
 import { formatUsd } from '../../core/money.js';
 import { modelLabel } from '../../core/models.js';
 import { totalTokens } from '../../core/pricing.js';
+import type { EscalationSource } from '../../core/turn.js';
 import type { UsageReport } from '../../core/usage.js';
 import { roleIdsOf } from '../members.js';
 import { NO_MENTIONS } from '../live-reply.js';
@@ -19,6 +20,21 @@ const PERIODS = [...BUDGET_PERIODS, 'all'] as const;
 type UsagePeriod = (typeof PERIODS)[number];
 
 const DAY_MS = 86_400_000;
+
+/** Why answers went to the smart model, as /usage counts them (a turn's escalation source). */
+const ESCALATION_REASONS: Record<EscalationSource, string> = {
+  router: 'triage',
+  rule: 'code rule',
+  check: 'check',
+  signal: 'draft cut off or empty',
+  user: 'asked',
+  pdf: 'PDF',
+  fallback: 'fallback',
+};
+
+function reasonLabel(reason: string): string {
+  return ESCALATION_REASONS[reason as EscalationSource] ?? reason;
+}
 
 /** /usage: what a member spent, against which limit, on what, and what the cascade saved; with a chart. */
 export const usage: SlashCommand = {
@@ -117,7 +133,7 @@ function describeReport(report: UsageReport, smartModel: string): string[] {
   lines.push(
     `**Answers**: ${answers.toLocaleString('en-US')} · escalated to ${modelLabel(smartModel)}: ${escalations.toLocaleString('en-US')}` +
       (escalated.length > 0
-        ? ` (${escalated.map((route) => `${route.reason} ${route.answers}`).join(', ')})`
+        ? ` (${escalated.map((route) => `${reasonLabel(route.reason ?? '')} ${route.answers}`).join(', ')})`
         : ''),
   );
   const cost = report.routes.reduce((sum, route) => sum + route.costMicros, 0);

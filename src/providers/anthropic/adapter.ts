@@ -9,13 +9,15 @@ import {
   type StructuredResult,
 } from '../../core/chat.js';
 import type { TokenUsage } from '../../core/pricing.js';
-import { estimateAnthropicInputTokens, type PdfPart, pdfPartsOf } from '../estimate.js';
+import { countOpenAITokens, estimateAnthropicInputTokens, type PdfPart, pdfPartsOf } from '../estimate.js';
 import {
   type AdapterOptions,
   clampOutputTokens,
   contextWindowIn,
+  DEFAULT_ABORT_MARGIN_TOKENS,
   maxOutputTokensIn,
   parseJsonOrUndefined,
+  usageOfAbort,
 } from '../limits.js';
 import { startFirstTokenTimer } from '../timer.js';
 import {
@@ -143,7 +145,12 @@ export class AnthropicChatModel implements ChatModel {
       }
     } catch (error) {
       timer.rethrowCallerError();
-      throw mapAnthropicError(error, { timedOut: timer.timedOut, usage: usageSoFar(), partialText: text });
+      const isAbortedByCaller = request.signal?.aborted === true && !timer.timedOut;
+      throw mapAnthropicError(error, {
+        timedOut: timer.timedOut,
+        usage: isAbortedByCaller ? this.usageOfAbort(request, usageSoFar(), text) : usageSoFar(),
+        partialText: text,
+      });
     } finally {
       timer.stop();
     }
@@ -180,7 +187,13 @@ export class AnthropicChatModel implements ChatModel {
         { signal: request.signal, timeout: this.options.firstTokenTimeoutMs },
       );
     } catch (error) {
-      throw mapAnthropicError(error);
+      // A message that is not streamed goes on to its end after we hang up: all of it is charged.
+      throw mapAnthropicError(
+        error,
+        request.signal?.aborted
+          ? { usage: this.usageOfAbort(request, undefined, '', this.clamp(request)) }
+          : {},
+      );
     }
     const text = message.content.map((block) => (block.type === 'text' ? block.text : '')).join('');
     const finishReason = mapAnthropicStopReason(message.stop_reason) ?? 'error';
@@ -194,6 +207,38 @@ export class AnthropicChatModel implements ChatModel {
       provider: this.provider,
       timeToFirstTokenMs: this.now() - startedAt,
     };
+  }
+
+  /**
+   * What an aborted call is charged: the input `message_start` reported (else the estimate), the output it
+   * delivered and the margin for tokens in flight. Anthropic counts output only at the end, and its
+   * tokenizer is not public: delivered text is counted with o200k, as the benchmarks count Claude's tokens.
+   */
+  private usageOfAbort(
+    request: ChatRequest,
+    reported: TokenUsage | undefined,
+    text: string,
+    deliveredOutputTokens = Math.max(reported?.outputTokens ?? 0, countOpenAITokens(text)),
+  ): TokenUsage {
+    const charged = usageOfAbort(
+      reported ? reported.inputTokens : this.knownInputTokens(request),
+      deliveredOutputTokens,
+      this.options.abortMarginTokens ?? DEFAULT_ABORT_MARGIN_TOKENS,
+      this.clamp(request),
+    );
+    return reported ? { ...reported, outputTokens: charged.outputTokens } : charged;
+  }
+
+  /**
+   * The input estimate without asking Anthropic again: a PDF's count was made when the call reserved (and
+   * is kept), so this is what the reservation held; a PDF never counted is bounded by the context window.
+   */
+  private knownInputTokens(request: ChatRequest): number {
+    return estimateAnthropicInputTokens(
+      request,
+      contextWindowIn(CONTEXT_WINDOW_TOKENS, request.model),
+      (part) => this.pdfCounts.known(request.model, part),
+    );
   }
 
   private clamp(request: ChatRequest): number {

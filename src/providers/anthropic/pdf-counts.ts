@@ -50,14 +50,19 @@ export class PdfTokenCounts {
     private readonly timeoutMs: number = DEFAULT_COUNT_TIMEOUT_MS,
   ) {}
 
+  /** A count already made of this PDF on this model, if any (the same as its reservation used). */
+  known(model: string, part: PdfPart): number | undefined {
+    return this.counted.get(part.data)?.get(countKey(model, part));
+  }
+
   /**
    * The PDF's input tokens on this model, with the margin; undefined when Anthropic could not count them in
    * time (the caller then bounds the PDF by the context window). Throws only when the caller aborted.
    */
   async tokensOf(model: string, part: PdfPart, signal?: AbortSignal): Promise<number | undefined> {
-    const key = `${model}\n${part.name ?? ''}`;
-    const known = this.counted.get(part.data)?.get(key);
+    const known = this.known(model, part);
     if (known !== undefined) return known;
+    const key = countKey(model, part);
     // The params as the SDK types them, with a stand-in for the PDF's base64, which the body streams.
     const standIn = `pdf-${randomUUID()}`;
     const params: MessageCountTokensParams = {
@@ -87,6 +92,10 @@ export class PdfTokenCounts {
     this.counted.set(part.data, counts);
     return tokens;
   }
+}
+
+function countKey(model: string, part: PdfPart): string {
+  return `${model}\n${part.name ?? ''}`;
 }
 
 /**

@@ -14,8 +14,10 @@ import {
   type AdapterOptions,
   clampOutputTokens,
   contextWindowIn,
+  DEFAULT_ABORT_MARGIN_TOKENS,
   maxOutputTokensIn,
   parseJsonOrUndefined,
+  usageOfAbort,
 } from '../limits.js';
 import { startFirstTokenTimer } from '../timer.js';
 import { convertOpenAIUsage, mapOpenAIError, mapOpenAIFinishReason, toOpenAIMessages } from './mappers.js';
@@ -96,9 +98,12 @@ export class OpenAIChatModel implements ChatModel {
       if (timer.signal.aborted) throw new APIUserAbortError();
     } catch (error) {
       timer.rethrowCallerError();
+      const isAbortedByCaller = request.signal?.aborted === true && !timer.timedOut;
       throw mapOpenAIError(error, {
         timedOut: timer.timedOut,
-        usage: this.usageOfCut(request, usage, text),
+        usage: isAbortedByCaller
+          ? (usage ?? this.usageOfAbort(request, countOpenAITokens(text)))
+          : this.usageOfCut(request, usage, text),
         partialText: text,
       });
     } finally {
@@ -136,6 +141,16 @@ export class OpenAIChatModel implements ChatModel {
     return usage ?? (text === '' ? undefined : this.usageNotReported(request, text));
   }
 
+  /** What an aborted call is charged: its input, what it delivered, and the margin for tokens in flight. */
+  private usageOfAbort(request: ChatRequest, deliveredOutputTokens: number): TokenUsage {
+    return usageOfAbort(
+      this.estimateInputTokens(request),
+      deliveredOutputTokens,
+      this.options.abortMarginTokens ?? DEFAULT_ABORT_MARGIN_TOKENS,
+      this.clamp(request),
+    );
+  }
+
   async structured(request: StructuredRequest): Promise<StructuredResult> {
     const startedAt = this.now();
     let completion: OpenAI.Chat.Completions.ChatCompletion;
@@ -153,7 +168,11 @@ export class OpenAIChatModel implements ChatModel {
         { signal: request.signal, timeout: this.options.firstTokenTimeoutMs },
       );
     } catch (error) {
-      throw mapOpenAIError(error);
+      // A completion that is not streamed goes on to its end after we hang up: all of it is charged.
+      throw mapOpenAIError(
+        error,
+        request.signal?.aborted ? { usage: this.usageOfAbort(request, this.clamp(request)) } : {},
+      );
     }
     const usage = completion.usage ? convertOpenAIUsage(completion.usage) : undefined;
     const choice = completion.choices[0];

@@ -14,6 +14,8 @@ import {
   OverwriteType,
   Partials,
   PermissionFlagsBits,
+  REST,
+  Routes,
   StringSelectMenuBuilder,
   type TextChannel,
 } from 'discord.js';
@@ -127,6 +129,36 @@ describe('logging in', () => {
     await expect(client.login('not-the-token')).rejects.toThrow(/token/i);
 
     expect(fake.unexpected.map((request) => request.status)).toEqual([401]);
+  });
+
+  it('when the token was reset, then REST answers 401 as Discord does and login fails with TokenInvalid', async () => {
+    fake.resetToken();
+
+    await expect(client.login(fake.token)).rejects.toMatchObject({ code: 'TokenInvalid' });
+
+    const gatewayInfo = fake.requests.find((request) => request.route === 'GET /gateway/bot');
+    expect(gatewayInfo).toMatchObject({
+      status: 401,
+      responseBody: { message: '401: Unauthorized', code: 0 },
+    });
+    expect(fake.identifies).toEqual([]);
+    fake.assertNothingUnexpected();
+  });
+
+  it('when the token is reset before IDENTIFY, then the gateway closes with 4004 and REST refuses it from then on', async () => {
+    fake.resetToken({ from: 'identify' });
+    const disconnected = nextEvent(Events.ShardDisconnect);
+
+    await expect(client.login(fake.token)).rejects.toThrow('Authentication failed');
+
+    expect((await disconnected)[0].code).toBe(4004);
+    const closed = await fake.waitForEvent((event) => event.type === 'closed' && event.code === 4004);
+    expect(closed).toMatchObject({ reason: 'Authentication failed.', by: 'fake' });
+    const rest = new REST({ api: fake.apiUrl }).setToken(fake.token);
+    await expect(rest.get(Routes.user())).rejects.toMatchObject({ status: 401 });
+    rest.clearHashSweeper();
+    rest.clearHandlerSweeper();
+    fake.assertNothingUnexpected();
   });
 
   it('when a REST-only client posts without a gateway session, then the message is stored and nothing is dispatched', async () => {
@@ -424,13 +456,19 @@ describe('the MESSAGE_CONTENT intent', () => {
     });
   });
 
-  it('when it is not enabled for the application, then IDENTIFY is refused with 4014', async () => {
+  it('when it is not enabled for the application, then IDENTIFY is closed with 4014 as Discord closes it', async () => {
     await start({ privilegedIntents: { messageContent: false } });
-    client.on(Events.ShardError, () => {}); // discord.js reports the refusal here
+    const disconnected = nextEvent(Events.ShardDisconnect);
 
-    await expect(client.login(fake.token)).rejects.toThrow();
-    await fake.waitForEvent((event) => event.type === 'closed' && event.code === 4014);
-    expect(fake.protocolErrors[0]).toMatch(/MessageContent/);
+    await expect(client.login(fake.token)).rejects.toThrow('Used disallowed intents');
+    expect((await disconnected)[0].code).toBe(4014);
+    const closed = await fake.waitForEvent((event) => event.type === 'closed' && event.code === 4014);
+    expect(closed).toMatchObject({
+      by: 'fake',
+      reason: expect.stringMatching(/^Disallowed intent\(s\)\. .*MessageContent/),
+    });
+    // Scripted by the test: not a protocol error of the bot's.
+    fake.assertNothingUnexpected();
   });
 });
 

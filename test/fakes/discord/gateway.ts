@@ -38,6 +38,11 @@ export interface IdentifyRecord {
 
 export interface GatewayHooks {
   token: string;
+  /**
+   * Whether Discord now refuses the token (it was reset in the developer portal), asked at each IDENTIFY
+   * and RESUME with the right token: then the gateway closes with 4004, as Discord does.
+   */
+  refusesToken(): boolean;
   heartbeatIntervalMs: number;
   /** Privileged intents switched on in the (imaginary) developer portal. */
   enabledPrivilegedIntents: number;
@@ -85,6 +90,11 @@ const KNOWN_INTENTS = Object.values(GatewayIntentBits)
   .filter((value): value is number => typeof value === 'number')
   .reduce((all, bit) => all | bit, 0);
 const TRACE = ['["gateway-prd-fake-0",{"micros":0.0}]'];
+/** The reasons Discord gives with the close codes the fake refuses a session with, as Discord words them. */
+const DISCORD_CLOSE_REASONS = {
+  authenticationFailed: 'Authentication failed.',
+  disallowedIntents: 'Disallowed intent(s).',
+};
 
 export class FakeGateway {
   readonly events: GatewayEvent[] = [];
@@ -353,6 +363,14 @@ export class FakeGateway {
       );
       return;
     }
+    if (this.#hooks.refusesToken()) {
+      this.#refuse(
+        connection,
+        GatewayCloseCodes.AuthenticationFailed,
+        DISCORD_CLOSE_REASONS.authenticationFailed,
+      );
+      return;
+    }
     const intents = Number(identify.intents);
     if (!Number.isInteger(intents) || (intents & ~KNOWN_INTENTS) !== 0) {
       this.#failProtocol(
@@ -364,10 +382,12 @@ export class FakeGateway {
     }
     const disallowed = intents & PRIVILEGED_INTENTS & ~this.#hooks.enabledPrivilegedIntents;
     if (disallowed !== 0) {
-      this.#failProtocol(
+      // What the test scripted (an intent switched off in the portal), so not a protocol error; the
+      // refused intents are in the 'closed' event's reason for the test to read.
+      this.#refuse(
         connection,
         GatewayCloseCodes.DisallowedIntents,
-        `gateway: privileged intents ${intentNames(disallowed)} are not enabled for this application`,
+        `${DISCORD_CLOSE_REASONS.disallowedIntents} (fake: ${intentNames(disallowed)})`,
       );
       return;
     }
@@ -441,6 +461,14 @@ export class FakeGateway {
       resume.token === this.#hooks.token &&
       Number.isInteger(resume.seq) &&
       resume.seq <= session.sequence;
+    if (isValid && this.#hooks.refusesToken()) {
+      this.#refuse(
+        connection,
+        GatewayCloseCodes.AuthenticationFailed,
+        DISCORD_CLOSE_REASONS.authenticationFailed,
+      );
+      return;
+    }
     if (!isValid) {
       // Not resumable: the bot must IDENTIFY again.
       this.#send(connection, { op: GatewayOpcodes.InvalidSession, d: false });
@@ -499,8 +527,13 @@ export class FakeGateway {
 
   #failProtocol(connection: Connection, code: number, problem: string): void {
     this.#hooks.protocolErrors.push(problem);
-    connection.closedByFake = { code, reason: problem.slice(0, 120) };
-    connection.socket.close(code, problem.slice(0, 120));
+    this.#refuse(connection, code, problem);
+  }
+
+  /** Closes the connection with a close code, as Discord ends a session it will not serve. */
+  #refuse(connection: Connection, code: number, reason: string): void {
+    connection.closedByFake = { code, reason: reason.slice(0, 120) };
+    connection.socket.close(code, reason.slice(0, 120));
   }
 
   #record(event: GatewayEvent): void {

@@ -83,7 +83,10 @@ export interface FakeDiscordOptions {
   guildName?: string;
   /** The bot's managed role in the default server; default: a chat bot's usual permissions. */
   botPermissions?: bigint;
-  /** Privileged intents switched on in the developer portal; all three by default. */
+  /**
+   * Privileged intents switched on in the developer portal; all three by default. An IDENTIFY asking for
+   * one that is off is closed with 4014 "Disallowed intent(s).", as Discord does.
+   */
   privilegedIntents?: { messageContent?: boolean; guildMembers?: boolean; presence?: boolean };
   /** Dispatch MESSAGE_CREATE/UPDATE for the bot's own messages, as Discord does. Default true. */
   echoesBotMessages?: boolean;
@@ -163,6 +166,8 @@ export class FakeDiscord {
   readonly #server = createServer((incoming, outgoing) => void this.#rest.handle(incoming, outgoing));
   readonly #pendingWaits = new Set<(error: Error) => void>();
   #port = 0;
+  /** Whether Discord refuses the token: not at all, from now on, or from the bot's next IDENTIFY. */
+  #tokenRefusal: 'none' | 'now' | 'at-identify' = 'none';
 
   private constructor(options: FakeDiscordOptions) {
     this.world = new World(options.botUsername ?? 'tierbot');
@@ -221,6 +226,10 @@ export class FakeDiscord {
           this.world.guildCreatePayload(guild.id, (intents & GatewayIntentBits.GuildPresences) !== 0),
         ),
       membersChunk: (request) => this.#membersChunk(request),
+      refusesToken: () => {
+        if (this.#tokenRefusal === 'at-identify') this.#tokenRefusal = 'now';
+        return this.#tokenRefusal === 'now';
+      },
       onIdentify: () => {
         sessionStartLimit.remaining -= 1;
       },
@@ -241,6 +250,7 @@ export class FakeDiscord {
     };
     this.#rest = new RestServer({
       token: this.token,
+      refusesToken: () => this.#tokenRefusal === 'now',
       handlers: { ...createRouteHandlers(this.#context), ...createInteractionHandlers(this.#context) },
       rateLimits: this.rateLimits,
       failures: this.#failures,
@@ -331,6 +341,21 @@ export class FakeDiscord {
       ...this.protocolErrors,
     ];
     if (lines.length > 0) throw new Error(`fake discord saw unexpected traffic:\n  ${lines.join('\n  ')}`);
+  }
+
+  // ── Scripting refusals ──────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Someone pressed Reset Token in the developer portal: Discord refuses the token the bot has, as it
+   * does any token it does not know — REST answers 401 `{ message: '401: Unauthorized', code: 0 }` and the
+   * gateway closes IDENTIFY (or RESUME) with 4004 "Authentication failed.". With `from: 'identify'`, REST
+   * still accepts it until the bot's next IDENTIFY, which is refused: a reset between discord.js's
+   * `GET /gateway/bot` and its IDENTIFY, the one way a login reaches the gateway's refusal. Scripted
+   * refusals are not counted as unexpected traffic. (A privileged intent switched off in the portal is
+   * `privilegedIntents` in the options: IDENTIFY asking for it is closed with 4014.)
+   */
+  resetToken(options: { from?: 'now' | 'identify' } = {}): void {
+    this.#tokenRefusal = options.from === 'identify' ? 'at-identify' : 'now';
   }
 
   // ── Scripting REST ──────────────────────────────────────────────────────────────────────────────

@@ -96,6 +96,9 @@ export class DiscordFailure extends Error {
   }
 }
 
+/** What Discord answers a request whose token it does not accept. */
+const UNAUTHORIZED: Outcome = { status: 401, body: { message: '401: Unauthorized', code: 0 } };
+
 /** Discord's JSON error codes. https://discord.com/developers/docs/topics/opcodes-and-status-codes#json */
 export const failures = {
   unknownApplication: () => new DiscordFailure(404, 10002, 'Unknown Application'),
@@ -281,6 +284,8 @@ export class ScriptedFailures {
 
 export interface RestServerOptions {
   token: string;
+  /** Whether Discord now refuses the token (it was reset): requests with it get 401, as from Discord. */
+  refusesToken(): boolean;
   handlers: Handlers;
   rateLimits: RateLimits;
   failures: ScriptedFailures;
@@ -357,7 +362,10 @@ export class RestServer {
           : { status: 404, body: { message: '404: Not Found', code: 0 } };
       } else if (needsBotToken(match.route) && headers.authorization !== `Bot ${this.#options.token}`) {
         isUnexpected = true;
-        outcome = { status: 401, body: { message: '401: Unauthorized', code: 0 } };
+        outcome = UNAUTHORIZED;
+      } else if (needsBotToken(match.route) && this.#options.refusesToken()) {
+        // Scripted by the test (the token was reset): Discord's answer, not a mistake of the bot's.
+        outcome = UNAUTHORIZED;
       } else {
         const rejection = this.#options.rateLimits.takeRejection(match.route, request);
         const scripted = rejection ? undefined : this.#options.failures.take(match.route);
