@@ -12,13 +12,19 @@ import { createLogger } from './log.js';
  */
 async function main(): Promise<void> {
   const config = loadOrExit(() => loadConfig());
-  const [{ createApp }, { startBot }, { ShardConfigError }, { DiscordLoginError, retryTransientLogin }] =
-    await Promise.all([
-      import('./app.js'),
-      import('./discord/bot.js'),
-      import('./discord/client.js'),
-      import('./discord/login.js'),
-    ]);
+  const [
+    { createApp },
+    { startBot },
+    { ShardConfigError },
+    { DiscordLoginError, retryTransientLogin },
+    { warmUpTokenizer },
+  ] = await Promise.all([
+    import('./app.js'),
+    import('./discord/bot.js'),
+    import('./discord/client.js'),
+    import('./discord/login.js'),
+    import('./providers/estimate.js'),
+  ]);
   const log = createLogger(config.logLevel);
   const app = await createApp(config, log);
 
@@ -55,6 +61,9 @@ async function main(): Promise<void> {
     process.stderr.write(`tierbot cannot start: ${(error as Error).message}\n`);
     process.exit(exitCode);
   }
+
+  // The tokenizer the reservations count with loads now, just after "ready" rather than before it.
+  setImmediate(() => warmUpTokenizer());
 
   const shutdown = async (signal: NodeJS.Signals) => {
     log.info({ signal }, 'shutting down: finishing answers in progress');

@@ -1,4 +1,4 @@
-import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
+import { createRequire } from 'node:module';
 import type { ChatRequest, ContentPart } from '../core/chat.js';
 
 /**
@@ -48,6 +48,23 @@ export function anthropicImageTokens(width?: number, height?: number): number {
   return Math.min(CAP, Math.ceil((width * height) / 750));
 }
 
+/**
+ * The o200k_base tokenizer, loaded on first use: its 200,000-token table is the largest thing the bot
+ * loads (about 60 MB of memory and half a second of a start), and nothing before the first message needs
+ * it. The bot warms it up just after it is ready ({@link warmUpTokenizer}), so a first message rarely waits.
+ */
+type Tokenizer = typeof import('gpt-tokenizer/encoding/o200k_base');
+let tokenizer: Tokenizer | undefined;
+function o200k(): Tokenizer {
+  tokenizer ??= createRequire(import.meta.url)('gpt-tokenizer/encoding/o200k_base') as Tokenizer;
+  return tokenizer;
+}
+
+/** Loads the tokenizer now, off the path of any message (called once the bot is ready). */
+export function warmUpTokenizer(): void {
+  o200k();
+}
+
 /** Special-token text a user types ("<|endoftext|>") is billed as ordinary text; counting must not throw. */
 const AS_ORDINARY_TEXT = { disallowedSpecial: new Set<string>() };
 
@@ -63,10 +80,10 @@ const CACHED_MIN_CHARACTERS = 64;
 
 /** OpenAI's models use the o200k_base tokenizer: text is counted exactly. */
 export function countOpenAITokens(text: string): number {
-  if (text.length < CACHED_MIN_CHARACTERS) return countTokens(text, AS_ORDINARY_TEXT);
+  if (text.length < CACHED_MIN_CHARACTERS) return o200k().countTokens(text, AS_ORDINARY_TEXT);
   const cached = countCache.get(text);
   if (cached !== undefined) return cached;
-  const count = countTokens(text, AS_ORDINARY_TEXT);
+  const count = o200k().countTokens(text, AS_ORDINARY_TEXT);
   if (countCache.size >= COUNT_CACHE_ENTRIES) {
     const oldest = countCache.keys().next().value;
     if (oldest !== undefined) countCache.delete(oldest);
