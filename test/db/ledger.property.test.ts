@@ -50,7 +50,7 @@ const ADMIN_ID = 'admin-1';
  * Enough runs and steps to reach every edge many times, few enough to stay well under 20 s per backend.
  * PostgreSQL answers each of a step's dozen or more reads and writes over a connection (a few hundred
  * microseconds, against a few on SQLite), so it runs about a quarter as many (4 s on this 2-core machine,
- * against 5 s for SQLite's 150; 22 s and 18 s with the machine shared at a load average of 11): the SQLite
+ * against 5 s for SQLite's 150; four times that with the machine shared by other work): the SQLite
  * runs already search the rules' interleavings widely, and these check that PostgreSQL's SQL keeps the
  * same books on them.
  */
