@@ -49,9 +49,10 @@ const ADMIN_ID = 'admin-1';
 /**
  * Enough runs and steps to reach every edge many times, few enough to stay well under 20 s per backend.
  * PostgreSQL answers each of a step's dozen or more reads and writes over a connection (a few hundred
- * microseconds, against a few on SQLite), so it runs about a quarter as many (some 15 s on this loaded
- * 2-core machine, against 18 s for SQLite's 150): the SQLite runs already search the rules' interleavings
- * widely, and these check that PostgreSQL's SQL keeps the same books on them.
+ * microseconds, against a few on SQLite), so it runs about a quarter as many (4 s on this 2-core machine,
+ * against 5 s for SQLite's 150; four times that with the machine shared by other work): the SQLite
+ * runs already search the rules' interleavings widely, and these check that PostgreSQL's SQL keeps the
+ * same books on them.
  */
 const NUM_RUNS: Record<Backend, number> = { sqlite: 150, postgres: 40 };
 const MAX_STEPS = 50;
