@@ -69,17 +69,24 @@ export async function openStorage(options: StorageOptions): Promise<AppStorage> 
   const onWriteError = (what: string) => (error: unknown) =>
     options.log.error({ err: error }, `could not write ${what}; will retry`);
 
-  let ledger: Ledger | undefined;
+  // The lease writes what the ledger waits to write before it renews a lapsed lease: they refer to each
+  // other, so the lease reaches the ledger through a function.
+  const ledgerRef: { current?: Ledger } = {};
   const lease = new Lease(stores.instances, {
     ttlMs: options.leaseMs,
-    beforeRecovery: async () => ledger?.flush(),
+    beforeRecovery: async () => ledgerRef.current?.flush(),
     onLapse: () =>
       options.log.warn(
         {},
         'this process lost its lease (it was paused or cut off): renewing it before reserving',
       ),
   });
-  ledger = new Ledger(stores.ledger, lease, { ...options, now, onWriteError: onWriteError('settled calls') });
+  const ledger = new Ledger(stores.ledger, lease, {
+    ...options,
+    now,
+    onWriteError: onWriteError('settled calls'),
+  });
+  ledgerRef.current = ledger;
   const turns = new TurnBook(stores.turns, onWriteError('turns'), now);
   const settings = new CachedSettings(stores.settings, now);
   const budgets = new BudgetBook(ledger, stores.ledger, now);

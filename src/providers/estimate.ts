@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import type * as O200k from 'gpt-tokenizer/encoding/o200k_base';
 import type { ChatRequest, ContentPart } from '../core/chat.js';
 
 /**
@@ -53,7 +54,7 @@ export function anthropicImageTokens(width?: number, height?: number): number {
  * loads (about 60 MB of memory and half a second of a start), and nothing before the first message needs
  * it. The bot warms it up just after it is ready ({@link warmUpTokenizer}), so a first message rarely waits.
  */
-type Tokenizer = typeof import('gpt-tokenizer/encoding/o200k_base');
+type Tokenizer = typeof O200k;
 let tokenizer: Tokenizer | undefined;
 function o200k(): Tokenizer {
   tokenizer ??= createRequire(import.meta.url)('gpt-tokenizer/encoding/o200k_base') as Tokenizer;

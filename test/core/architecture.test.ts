@@ -4,7 +4,15 @@ import { describe, expect, it } from 'vitest';
 
 const SOURCE = join(import.meta.dirname, '../../src');
 const CORE = join(SOURCE, 'core');
-const FORBIDDEN = ['discord.js', 'openai', '@anthropic-ai/sdk', 'better-sqlite3', 'pg', 'drizzle-orm', 'pino'];
+const FORBIDDEN = [
+  'discord.js',
+  'openai',
+  '@anthropic-ai/sdk',
+  'better-sqlite3',
+  'pg',
+  'drizzle-orm',
+  'pino',
+];
 
 /** Every import and export-from specifier of a module (type-only ones too: they couple as much). */
 function importsOf(file: string): string[] {
