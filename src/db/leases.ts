@@ -59,6 +59,8 @@ export class Lease implements LeaseHolder {
   readonly host: string;
   readonly ttlMs: number;
   private isFresh = false;
+  /** When the latest successful renewal was sent, by the monotonic clock. */
+  private renewedAt = Number.NEGATIVE_INFINITY;
   private recovering: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
@@ -80,7 +82,9 @@ export class Lease implements LeaseHolder {
   }
 
   async start(): Promise<void> {
+    const sentAt = performance.now();
     await this.instances.register(this.identity, this.ttlMs);
+    this.renewedAt = sentAt;
     this.isFresh = true;
     this.timer = setInterval(
       () => void this.renew().catch(() => this.lapsed()),
@@ -97,6 +101,12 @@ export class Lease implements LeaseHolder {
     await this.recovering;
   }
 
+  isSurelyFresh(): boolean {
+    // The lease runs until the database's clock at renewal plus its length; this process's clock has run
+    // at least as long since it sent that renewal. Half a lease of margin covers any drift between them.
+    return this.isFresh && performance.now() - this.renewedAt < this.ttlMs / 2;
+  }
+
   lapsed(): void {
     if (this.isFresh) this.options.onLapse?.();
     this.isFresh = false;
@@ -109,7 +119,11 @@ export class Lease implements LeaseHolder {
 
   /** Extends the lease; a lease found lapsed is recovered at once. */
   async renew(): Promise<void> {
-    if (this.isFresh && (await this.instances.renew(this.instanceId, this.ttlMs))) return;
+    const sentAt = performance.now();
+    if (this.isFresh && (await this.instances.renew(this.instanceId, this.ttlMs))) {
+      this.renewedAt = sentAt;
+      return;
+    }
     this.lapsed();
     await this.ready();
   }
@@ -145,7 +159,9 @@ export class Lease implements LeaseHolder {
 
   private async recover(): Promise<void> {
     await this.options.beforeRecovery();
+    const sentAt = performance.now();
     await this.instances.register(this.identity, this.ttlMs);
+    this.renewedAt = sentAt;
     this.isFresh = true;
   }
 }

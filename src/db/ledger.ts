@@ -45,6 +45,11 @@ export interface LedgerOptions extends DefaultBudgets {
 /** Who holds this process's reservations: its instance, under a lease (see leases.ts). */
 export interface LeaseHolder {
   readonly instanceId: string;
+  /**
+   * True when the lease is fresh for sure without asking the database: renewed less than half a lease
+   * ago by this process's monotonic clock (which runs on while a process is stopped).
+   */
+  isSurelyFresh(): boolean;
   /** Resolves once the lease is fresh (renewing it, after writing what waits, if it had lapsed). */
   ready(): Promise<void>;
   /** The store found the lease lapsed: the next ready() recovers it. */
@@ -131,6 +136,7 @@ export class Ledger implements UsageLedger {
           purpose: request.purpose,
           amountMicros: request.amountMicros,
           instanceId: this.lease.instanceId,
+          checkLease: !this.lease.isSurelyFresh(),
           owner,
           ttlMs: this.ttlMs,
           createWindows: windowStartsAt(clockMs),

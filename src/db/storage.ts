@@ -70,7 +70,7 @@ export async function openStorage(options: StorageOptions): Promise<AppStorage> 
     options.log.error({ err: error }, `could not write ${what}; will retry`);
 
   // The lease writes what the ledger waits to write before it renews a lapsed lease: they refer to each
-  // other, so the lease reaches the ledger through a function.
+  // other, so the lease reaches the ledger through a reference set just below.
   const ledgerRef: { current?: Ledger } = {};
   const lease = new Lease(stores.instances, {
     ttlMs: options.leaseMs,

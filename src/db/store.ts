@@ -106,6 +106,8 @@ export interface LedgerStore {
    */
   reserve<Denied>(
     request: Omit<ReservationRow, 'createdAt' | 'expiresAt'> & {
+      /** false: the caller knows the lease is fresh (see LeaseHolder.isSurelyFresh); the check may be skipped. */
+      checkLease: boolean;
       owner: CounterOwner;
       ttlMs: number;
       /** The windows a counter row that does not exist yet starts with. */

@@ -163,14 +163,14 @@ export class SqliteLedgerStore implements LedgerStore {
     decide: (snapshot: LimitSnapshot, openIds: ReadonlySet<string>) => ReserveDecision<Denied>,
   ): Promise<ReserveDecision<Denied> | { ok: false; lapsed: true }> {
     return immediate(this.db, () => {
-      if (this.statements.isLeaseFresh.get({ id: request.instanceId }) !== 1) {
+      if (request.checkLease && this.statements.isLeaseFresh.get({ id: request.instanceId }) !== 1) {
         return { ok: false as const, lapsed: true as const };
       }
       const snapshot = this.read(request.owner);
       const openIds = this.openOf(stillOpen);
       const decision = decide(snapshot, openIds);
       if (!decision.ok) return decision;
-      const { owner, ttlMs, createWindows: _createWindows, ...row } = request;
+      const { owner, ttlMs, checkLease: _checkLease, createWindows: _createWindows, ...row } = request;
       this.statements.insertReservation.run({
         ...row,
         createdAt: decision.atMs,
