@@ -40,7 +40,7 @@ import { type Benchmark, type Figure, formatColumns, item } from './support.js';
  *   verdict (both start together and write at the same speed: as many tokens as the verdict has) and
  *   ABORT_MARGIN_TOKENS for tokens in flight;
  * - the smart model answering directly: exactly the smart-only cost.
- * A chit-chat question the triage is sure of skips the check (UNCHECKED_CATEGORIES).
+ * A chit-chat or factual question the triage is sure of skips the check (UNCHECKED_CATEGORIES).
  * Anthropic publishes no tokenizer, so Claude's counts are the same o200k counts; the rows "Claude tokens
  * × 1.2" show how much that matters. Every prompt here is one message far below the shortest cacheable
  * prompt (1,024 tokens at OpenAI, 2,048 or more at Anthropic), so no token is a cache read or write and
@@ -207,7 +207,7 @@ export const economicsBenchmark: Benchmark = {
           ...target({ atMost: ROUTED_TURN_TARGET_PERCENT }),
         },
         {
-          name: `${smartModel}: router: accepted turn (triage + draft + check, chit-chat unchecked), share of smart-only cost`,
+          name: `${smartModel}: router: accepted turn (triage + draft + check, chit-chat and factual unchecked), share of smart-only cost`,
           value: router.acceptedPercent,
           unit: '%',
           ...target({ atMost: ROUTER_ACCEPTED_TARGET_PERCENT }),

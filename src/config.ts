@@ -261,6 +261,25 @@ const VARIABLES = {
       .max(10)
       .default(DEFAULT_ROUTER.timeoutMs / 1000),
   },
+  ROUTER_UNCHECKED_CATEGORIES: {
+    part: 'models',
+    secret: false,
+    purpose: `comma-separated categories whose drafts a confident fast triage sends without the check, or "none" (${CHECK_CATEGORIES.join(', ')})`,
+    schema: z
+      .string()
+      .optional()
+      .transform((text) =>
+        text === undefined
+          ? [...DEFAULT_ROUTER.uncheckedCategories]
+          : text.trim() === 'none'
+            ? []
+            : text
+                .split(',')
+                .map((category) => category.trim())
+                .filter((category) => category !== ''),
+      )
+      .pipe(z.array(z.enum(CHECK_CATEGORIES))),
+  },
   ABORT_MARGIN_TOKENS: {
     part: 'models',
     secret: false,
@@ -539,6 +558,7 @@ function modelConfig(variables: VariablesOf<'models' | 'logging'>, prices: Price
         mode: variables.ROUTER,
         confidenceThreshold: variables.ROUTER_CONFIDENCE_THRESHOLD,
         timeoutMs: Math.round(variables.ROUTER_TIMEOUT_SECONDS * 1000),
+        uncheckedCategories: variables.ROUTER_UNCHECKED_CATEGORIES,
       },
     },
     logLevel: variables.LOG_LEVEL,

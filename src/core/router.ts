@@ -19,13 +19,30 @@ export type RouterMode = (typeof ROUTER_MODES)[number];
 
 export interface RouterPolicy {
   mode: RouterMode;
-  /** A triage at least this sure sends a question to the smart model (or, for chit-chat, skips the check). */
+  /** A triage at least this sure sends a question to the smart model (or, unchecked, skips the check). */
   confidenceThreshold: number;
   /** How long the draft is held back for the triage; past it the triage is abandoned and the draft shown. */
   timeoutMs: number;
+  /** Categories whose drafts a confident `fast` triage sends unchecked (see {@link skipsCheck}). */
+  uncheckedCategories: readonly CheckCategory[];
 }
 
-export const DEFAULT_ROUTER: RouterPolicy = { mode: 'on', confidenceThreshold: 0.7, timeoutMs: 1_500 };
+/**
+ * Categories whose drafts the check accepts so reliably that asking costs more than it catches. On the
+ * benchmark's fixtures the check accepted every chit-chat draft (at 0.90 or more) and every factual one a
+ * confident triage leaves to the fast model (0.72 to 0.94); those drafts are short, so the check's fixed
+ * cost is the largest share of their turn. That is a small sample of one model's judgement of another's
+ * answers: shadow mode records the check beside the triage on real traffic, so an operator can see how
+ * often it refines these before trusting it (ROUTER_UNCHECKED_CATEGORIES).
+ */
+export const UNCHECKED_CATEGORIES: readonly CheckCategory[] = ['chit-chat', 'factual'];
+
+export const DEFAULT_ROUTER: RouterPolicy = {
+  mode: 'on',
+  confidenceThreshold: 0.7,
+  timeoutMs: 1_500,
+  uncheckedCategories: UNCHECKED_CATEGORIES,
+};
 
 /**
  * The triage's prompt: fixed and short (it is paid on every turn), and its answer a few tokens of JSON,
@@ -103,15 +120,8 @@ export function routesToSmart(
 }
 
 /**
- * Categories whose drafts the check accepts so reliably that asking costs more than it catches: on the
- * benchmark's fixtures every chit-chat draft was accepted at 0.90 or more, and chit-chat answers are short,
- * so the check's fixed cost is the largest share of their turn.
- */
-export const UNCHECKED_CATEGORIES: readonly CheckCategory[] = ['chit-chat'];
-
-/**
- * A confident `fast` triage of chit-chat skips the check (unless the policy always refines chit-chat);
- * the draft's free signals (cut off, empty, declined) still refine it.
+ * A confident `fast` triage of an unchecked category (chit-chat, factual) skips the check, unless the
+ * policy always refines that category; the draft's free signals (cut off, empty, declined) still refine it.
  */
 export function skipsCheck(triage: TriageVerdict | undefined, policy: EscalationPolicy): boolean {
   const router = policy.router;
@@ -119,7 +129,7 @@ export function skipsCheck(triage: TriageVerdict | undefined, policy: Escalation
     router?.mode === 'on' &&
     triage?.route === 'fast' &&
     triage.confidence >= router.confidenceThreshold &&
-    UNCHECKED_CATEGORIES.includes(triage.category) &&
+    router.uncheckedCategories.includes(triage.category) &&
     !policy.alwaysRefine.includes(triage.category)
   );
 }

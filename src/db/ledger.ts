@@ -121,7 +121,7 @@ export class Ledger implements UsageLedger {
     this.priceOf(request.model);
     const owner = ownerOf(request);
     for (;;) {
-      await this.lease.ready();
+      if (!this.lease.isSurelyFresh()) await this.lease.ready();
       const pending = this.settles.pending.filter((settle) => concerns(settle, owner));
       const clockMs = this.now();
       const outcome = await this.store.reserve<BudgetDenial>(

@@ -127,11 +127,18 @@ describe('the router’s rules', () => {
     expect(routesToSmart(undefined, ROUTER_ON)).toBe(false);
   });
 
-  it('when a confident triage says fast for chit-chat, then the check is skipped; for any other category, not', () => {
+  it('when a confident triage says fast for chit-chat or a factual question, then the check is skipped; for any other category, or unsure, not', () => {
     const chat = { route: 'fast' as const, category: 'chit-chat' as const, confidence: 0.9 };
     expect(skipsCheck(chat, POLICY)).toBe(true);
+    expect(skipsCheck({ ...chat, category: 'factual' }, POLICY)).toBe(true);
     expect(skipsCheck({ ...chat, confidence: 0.5 }, POLICY)).toBe(false);
-    expect(skipsCheck({ ...chat, category: 'factual' }, POLICY)).toBe(false);
+    expect(skipsCheck({ ...chat, category: 'reasoning' }, POLICY)).toBe(false);
+    expect(
+      skipsCheck(
+        { ...chat, category: 'factual' },
+        { ...POLICY, router: { ...ROUTER_ON, uncheckedCategories: ['chit-chat'] } },
+      ),
+    ).toBe(false);
     expect(skipsCheck(chat, { ...POLICY, alwaysRefine: ['chit-chat'] })).toBe(false);
     expect(skipsCheck(chat, { ...POLICY, router: { ...ROUTER_ON, mode: 'shadow' } })).toBe(false);
   });
@@ -214,7 +221,7 @@ describe('the engine’s route (scripted model calls, by purpose)', () => {
     const triageAnswers = deferred();
     const models = new ScriptedModels({
       draft: { text: 'Paris.' },
-      triage: { ...triage('fast', 'factual', 95), after: triageAnswers.promise },
+      triage: { ...triage('fast', 'reasoning', 95), after: triageAnswers.promise },
       check: verdict('accept'),
     });
     const events: TurnEvent[] = [];
@@ -262,10 +269,10 @@ describe('the engine’s route (scripted model calls, by purpose)', () => {
     expect(refined.result.escalation).toMatchObject({ source: 'signal', reason: 'the draft was cut off' });
   });
 
-  it('when the triage says fast for a factual question, then the check still runs and may refine', async () => {
+  it('when the triage says fast for a category that is checked (reasoning), then the check still runs and may refine', async () => {
     const models = new ScriptedModels({
       draft: { text: 'Thin.' },
-      triage: triage('fast', 'factual', 95),
+      triage: triage('fast', 'reasoning', 95),
       check: verdict('refine'),
       refine: { text: 'Better.' },
     });
@@ -389,7 +396,7 @@ describe('the engine’s route (scripted model calls, by purpose)', () => {
   it('when the triage is made, then it is one small structured call to the fast model with no fallback', async () => {
     const models = new ScriptedModels({
       draft: { text: 'Paris.' },
-      triage: triage('fast', 'factual', 95),
+      triage: triage('fast', 'reasoning', 95),
       check: verdict('accept'),
     });
     await run(models, request('capital of France?'));

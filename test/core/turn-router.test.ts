@@ -198,7 +198,7 @@ describe('when the triage says fast', () => {
       usage: { promptTokens: 24, completionTokens: 3 },
     });
     harness.openai.triages.script(
-      triageSays('fast', 'factual', 95, { promptTokens: 150, completionTokens: 14 }),
+      triageSays('fast', 'reasoning', 95, { promptTokens: 150, completionTokens: 14 }),
     );
     harness.openai.checks.script(ACCEPT);
 
@@ -207,7 +207,7 @@ describe('when the triage says fast', () => {
     expect(result).toMatchObject({
       text: 'Paris.',
       models: [FAST_MODEL],
-      triage: { route: 'fast', category: 'factual', confidence: 0.95 },
+      triage: { route: 'fast', category: 'reasoning', confidence: 0.95 },
       check: { verdict: 'accept' },
     });
     expect(result.escalation).toBeUndefined();

@@ -90,8 +90,28 @@ function prepareStatements(db: AppDatabase) {
     counter: sqlite.prepare<[{ kind: string; guildKey: string; userKey: string }], CounterRow>(
       `SELECT ${COUNTER_COLUMNS} FROM spend_counters WHERE kind = @kind AND guild_key = @guildKey AND user_key = @userKey`,
     ),
-    // Point reads on (guild_id, scope, user_id): the member's own budget, their roles', the server's.
-    budgetsOfMember: sqlite.prepare<[{ guildId: string; userId: string; roleIds: string }], BudgetRow>(
+    // A member's row and their server's, in one read (server first: 'server' < 'user').
+    memberAndServerCounters: sqlite.prepare<
+      [{ guildKey: string; userKey: string }],
+      CounterRow & { kind: 'user' | 'server' }
+    >(
+      `SELECT kind, ${COUNTER_COLUMNS} FROM spend_counters
+       WHERE (kind = 'server' AND guild_key = @guildKey AND user_key = '')
+          OR (kind = 'user' AND guild_key = @guildKey AND user_key = @userKey)`,
+    ),
+    // Point reads on (guild_id, scope, user_id): the member's own budget and the server's; with roles, the
+    // roles' too (most members have no budgeted role to look for, and most messages no roles at all).
+    budgetsOfMember: sqlite.prepare<[{ guildId: string; userId: string }], BudgetRow>(
+      `SELECT scope, user_id AS subjectId, amount_micros AS amountMicros, period FROM budgets
+       WHERE guild_id = @guildId AND scope IN ('server-default', 'server-total') AND user_id = ''
+       UNION ALL
+       SELECT scope, user_id, amount_micros, period FROM budgets
+       WHERE guild_id = @guildId AND scope = 'user' AND user_id = @userId`,
+    ),
+    budgetsOfMemberWithRoles: sqlite.prepare<
+      [{ guildId: string; userId: string; roleIds: string }],
+      BudgetRow
+    >(
       `SELECT scope, user_id AS subjectId, amount_micros AS amountMicros, period FROM budgets
        WHERE guild_id = @guildId AND scope IN ('server-default', 'server-total') AND user_id = ''
        UNION ALL
@@ -361,22 +381,25 @@ export class SqliteLedgerStore implements LedgerStore {
   }
 
   private read(owner: CounterOwner): LimitSnapshot {
-    const guildKey = owner.guildId ?? '';
-    return {
-      user: this.statements.counter.get({ kind: 'user', guildKey, userKey: owner.userId }),
-      server:
-        owner.guildId === null
-          ? undefined
-          : this.statements.counter.get({ kind: 'server', guildKey, userKey: '' }),
-      budgets:
-        owner.guildId === null
-          ? []
-          : this.statements.budgetsOfMember.all({
-              guildId: owner.guildId,
-              userId: owner.userId,
-              roleIds: JSON.stringify(owner.roleIds),
-            }),
-    };
+    const { guildId, userId, roleIds } = owner;
+    if (guildId === null) {
+      return {
+        user: this.statements.counter.get({ kind: 'user', guildKey: '', userKey: userId }),
+        server: undefined,
+        budgets: [],
+      };
+    }
+    let user: CounterRow | undefined;
+    let server: CounterRow | undefined;
+    for (const row of this.statements.memberAndServerCounters.all({ guildKey: guildId, userKey: userId })) {
+      if (row.kind === 'user') user = row;
+      else server = row;
+    }
+    const budgets =
+      roleIds.length === 0
+        ? this.statements.budgetsOfMember.all({ guildId, userId })
+        : this.statements.budgetsOfMemberWithRoles.all({ guildId, userId, roleIds: JSON.stringify(roleIds) });
+    return { user, server, budgets };
   }
 
   /** Moves money between "reserved" and "spent" in every window (day, week, month) of one moment. */
