@@ -101,6 +101,16 @@ export class Ledger implements UsageLedger {
     this.priceOf(options.smartModel);
     this.settles = new WriteBehind(
       async (settles) => {
+        if (this.store.settleHeld) {
+          await this.store.settleHeld(
+            settles.map((settle) => ({
+              ...settle,
+              smartCostMicros: costMicros(settle.usage, this.priceOf(this.options.smartModel)),
+              windows: windowStartsAt(settle.createdAt),
+            })),
+          );
+          return;
+        }
         await this.store.close(
           settles.map(({ requestId, usage }) => ({ requestId, outcome: 'settled', usage })),
           (reservation, request) => this.charge(reservation, request),

@@ -85,6 +85,19 @@ export interface CloseRequest {
   usage: TokenUsage;
 }
 
+/** A settle of a reservation this process holds: everything its ledger row and counters need is known. */
+export interface HeldSettle {
+  requestId: string;
+  userId: string;
+  guildId: string | null;
+  amountMicros: Micros;
+  usage: TokenUsage;
+  costMicros: Micros;
+  smartCostMicros: Micros;
+  /** The windows the reservation was made in (its charge lands there). */
+  windows: WindowStarts;
+}
+
 /** What closing a reservation charges, computed by the rules from the reservation's own row. */
 export interface Charge {
   costMicros: Micros;
@@ -126,6 +139,13 @@ export interface LedgerStore {
     requests: readonly CloseRequest[],
     charge: (reservation: ReservationRow, request: CloseRequest) => Charge,
   ): Promise<SettleResult[]>;
+
+  /**
+   * Settles reservations this process holds, whose charge it already knows (the write behind's batch):
+   * the same as `close` with outcome 'settled', in fewer round trips where the dialect can. Optional: the
+   * rules fall back to `close`.
+   */
+  settleHeld?(settles: readonly HeldSettle[]): Promise<SettleResult[]>;
 
   /** Removes a reservation whose call never reached a provider, freeing its hold: no ledger row. */
   cancel(requestId: string, windowsOf: (createdAt: number) => WindowStarts): Promise<void>;

@@ -15,6 +15,7 @@ import { counterKeys } from '../standings.js';
 import type {
   BudgetRow,
   Charge,
+  HeldSettle,
   CloseRequest,
   CounterOwner,
   CounterRow,
@@ -99,6 +100,54 @@ const INSERT_RESERVATION = `WITH reservation AS (
     VALUES ($9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
   )
   ${UPDATE_COUNTERS}`;
+
+/**
+ * The write behind's batch of settles in one statement (so one round trip, committed on its own): each
+ * reservation is removed, its ledger row written, and its money moved from reserved to spent in its
+ * windows. Row locks are taken in the same order as every other close — the reservations first (the
+ * DELETE), then the counter rows in the one global order (the `locked` subquery, which the counters'
+ * UPDATE waits on) — so transactions queue instead of deadlocking. A reservation already gone (swept by
+ * another process) is skipped: nothing is charged twice.
+ */
+const SETTLE_HELD = `WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+      $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
+      AS i(request_id, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, cost_micros,
+           smart_cost_micros, day_start, week_start, month_start)
+  ),
+  taken AS (
+    DELETE FROM reservations r USING input i WHERE r.request_id = i.request_id
+    RETURNING r.request_id, r.turn_id, r.user_id, r.guild_id, r.channel_id, r.provider, r.model, r.purpose,
+      r.amount_micros, r.created_at, i.input_tokens, i.cached_input_tokens, i.cache_write_tokens,
+      i.output_tokens, i.cost_micros, i.smart_cost_micros, i.day_start, i.week_start, i.month_start
+  ),
+  written AS (
+    INSERT INTO usage_ledger (request_id, turn_id, user_id, guild_id, channel_id, provider, model, purpose,
+      outcome, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, cost_micros,
+      smart_cost_micros, reserved_micros, charged_at, created_at)
+    SELECT request_id, turn_id, user_id, guild_id, channel_id, provider, model, purpose, 'settled',
+      input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, cost_micros, smart_cost_micros,
+      amount_micros, created_at, $11 FROM taken
+  ),
+  deltas AS (
+    SELECT k.kind, COALESCE(t.guild_id, '') AS guild_key, k.user_key, t.day_start, t.week_start,
+      t.month_start, SUM(t.cost_micros) AS spent, -SUM(t.amount_micros) AS reserved
+    FROM taken t CROSS JOIN LATERAL (VALUES ('user', t.user_id), ('server', '')) AS k(kind, user_key)
+    WHERE k.kind = 'user' OR t.guild_id IS NOT NULL
+    GROUP BY 1, 2, 3, 4, 5, 6
+  ),
+  locked AS (
+    SELECT 1 FROM spend_counters c
+    WHERE (c.kind, c.guild_key, c.user_key) IN (SELECT kind, guild_key, user_key FROM deltas)
+    ORDER BY c.kind, c.guild_key, c.user_key FOR UPDATE
+  ),
+  moved AS (
+    UPDATE spend_counters AS c SET ${BUDGET_PERIODS.map(windowUpdate).join(',')}
+    FROM deltas d
+    WHERE c.kind = d.kind AND c.guild_key = d.guild_key AND c.user_key = d.user_key
+      AND (SELECT count(*) FROM locked) >= 0
+  )
+  SELECT request_id AS "requestId" FROM taken`;
 
 const RESERVATION_COLUMNS = `request_id AS "requestId", turn_id AS "turnId", user_id AS "userId",
   guild_id AS "guildId", channel_id AS "channelId", provider, model, purpose, amount_micros AS "amountMicros",
@@ -293,6 +342,44 @@ export class PostgresLedgerStore implements LedgerStore {
       }
       return results;
     });
+  }
+
+  async settleHeld(settles: readonly HeldSettle[]): Promise<SettleResult[]> {
+    // A counter row in two windows (settles from either side of midnight) would be one UPDATE's target
+    // twice, which PostgreSQL applies once: such a batch is settled in parts, one window per row each.
+    const parts = splitByWindows(settles);
+    const settled = new Set<string>();
+    for (const part of parts) {
+      const result = await this.pool.query<{ requestId: string }>({
+        name: 'tierbot_settle_held',
+        text: SETTLE_HELD,
+        values: [
+          part.map((settle) => settle.requestId),
+          part.map((settle) => settle.usage.inputTokens),
+          part.map((settle) => settle.usage.cachedInputTokens),
+          part.map((settle) => settle.usage.cacheWriteTokens),
+          part.map((settle) => settle.usage.outputTokens),
+          part.map((settle) => settle.costMicros),
+          part.map((settle) => settle.smartCostMicros),
+          part.map((settle) => settle.windows.day),
+          part.map((settle) => settle.windows.week),
+          part.map((settle) => settle.windows.month),
+          Date.now(),
+        ],
+      });
+      for (const { requestId } of result.rows) settled.add(requestId);
+    }
+    return settles.map((settle): SettleResult =>
+      settled.has(settle.requestId)
+        ? {
+            status: 'settled',
+            costMicros: settle.costMicros,
+            smartCostMicros: settle.smartCostMicros,
+            reservedMicros: settle.amountMicros,
+          }
+        : // Swept meanwhile by another process, which charged its worst case.
+          { status: 'duplicate' },
+    );
   }
 
   async cancel(requestId: string, windowsOf: (createdAt: number) => WindowStarts): Promise<void> {
@@ -492,6 +579,23 @@ export class PostgresLedgerStore implements LedgerStore {
       remaining = later;
     }
   }
+}
+
+/** Splits settles so that no counter row sees two different windows within one part. */
+function splitByWindows(settles: readonly HeldSettle[]): HeldSettle[][] {
+  const parts: { settles: HeldSettle[]; windowsByRow: Map<string, string> }[] = [];
+  for (const settle of settles) {
+    const windows = `${settle.windows.day}|${settle.windows.week}|${settle.windows.month}`;
+    const rows = counterKeys(settle).map((key) => `${key.kind}|${key.guildKey}|${key.userKey}`);
+    const part = parts.find(({ windowsByRow }) =>
+      rows.every((row) => (windowsByRow.get(row) ?? windows) === windows),
+    );
+    const target = part ?? { settles: [], windowsByRow: new Map<string, string>() };
+    if (!part) parts.push(target);
+    target.settles.push(settle);
+    for (const row of rows) target.windowsByRow.set(row, windows);
+  }
+  return parts.map((part) => part.settles);
 }
 
 function deltaColumns(deltas: readonly Delta[]): unknown[] {
