@@ -10,6 +10,6 @@ export default defineConfig({
     // Fails a test file whose stdout or stderr carried a secret-shaped string.
     setupFiles: ['test/setup/no-secrets.ts'],
     // One real PostgreSQL server for the run (or TEST_DATABASE_URL's): tests make their databases on it.
-    globalSetup: ['test/setup/postgres.ts'],
+    globalSetup: ['test/setup/postgres.ts', 'test/setup/build.ts'],
   },
 });

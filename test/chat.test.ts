@@ -18,7 +18,7 @@ let build: string;
 beforeAll(() => {
   build = mkdtempSync(join(tmpdir(), 'tierbot-build-'));
   buildProject(build);
-  // tsc over src/ takes a few seconds, more while other test files run.
+  // A copy of the checkout built once for the run (test/setup/build.ts).
 }, 120_000);
 afterAll(() => rmSync(build, { recursive: true, force: true }));
 

@@ -26,7 +26,7 @@ let startArguments: string[];
 beforeAll(() => {
   build = mkdtempSync(join(tmpdir(), 'tierbot-build-'));
   startArguments = buildForStart(build);
-  // tsc over src/ takes a few seconds, more while other test files run.
+  // A copy of the checkout built once for the run (test/setup/build.ts).
 }, 120_000);
 afterAll(() => rmSync(build, { recursive: true, force: true }));
 

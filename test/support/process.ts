@@ -19,14 +19,16 @@ export function tsxArguments(entryPoint: string, ...args: string[]): string[] {
 export type EntryScript = 'start' | 'chat' | 'deploy-commands';
 
 /**
- * Builds the project in `directory` as `npm ci` does (its prepare script, scripts/build.mjs: tsc with
+ * The project in `directory` as `npm ci` leaves it (its prepare script, scripts/build.mjs: tsc with
  * tsconfig.build.json into dist/, and the hash of the sources it was built from): a copy of package.json,
- * the tsconfigs, scripts/ and src/, with node_modules (by default the checkout's) and migrations linked,
- * so that it runs from there — `npm start` included — as from a fresh checkout.
+ * the tsconfigs, scripts/, src/ and the checkout's dist/ (built once for the whole run by
+ * test/setup/build.ts, the same build as the copy's sources make), with node_modules (by default the
+ * checkout's) and migrations linked, so that it runs from there — `npm start` included — as from a fresh
+ * checkout. The copy's own check finds its dist/ fresh, as after `npm ci`.
  */
 export function buildProject(directory: string, options: { nodeModules?: string } = {}): void {
   mkdirSync(directory, { recursive: true });
-  for (const path of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts', 'src']) {
+  for (const path of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts', 'src', 'dist']) {
     cpSync(join(PROJECT_ROOT, path), join(directory, path), { recursive: true });
   }
   symlinkSync(
