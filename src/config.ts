@@ -38,6 +38,23 @@ const optionalText = z
   .optional()
   .transform((text) => (text?.trim() ? text.trim() : undefined));
 
+/** A comma-separated list of question categories, or "none"; unset: the default. */
+const categoryList = (defaults: readonly (typeof CHECK_CATEGORIES)[number][]) =>
+  z
+    .string()
+    .optional()
+    .transform((text) =>
+      text === undefined
+        ? [...defaults]
+        : text.trim() === 'none'
+          ? []
+          : text
+              .split(',')
+              .map((category) => category.trim())
+              .filter((category) => category !== ''),
+    )
+    .pipe(z.array(z.enum(CHECK_CATEGORIES)));
+
 /**
  * Every variable tierbot reads: its schema, whether it is a secret (its value is never repeated in an error
  * message), and what it is for, told to the admin when it is missing or wrong.
@@ -222,20 +239,7 @@ const VARIABLES = {
     part: 'models',
     secret: false,
     purpose: `comma-separated question categories whose drafts are always refined, or "none" (${CHECK_CATEGORIES.join(', ')})`,
-    schema: z
-      .string()
-      .optional()
-      .transform((text) =>
-        text === undefined
-          ? [...DEFAULT_POLICY.alwaysRefine]
-          : text.trim() === 'none'
-            ? []
-            : text
-                .split(',')
-                .map((category) => category.trim())
-                .filter((category) => category !== ''),
-      )
-      .pipe(z.array(z.enum(CHECK_CATEGORIES))),
+    schema: categoryList(DEFAULT_POLICY.alwaysRefine),
   },
   ROUTER: {
     part: 'models',
@@ -265,20 +269,7 @@ const VARIABLES = {
     part: 'models',
     secret: false,
     purpose: `comma-separated categories whose drafts a confident fast triage sends without the check, or "none" (${CHECK_CATEGORIES.join(', ')})`,
-    schema: z
-      .string()
-      .optional()
-      .transform((text) =>
-        text === undefined
-          ? [...DEFAULT_ROUTER.uncheckedCategories]
-          : text.trim() === 'none'
-            ? []
-            : text
-                .split(',')
-                .map((category) => category.trim())
-                .filter((category) => category !== ''),
-      )
-      .pipe(z.array(z.enum(CHECK_CATEGORIES))),
+    schema: categoryList(DEFAULT_ROUTER.uncheckedCategories),
   },
   ABORT_MARGIN_TOKENS: {
     part: 'models',

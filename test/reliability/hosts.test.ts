@@ -1,11 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
-import { type FakeDiscord, shardOfGuild, startFakeDiscord } from '../fakes/discord/index.js';
-import { type SplitOpenAI, startSplitOpenAI } from '../fakes/openai-router.js';
+import { describe, expect, it } from 'vitest';
 import { until } from '../support/bot.js';
-import { type BotProcess, startBotProcess, turnsDone } from '../support/bot-process.js';
-import { type TemporaryDatabase, temporaryDatabase } from '../support/databases.js';
-import { loopbackEnvironment } from '../support/environment.js';
+import { type BotProcess, botProcessesPerTest, channelOnShard, turnsDone } from '../support/bot-process.js';
 import { ACCEPT } from '../support/verdicts.js';
 
 /*
@@ -19,59 +14,21 @@ const LEASE_SECONDS = 5;
 /** Bot processes take seconds to start on a busy 2-core machine, and a lease must run out. */
 const PROCESS_TEST_TIMEOUT_MS = 180_000;
 
-let discord: FakeDiscord;
-let openai: SplitOpenAI;
-let anthropic: FakeAnthropic;
-let database: TemporaryDatabase;
-let bots: BotProcess[];
-
-beforeEach(async () => {
-  [discord, openai, anthropic, database] = await Promise.all([
-    startFakeDiscord({ heartbeatIntervalMs: 5_000 }),
-    startSplitOpenAI(),
-    startFakeAnthropic(),
-    temporaryDatabase('postgres'),
-  ]);
-  bots = [];
-});
-
-afterEach(async () => {
-  for (const bot of bots) bot.child.kill('SIGCONT');
-  await Promise.all(bots.map((bot) => bot.stop()));
-  await Promise.all([discord.close(), openai.close(), anthropic.close()]);
-  await database.cleanup();
-});
+const world = botProcessesPerTest();
 
 function startHost(name: string, shardId: number, options: { ownHost?: boolean } = {}): BotProcess {
-  const bot = startBotProcess(
-    {
-      ...loopbackEnvironment({ discord, openai, anthropic, database }),
-      LEASE_SECONDS: String(LEASE_SECONDS),
-      DISCORD_SHARD_COUNT: '2',
-      DISCORD_SHARD_IDS: String(shardId),
-    },
+  return world.start(
+    { LEASE_SECONDS: String(LEASE_SECONDS), DISCORD_SHARD_COUNT: '2', DISCORD_SHARD_IDS: String(shardId) },
     name,
     options,
   );
-  bots.push(bot);
-  return bot;
 }
 
-/** #general of a server whose events go to the given shard of two. */
-function channelOnShard(shardId: number): string {
-  let guild = discord.guild;
-  while (shardOfGuild(guild.id, 2) !== shardId) guild = discord.addGuild({ name: 'another server' });
-  if (guild.id !== discord.guild.id) discord.addMember(discord.user.id, { guildId: guild.id });
-  const general = [...discord.world.channels.values()].find(
-    (channel) => 'guild_id' in channel && channel.guild_id === guild.id && channel.name === 'general',
-  );
-  return general?.id ?? '';
-}
-
-const openReservations = () => database.value('SELECT COUNT(*) FROM reservations');
+const openReservations = () => world.database.value('SELECT COUNT(*) FROM reservations');
 
 /** The money in the counters equals the ledger's, and nothing is held: the books balance. */
 async function expectBooksBalance(): Promise<void> {
+  const { database } = world;
   const ledger = await database.value('SELECT COALESCE(SUM(cost_micros), 0) FROM usage_ledger');
   expect(
     await database.value(
@@ -97,7 +54,8 @@ describe('leases across hosts', () => {
   it(
     'when a host dies mid-turn (SIGKILL to every process on it), then the other host charges its reservation at its worst case once its lease expires, and nothing else is lost',
     async () => {
-      const doomedChannel = channelOnShard(0);
+      const { discord, openai, database } = world;
+      const doomedChannel = channelOnShard(discord, 0, 2);
       const doomed = startHost('doomed host', 0, { ownHost: true });
       const survivor = startHost('surviving host', 1, { ownHost: true });
       await Promise.all([doomed.ready, survivor.ready]);
@@ -146,7 +104,8 @@ describe('leases across hosts', () => {
   it(
     'when a process is paused past its lease, then its reservation is swept; when it wakes, its late settle charges nothing twice and its next reserve waits for a renewed lease',
     async () => {
-      const pausedChannel = channelOnShard(0);
+      const { discord, openai, database } = world;
+      const pausedChannel = channelOnShard(discord, 0, 2);
       const paused = startHost('paused process', 0);
       const sweeper = startHost('sweeping process', 1, { ownHost: true });
       await Promise.all([paused.ready, sweeper.ready]);

@@ -1,11 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
-import { type FakeDiscord, shardOfGuild, startFakeDiscord } from '../fakes/discord/index.js';
-import { type SplitOpenAI, startSplitOpenAI } from '../fakes/openai-router.js';
+import { describe, expect, it } from 'vitest';
 import { until } from '../support/bot.js';
-import { type BotProcess, startBotProcess, turnsDone } from '../support/bot-process.js';
-import { type TemporaryDatabase, temporaryDatabase } from '../support/databases.js';
-import { loopbackEnvironment } from '../support/environment.js';
+import { type BotProcess, botProcessesPerTest, channelOnShard, turnsDone } from '../support/bot-process.js';
 import { ACCEPT } from '../support/verdicts.js';
 
 /*
@@ -17,76 +12,28 @@ import { ACCEPT } from '../support/verdicts.js';
 /** Bot processes take seconds to start on a busy 2-core machine. */
 const PROCESS_TEST_TIMEOUT_MS = 180_000;
 
-let discord: FakeDiscord;
-let openai: SplitOpenAI;
-let anthropic: FakeAnthropic;
-let database: TemporaryDatabase;
-let bots: BotProcess[];
-
-beforeEach(async () => {
-  [discord, openai, anthropic, database] = await Promise.all([
-    startFakeDiscord({ heartbeatIntervalMs: 5_000 }),
-    startSplitOpenAI(),
-    startFakeAnthropic(),
-    temporaryDatabase('postgres'),
-  ]);
-  bots = [];
-});
-
-afterEach(async () => {
-  await Promise.all(bots.map((bot) => bot.stop()));
-  await Promise.all([discord.close(), openai.close(), anthropic.close()]);
-  await database.cleanup();
-});
+const world = botProcessesPerTest();
 
 function startShardProcess(shardIds: string, name: string): BotProcess {
-  const bot = startBotProcess(
-    {
-      ...loopbackEnvironment({ discord, openai, anthropic, database }),
-      DISCORD_SHARD_COUNT: '2',
-      DISCORD_SHARD_IDS: shardIds,
-    },
-    name,
-  );
-  bots.push(bot);
-  return bot;
+  return world.start({ DISCORD_SHARD_COUNT: '2', DISCORD_SHARD_IDS: shardIds }, name);
 }
-
-/** A server on the given shard of two (the fake's ids are sequential snowflakes: a few tries suffice). */
-function guildOnShard(shardId: number) {
-  for (;;) {
-    const guild =
-      shardOfGuild(discord.guild.id, 2) === shardId && !usedGuilds.has(discord.guild.id)
-        ? discord.guild
-        : discord.addGuild({ name: `server on shard ${shardId}` });
-    if (shardOfGuild(guild.id, 2) === shardId) {
-      usedGuilds.add(guild.id);
-      discord.addMember(discord.user.id, { guildId: guild.id });
-      return guild;
-    }
-  }
-}
-const usedGuilds = new Set<string>();
 
 function scriptAnswers(count: number): void {
   for (let index = 0; index < count; index += 1) {
-    openai.drafts.script({ type: 'stream', text: `Answer ${index + 1}.`, finishReason: 'stop' });
-    openai.checks.script({ type: 'completion', content: ACCEPT });
+    world.openai.drafts.script({ type: 'stream', text: `Answer ${index + 1}.`, finishReason: 'stop' });
+    world.openai.checks.script({ type: 'completion', content: ACCEPT });
   }
 }
 
-const channelOf = (guildId: string) =>
-  [...discord.world.channels.values()].find(
-    (channel) => 'guild_id' in channel && channel.guild_id === guildId && channel.name === 'general',
-  )?.id ?? '';
+const guildOf = (channelId: string) => world.discord.world.guildIdOf(world.discord.world.channel(channelId));
 
 describe('Discord shards over two processes', () => {
   it(
     "when two processes run shards 0 and 1, then each guild's messages are answered once, by the process of its shard, and DMs by shard 0's",
     async () => {
-      usedGuilds.clear();
-      const shard0Guild = guildOnShard(0);
-      const shard1Guild = guildOnShard(1);
+      const { discord, database } = world;
+      const shard0Channel = channelOnShard(discord, 0, 2);
+      const shard1Channel = channelOnShard(discord, 1, 2);
       const first = startShardProcess('0', 'shard-0 process');
       const second = startShardProcess('1', 'shard-1 process');
       await Promise.all([first.ready, second.ready]);
@@ -97,11 +44,8 @@ describe('Discord shards over two processes', () => {
       ]);
 
       scriptAnswers(3);
-      discord.messageCreate({ content: `<@${discord.bot.id}> first?`, channelId: channelOf(shard0Guild.id) });
-      discord.messageCreate({
-        content: `<@${discord.bot.id}> second?`,
-        channelId: channelOf(shard1Guild.id),
-      });
+      discord.messageCreate({ content: `<@${discord.bot.id}> first?`, channelId: shard0Channel });
+      discord.messageCreate({ content: `<@${discord.bot.id}> second?`, channelId: shard1Channel });
       discord.directMessageCreate({ content: 'and a DM?' });
       await until(() => turnsDone(first).length + turnsDone(second).length === 3);
 
@@ -109,8 +53,8 @@ describe('Discord shards over two processes', () => {
         turnsDone(first)
           .map((line) => line.guildId)
           .sort(),
-      ).toEqual([null, shard0Guild.id].sort());
-      expect(turnsDone(second).map((line) => line.guildId)).toEqual([shard1Guild.id]);
+      ).toEqual([null, guildOf(shard0Channel)].sort());
+      expect(turnsDone(second).map((line) => line.guildId)).toEqual([guildOf(shard1Channel)]);
       expect(await database.value("SELECT COUNT(*) FROM usage_ledger WHERE purpose = 'draft'")).toBe(3);
     },
     PROCESS_TEST_TIMEOUT_MS,
@@ -119,8 +63,8 @@ describe('Discord shards over two processes', () => {
   it(
     'when one shard runs in two processes at once (a deploy overlap) and both get an event, then it is answered once and charged once',
     async () => {
-      usedGuilds.clear();
-      const guild = guildOnShard(0);
+      const { discord, database, openai } = world;
+      const channelId = channelOnShard(discord, 0, 2);
       const old = startShardProcess('0', 'old shard-0 process');
       await old.ready;
       const replacement = startShardProcess('0', 'new shard-0 process');
@@ -129,7 +73,7 @@ describe('Discord shards over two processes', () => {
 
       discord.messageCreate({
         content: `<@${discord.bot.id}> only once, please`,
-        channelId: channelOf(guild.id),
+        channelId,
         toEverySession: true,
       });
       await until(() => turnsDone(old).length + turnsDone(replacement).length >= 1);

@@ -1,6 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterEach, beforeEach } from 'vitest';
+import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
+import { type FakeDiscord, shardOfGuild, startFakeDiscord } from '../fakes/discord/index.js';
+import { type SplitOpenAI, startSplitOpenAI } from '../fakes/openai-router.js';
+import { type TemporaryDatabase, temporaryDatabase } from './databases.js';
+import { loopbackEnvironment } from './environment.js';
 import { PROJECT_ROOT, tsxArguments } from './process.js';
 
 /** A bot running as its own OS process: src/main.ts as `npm start` runs it, through tsx. */
@@ -100,4 +106,52 @@ function childrenOf(pid: number | undefined): number[] {
 /** The "turn done" log lines of a bot process. */
 export function turnsDone(bot: BotProcess): Record<string, unknown>[] {
   return bot.logs.filter((line) => line.msg === 'turn done');
+}
+
+/**
+ * For a test file whose tests run bot processes on one PostgreSQL database (call it at the file's top
+ * level): before each test, the loopback Discord, OpenAI (a fake per kind of call) and Anthropic and a
+ * fresh database; after it, every bot started with `start` is stopped (woken first, if a test stopped it)
+ * and everything removed. `start` runs a bot with the loopback environment under `environment`.
+ */
+export function botProcessesPerTest() {
+  const world = {} as {
+    discord: FakeDiscord;
+    openai: SplitOpenAI;
+    anthropic: FakeAnthropic;
+    database: TemporaryDatabase;
+  };
+  let bots: BotProcess[] = [];
+  beforeEach(async () => {
+    [world.discord, world.openai, world.anthropic, world.database] = await Promise.all([
+      startFakeDiscord({ heartbeatIntervalMs: 5_000 }),
+      startSplitOpenAI(),
+      startFakeAnthropic(),
+      temporaryDatabase('postgres'),
+    ]);
+    bots = [];
+  });
+  afterEach(async () => {
+    for (const bot of bots) bot.child.kill('SIGCONT');
+    await Promise.all(bots.map((bot) => bot.stop()));
+    await Promise.all([world.discord.close(), world.openai.close(), world.anthropic.close()]);
+    await world.database.cleanup();
+  });
+  const start = (environment: Record<string, string>, name: string, options: { ownHost?: boolean } = {}) => {
+    const bot = startBotProcess({ ...loopbackEnvironment(world), ...environment }, name, options);
+    bots.push(bot);
+    return bot;
+  };
+  return Object.assign(world, { start });
+}
+
+/** #general of a server (the default one, or a new one the person joins) whose events go to a shard. */
+export function channelOnShard(discord: FakeDiscord, shardId: number, shardCount: number): string {
+  let guild = discord.guild;
+  while (shardOfGuild(guild.id, shardCount) !== shardId) guild = discord.addGuild({ name: 'another server' });
+  if (guild.id !== discord.guild.id) discord.addMember(discord.user.id, { guildId: guild.id });
+  const general = [...discord.world.channels.values()].find(
+    (channel) => 'guild_id' in channel && channel.guild_id === guild.id && channel.name === 'general',
+  );
+  return general?.id ?? '';
 }
