@@ -1,14 +1,47 @@
 import type pg from 'pg';
 import type { PeriodWindow } from '../../core/budget.js';
-import type { AnswersByRoute, ModelUsage, UsageQuery, UsageReport, DaySpend } from '../../core/usage.js';
+import { rankSpenders } from '../../core/reports.js';
+import type {
+  AnswersByRoute,
+  BucketUsage,
+  CallRecord,
+  CallsQuery,
+  ModelUsage,
+  OverviewQuery,
+  Spender,
+  UsageOverview,
+} from '../../core/usage.js';
 import type { UsageStore } from '../store.js';
-
-const DAY_MS = 86_400_000;
 
 /** A member's rows in a window: $1 user, $2 guild ('' and IS NULL for DMs), $3–$4 the window. */
 const inWindow = (column: 'charged_at' | 'created_at', isDirectMessage: boolean) =>
   `user_id = $1 AND ${isDirectMessage ? 'guild_id IS NULL AND $2 = $2' : 'guild_id = $2'}
    AND ${column} >= $3 AND ${column} < $4`;
+
+/** Tokens and cost, summed as every /usage view reads them. */
+const USAGE_SUMS = `model, COUNT(*)::int AS calls, SUM(input_tokens) AS "inputTokens",
+  SUM(cached_input_tokens) AS "cachedInputTokens", SUM(cache_write_tokens) AS "cacheWriteTokens",
+  SUM(output_tokens) AS "outputTokens", SUM(cost_micros) AS "costMicros", SUM(smart_cost_micros) AS "smartCostMicros"`;
+
+const ROUTE_SUMS = `escalation_source AS reason, COUNT(*)::int AS answers, SUM(cost_micros) AS "costMicros",
+  SUM(smart_only_cost_micros) AS "smartOnlyCostMicros"`;
+
+/** How many calls /usage export reads per round trip. */
+const EXPORT_PAGE_ROWS = 2_000;
+
+/**
+ * A page of a server's calls after a (charged_at, id) key, in that order: the index
+ * `usage_ledger_guild_period` (guild_id, charged_at, id, …) gives the order and the seek, so each page
+ * costs its own rows, however far into the period it starts.
+ */
+const CALLS_PAGE = `SELECT l.id, l.charged_at AS "chargedAt", l.user_id AS "userId", l.channel_id AS "channelId",
+    l.model, l.purpose, l.input_tokens AS "inputTokens", l.cached_input_tokens AS "cachedInputTokens",
+    l.cache_write_tokens AS "cacheWriteTokens", l.output_tokens AS "outputTokens",
+    l.cost_micros AS "costMicros", t.escalation_source AS "routeReason"
+  FROM usage_ledger l LEFT JOIN turns t ON t.turn_id = l.turn_id
+  WHERE l.guild_id = $1 AND (l.charged_at, l.id) > ($2, $3) AND l.charged_at < $4
+  ORDER BY l.charged_at, l.id
+  LIMIT ${EXPORT_PAGE_ROWS}`;
 
 /** The /usage queries on PostgreSQL (the same figures as on SQLite, see ../sqlite/usage.ts). */
 export class PostgresUsageStore implements UsageStore {
@@ -16,10 +49,7 @@ export class PostgresUsageStore implements UsageStore {
 
   async byModel(userId: string, guildId: string | null, window: PeriodWindow): Promise<ModelUsage[]> {
     const result = await this.pool.query<ModelUsage>(
-      `SELECT model, COUNT(*)::int AS calls, SUM(input_tokens) AS "inputTokens",
-         SUM(cached_input_tokens) AS "cachedInputTokens", SUM(cache_write_tokens) AS "cacheWriteTokens",
-         SUM(output_tokens) AS "outputTokens", SUM(cost_micros) AS "costMicros",
-         SUM(smart_cost_micros) AS "smartCostMicros"
+      `SELECT ${USAGE_SUMS}
        FROM usage_ledger WHERE ${inWindow('charged_at', guildId === null)}
        GROUP BY model ORDER BY model`,
       [userId, guildId ?? '', window.startMs, window.endMs],
@@ -27,39 +57,108 @@ export class PostgresUsageStore implements UsageStore {
     return result.rows;
   }
 
-  async report(query: UsageQuery): Promise<UsageReport> {
-    const { userId, guildId, window, smartModel } = query;
-    const isDirectMessage = guildId === null;
-    const parameters = [userId, guildId ?? '', window.startMs, window.endMs];
-    const [byModel, days, routes] = await Promise.all([
-      this.byModel(userId, guildId, window),
-      this.pool.query<{ dayNumber: number; fastMicros: number; smartMicros: number; firstAt: number }>(
-        `SELECT charged_at / ${DAY_MS} AS "dayNumber",
-           SUM(CASE WHEN model = $5 THEN 0 ELSE cost_micros END) AS "fastMicros",
-           SUM(CASE WHEN model = $5 THEN cost_micros ELSE 0 END) AS "smartMicros",
-           MIN(charged_at) AS "firstAt"
-         FROM usage_ledger WHERE ${inWindow('charged_at', isDirectMessage)}
-         GROUP BY 1 ORDER BY 1`,
-        [...parameters, smartModel],
+  async overview(query: OverviewQuery): Promise<UsageOverview> {
+    const { scope, window, bucketMs } = query;
+    const step = `(charged_at / ${checkedStep(bucketMs)}) * ${bucketMs}`;
+    if (scope.kind === 'member') {
+      const isDirectMessage = scope.guildId === null;
+      const parameters = [scope.userId, scope.guildId ?? '', window.startMs, window.endMs];
+      const [buckets, routes] = await Promise.all([
+        this.rows<BucketUsage>(
+          `SELECT ${step} AS "startMs", ${USAGE_SUMS} FROM usage_ledger
+           WHERE ${inWindow('charged_at', isDirectMessage)} GROUP BY 1, model`,
+          parameters,
+        ),
+        this.rows<AnswersByRoute>(
+          `SELECT ${ROUTE_SUMS} FROM turns
+           WHERE status = 'answered' AND ${inWindow('created_at', isDirectMessage)} GROUP BY 1`,
+          parameters,
+        ),
+      ]);
+      return { buckets, top: [], routes };
+    }
+    if (scope.kind === 'server') {
+      // Index-only scans of usage_ledger_guild_period and turns_guild_period, hashed into groups.
+      const parameters = [scope.guildId, window.startMs, window.endMs];
+      const [buckets, routes, top] = await Promise.all([
+        this.rows<BucketUsage>(
+          `SELECT ${step} AS "startMs", ${USAGE_SUMS} FROM usage_ledger
+           WHERE guild_id = $1 AND charged_at >= $2 AND charged_at < $3 GROUP BY 1, model`,
+          parameters,
+        ),
+        this.rows<AnswersByRoute>(
+          `SELECT ${ROUTE_SUMS} FROM turns
+           WHERE guild_id = $1 AND created_at >= $2 AND created_at < $3 AND status = 'answered' GROUP BY 1`,
+          parameters,
+        ),
+        this.topMembers(scope.guildId, query),
+      ]);
+      return { buckets, top, routes };
+    }
+    // Every server (and DMs): one pass over the period, grouped by server too for the biggest ones.
+    const parameters = [window.startMs, window.endMs];
+    const [rows, routes] = await Promise.all([
+      this.rows<BucketUsage & { guildId: string | null }>(
+        `SELECT guild_id AS "guildId", ${step} AS "startMs", ${USAGE_SUMS} FROM usage_ledger
+         WHERE charged_at >= $1 AND charged_at < $2 GROUP BY 1, 2, model`,
+        parameters,
       ),
-      this.pool.query<AnswersByRoute>(
-        `SELECT escalation_source AS reason,
-                COUNT(*)::int AS answers, SUM(cost_micros) AS "costMicros",
-                SUM(smart_only_cost_micros) AS "smartOnlyCostMicros"
-         FROM turns WHERE status = 'answered' AND ${inWindow('created_at', isDirectMessage)}
-         GROUP BY 1 ORDER BY answers DESC, reason`,
+      this.rows<AnswersByRoute>(
+        `SELECT ${ROUTE_SUMS} FROM turns
+         WHERE created_at >= $1 AND created_at < $2 AND status = 'answered' GROUP BY 1`,
         parameters,
       ),
     ]);
-    return {
-      byModel,
-      days: days.rows.map(({ dayNumber, fastMicros, smartMicros }): DaySpend => ({
-        day: new Date(dayNumber * DAY_MS).toISOString().slice(0, 10),
-        fastMicros,
-        smartMicros,
-      })),
-      routes: routes.rows,
-      firstChargeAt: days.rows[0]?.firstAt ?? null,
-    };
+    const spentByServer = new Map<string | null, number>();
+    const buckets = rows.map(({ guildId, ...bucket }) => {
+      spentByServer.set(guildId, (spentByServer.get(guildId) ?? 0) + bucket.costMicros);
+      return bucket;
+    });
+    return { buckets, top: rankSpenders(spentByServer, query.topCount), routes };
   }
+
+  /** A server's biggest spenders: the running totals for a period's current window, else the ledger. */
+  private async topMembers(guildId: string, query: OverviewQuery): Promise<Spender[]> {
+    if (query.topCount === 0) return [];
+    if (query.period === 'all') {
+      return this.rows<Spender>(
+        `SELECT user_id AS id, SUM(cost_micros) AS "spentMicros" FROM usage_ledger WHERE guild_id = $1
+         GROUP BY user_id ORDER BY 2 DESC, user_id LIMIT $2`,
+        [guildId, query.topCount],
+      );
+    }
+    const column = { day: 'day', week: 'week', month: 'month' }[query.period];
+    return this.rows<Spender>(
+      `SELECT user_key AS id, ${column}_spent_micros AS "spentMicros" FROM spend_counters
+       WHERE kind = 'user' AND guild_key = $1 AND ${column}_start = $2 AND ${column}_spent_micros > 0
+       ORDER BY 2 DESC, user_key LIMIT $3`,
+      [guildId, query.window.startMs, query.topCount],
+    );
+  }
+
+  /** A server's calls, a page of EXPORT_PAGE_ROWS at a time, each page asked for when the last is consumed. */
+  async *calls(query: CallsQuery): AsyncIterable<CallRecord> {
+    let after = { chargedAt: query.window.startMs, id: -1 };
+    for (;;) {
+      const page = await this.rows<CallRecord & { id: number }>(CALLS_PAGE, [
+        query.guildId,
+        after.chargedAt,
+        after.id,
+        query.window.endMs,
+      ]);
+      for (const { id: _id, ...call } of page) yield call;
+      const last = page.at(-1);
+      if (!last || page.length < EXPORT_PAGE_ROWS) return;
+      after = { chargedAt: last.chargedAt, id: last.id };
+    }
+  }
+
+  private async rows<Row extends object>(sql: string, parameters: unknown[]): Promise<Row[]> {
+    return (await this.pool.query<Row>(sql, parameters)).rows;
+  }
+}
+
+function checkedStep(bucketMs: number): number {
+  if (!Number.isSafeInteger(bucketMs) || bucketMs <= 0) throw new RangeError(`bad chart step ${bucketMs}`);
+  return bucketMs;
 }
