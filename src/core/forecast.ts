@@ -103,10 +103,12 @@ export function spendChartData(input: {
   const { buckets, bucketMs, window, nowMs, smartModel } = input;
   const bySteps = new Map<number, { fastMicros: Micros; smartMicros: Micros }>();
   for (const bucket of buckets) {
-    const step = bySteps.get(bucket.startMs) ?? { fastMicros: 0, smartMicros: 0 };
+    // Steps are whole hours or days since the epoch (UTC), as every period's window starts on one.
+    const startMs = Math.floor(bucket.startMs / bucketMs) * bucketMs;
+    const step = bySteps.get(startMs) ?? { fastMicros: 0, smartMicros: 0 };
     if (bucket.model === smartModel) step.smartMicros += bucket.costMicros;
     else step.fastMicros += bucket.costMicros;
-    bySteps.set(bucket.startMs, step);
+    bySteps.set(startMs, step);
   }
   const firstStepMs = Math.min(...bySteps.keys());
   const fromMs = window?.startMs ?? (bySteps.size > 0 ? firstStepMs : Math.floor(nowMs / DAY_MS) * DAY_MS);

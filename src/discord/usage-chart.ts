@@ -136,7 +136,10 @@ function chartSpec(input: SpendChartInput): Vega.Spec {
     data.forecast ? usd(data.forecast.toMicros) : 0,
   );
   const isEmpty = data.totalMicros === 0;
-  const spansDays = data.toMs - data.fromMs > 2 * DAY_MS;
+  const spanMs = data.toMs - data.fromMs;
+  const spansDays = spanMs > 2 * DAY_MS;
+  // Hours for a day, days for a month, months for longer (years of days would repeat "Jan 1").
+  const timeFormat = spanMs > 180 * DAY_MS ? '%b %Y' : spansDays ? '%b %-d' : '%H:%M';
   const legend = [fastLabel, smartLabel, 'total', ...(data.limit ? [data.limit.label] : [])];
   const legendColours = [CHART_COLOURS.fast, CHART_COLOURS.smart, CHART_COLOURS.total, CHART_COLOURS.limit];
 
@@ -174,7 +177,7 @@ function chartSpec(input: SpendChartInput): Vega.Spec {
         scale: 'x',
         title: spansDays ? 'Day (UTC)' : 'Hour (UTC)',
         tickCount: MAX_X_LABELS,
-        format: spansDays ? '%b %-d' : '%H:%M',
+        format: timeFormat,
         formatType: 'utc',
         grid: false,
       },
