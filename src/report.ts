@@ -201,7 +201,7 @@ function serverTable(view: ServerView, config: LedgerConfig): string {
           member.userId,
           formatUsd(member.spentMicros),
           (member.budget ? budgetShareText(member.budget, (roleId) => roleId) : '') +
-            (member.areRolesKnown ? '' : ' · roles are known only in Discord'),
+            (member.isBudgetCertain ? '' : ' · roles are known only in Discord'),
         ]),
         [true, false, true, false],
       ),

@@ -132,8 +132,11 @@ export interface TopMember {
   spentMicros: Micros;
   /** Their own budget, as it applies to them now (their own, a role's, the server's default or the bot's). */
   budget: LimitStanding | undefined;
-  /** False when the server has role budgets and the member's roles were not known to the caller. */
-  areRolesKnown: boolean;
+  /**
+   * False when a role's budget might apply instead of the one shown: the server has role budgets, the
+   * member has no budget of their own, and their roles were not known to the caller.
+   */
+  isBudgetCertain: boolean;
 }
 
 export interface ServerView extends ViewFigures {
@@ -205,12 +208,8 @@ export async function serverView(
       const budget = (await sources.budgets.standings({ userId, guildId, roleIds: roleIds ?? [] })).find(
         (standing) => standing.kind === 'user',
       );
-      return {
-        userId,
-        spentMicros,
-        budget,
-        areRolesKnown: roleIds !== undefined || roleBudgets.length === 0,
-      };
+      const isBudgetCertain = roleIds !== undefined || roleBudgets.length === 0 || budget?.source === 'own';
+      return { userId, spentMicros, budget, isBudgetCertain };
     }),
   );
   return { ...figures, cap, doesCapApply: cap?.budget.period === period, top };

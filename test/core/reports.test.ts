@@ -268,9 +268,9 @@ describe('serverView', () => {
     ]);
     expect(view).toMatchObject({ period: 'month', spentMicros: 3_000_000, cap, doesCapApply: true });
     expect(view.top).toEqual([
-      { userId: 'alice', spentMicros: 2_000_000, budget: budgets.alice, areRolesKnown: true },
+      { userId: 'alice', spentMicros: 2_000_000, budget: budgets.alice, isBudgetCertain: true },
       // The server has role budgets and bob's roles are not known: his share may be wrong, and says so.
-      { userId: 'bob', spentMicros: 1_000_000, budget: budgets.bob, areRolesKnown: false },
+      { userId: 'bob', spentMicros: 1_000_000, budget: budgets.bob, isBudgetCertain: false },
     ]);
     expect(view.chart.limit).toEqual({ micros: 10_000_000, label: 'cap' });
     expect(view.chart.totalMicros).toBe(3_000_000);
@@ -288,7 +288,7 @@ describe('serverView', () => {
       smartModel: 'claude-haiku-4-5',
       rolesOf: () => undefined,
     });
-    expect(view.top.map((member) => member.areRolesKnown)).toEqual([true, true]);
+    expect(view.top.map((member) => member.isBudgetCertain)).toEqual([true, true]);
     expect(view).toMatchObject({ period: 'week', doesCapApply: false });
     expect(view.chart.limit).toBeUndefined();
   });

@@ -49,7 +49,7 @@ export function serverLines(view: ServerView, labels: Labels): string[] {
     lines.push(`**Top members** (${periodPhrase(view.period)}; each against their own budget)`);
     view.top.forEach((member, index) => {
       const share = member.budget ? ` · ${budgetShareText(member.budget, (roleId) => `<@&${roleId}>`)}` : '';
-      const unknown = member.areRolesKnown ? '' : ' · roles not seen lately';
+      const unknown = member.isBudgetCertain ? '' : ' · roles not seen lately';
       lines.push(`${index + 1}. <@${member.userId}> ${formatUsd(member.spentMicros)}${share}${unknown}`);
     });
   }
