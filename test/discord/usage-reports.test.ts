@@ -292,6 +292,34 @@ describe.each(BACKENDS)('on %s', (backend) => {
     expect(chartDataOf(onTime.files[0]!.data)?.forecast?.toMicros).toBe(DAYS_IN_MONTH * 250_000);
   });
 
+  it('when a member asks for /usage me, then their chart is the same cumulative chart, with their budget as its line and their forecast', async () => {
+    const clock = { nowMs: MONTH.startMs + 9 * DAY_MS };
+    const { harness: bot } = await start(backend, clock);
+    const { discord } = bot;
+    await seedUsage(bot.database, history(bot, [discord.user.id, discord.owner.id], clock.nowMs));
+
+    const { lines, files } = await reply(
+      bot,
+      discord.chatInputCommand({ commandName: 'usage', subcommand: 'me' }),
+      (text) => text.startsWith('Spent'),
+    );
+    // $1.20 of the $1 default: spent, and at this pace far more by the end.
+    expect(lines.slice(0, 3)).toEqual([
+      'Spent $1.2000 of $1.0000 this month',
+      `$0.0000 left; resets ${formatResetTime(MONTH.endMs)}`,
+      `at this pace: ${formatUsd((1_200_000 * DAYS_IN_MONTH) / 9)} by ${dayOf(MONTH.endMs - 1)} — the budget is reached`,
+    ]);
+    const chart = chartDataOf(files[0]!.data);
+    const spentMicros = await sqlSum(
+      bot,
+      'guild_id = $1 AND user_id = $2 AND charged_at >= $3 AND charged_at < $4',
+      [discord.guild.id, discord.user.id, MONTH.startMs, MONTH.endMs],
+    );
+    expect(chart?.totalMicros).toBe(spentMicros);
+    expect(chart?.limit).toEqual({ micros: 1_000_000, label: 'budget' });
+    expect(chart?.forecast).toMatchObject({ fromMicros: spentMicros, toMs: MONTH.endMs });
+  });
+
   it('when a member without Manage Server asks for /usage server, then they are refused, privately, and shown nothing of it', async () => {
     const clock = { nowMs: MONTH.startMs + 17 * DAY_MS };
     const { harness: bot } = await start(backend, clock);
