@@ -44,6 +44,12 @@ export function chartStepMs(period: UsagePeriod): number {
   return period === 'day' ? HOUR_MS : DAY_MS;
 }
 
+/** A chart step as the stores write it into their SQL: an hour or a day, nothing else. */
+export function checkedChartStep(bucketMs: number): number {
+  if (bucketMs !== HOUR_MS && bucketMs !== DAY_MS) throw new RangeError(`not a chart step: ${bucketMs} ms`);
+  return bucketMs;
+}
+
 /** Answers, how many went to the smart model and why, and what the cascade saved against it alone. */
 export interface AnswerSummary {
   answers: number;

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { and, count, eq, gte, isNull, lt, sum } from 'drizzle-orm';
 import { DAY_MS, type PeriodWindow } from '../../core/budget.js';
-import { rankSpenders } from '../../core/reports.js';
+import { checkedChartStep, rankSpenders } from '../../core/reports.js';
 import type {
   AnswersByRoute,
   BucketUsage,
@@ -69,12 +69,7 @@ const guildIs = (isDirectMessage: boolean) => (isDirectMessage ? 'guild_id IS NU
 
 /** The chart's step a charge falls in, for steps of a day or an hour. */
 const stepOf = (bucketMs: number) =>
-  bucketMs === DAY_MS ? CHARGE_DAY : `charged_at / ${checkedStep(bucketMs)}`;
-
-function checkedStep(bucketMs: number): number {
-  if (!Number.isSafeInteger(bucketMs) || bucketMs <= 0) throw new RangeError(`bad chart step ${bucketMs}`);
-  return bucketMs;
-}
+  bucketMs === DAY_MS ? CHARGE_DAY : `charged_at / ${checkedChartStep(bucketMs)}`;
 
 /** Calls in a day: a page of /usage export, read as it is consumed. */
 const DAY_OF_CALLS = `SELECT l.charged_at AS chargedAt, l.user_id AS userId, l.channel_id AS channelId, l.model,
@@ -119,7 +114,7 @@ export class SqliteUsageStore implements UsageStore {
       const parameters = { ...scope, ...window };
       const member = `${guildIs(scope.guildId === null)} AND user_id = @userId`;
       const buckets = this.all<BucketUsage>(
-        `SELECT (charged_at / ${checkedStep(bucketMs)}) * ${bucketMs} AS startMs, ${USAGE_SUMS}
+        `SELECT (charged_at / ${checkedChartStep(bucketMs)}) * ${bucketMs} AS startMs, ${USAGE_SUMS}
          FROM usage_ledger WHERE ${member} AND charged_at >= @startMs AND charged_at < @endMs
          GROUP BY startMs, model`,
         parameters,
