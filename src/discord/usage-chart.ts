@@ -15,12 +15,13 @@
  * about a second) is paid by the first chart and cached, so a command should defer its reply before rendering.
  * (Vega itself rather than Vega-Lite: Vega-Lite's newest releases require Node 22.)
  *
- * The figures drawn travel inside the PNG as a tEXt chunk (CHART_DATA_KEYWORD, JSON in micro-USD), so that
- * whoever has the image, a test included, can check what it shows against the ledger without reading pixels.
+ * The figures drawn travel inside the PNG as a compressed text chunk (zTXt, CHART_DATA_KEYWORD: JSON in
+ * micro-USD, a few hundred bytes for a month), so that whoever has the image, a test included, can check what
+ * it shows against the ledger without reading pixels.
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { crc32 } from 'node:zlib';
+import { crc32, deflateSync, inflateSync } from 'node:zlib';
 import type { Resvg } from '@resvg/resvg-wasm';
 import type * as Vega from 'vega';
 import { DAY_MS } from '../core/budget.js';
@@ -36,7 +37,7 @@ export interface SpendChartInput {
 
 export const CHART_WIDTH = 800;
 export const CHART_HEIGHT = 400;
-/** The tEXt chunk's keyword: its text is the chart's SpendChartData as JSON. */
+/** The zTXt chunk's keyword: its text is the chart's SpendChartData as JSON. */
 export const CHART_DATA_KEYWORD = 'tierbot:spend';
 
 /** Vega's default blue and orange for the two models, red for the limit, near-black for the total. */
@@ -85,11 +86,12 @@ export function chartDataOf(png: Buffer): SpendChartData | undefined {
   while (offset + 8 <= png.length) {
     const length = png.readUInt32BE(offset);
     const type = png.toString('latin1', offset + 4, offset + 8);
-    if (type === 'tEXt') {
+    if (type === 'zTXt') {
       const body = png.subarray(offset + 8, offset + 8 + length);
       const separator = body.indexOf(0);
       if (body.toString('latin1', 0, separator) === CHART_DATA_KEYWORD) {
-        return JSON.parse(body.toString('latin1', separator + 1)) as SpendChartData;
+        // After the keyword's NUL: the compression method (0, deflate), then the compressed text.
+        return JSON.parse(inflateSync(body.subarray(separator + 2)).toString('latin1')) as SpendChartData;
       }
     }
     offset += 12 + length;
@@ -97,12 +99,15 @@ export function chartDataOf(png: Buffer): SpendChartData | undefined {
   return undefined;
 }
 
-/** A tEXt chunk (keyword, NUL, Latin-1 text) inserted before IEND, the PNG's last chunk. */
+/** A zTXt chunk (keyword, NUL, method 0, deflated Latin-1 text) inserted before IEND, the PNG's last chunk. */
 function withTextChunk(png: Buffer, keyword: string, text: string): Buffer {
-  const body = Buffer.from(`${keyword}\0${text}`, 'latin1');
+  const body = Buffer.concat([
+    Buffer.from(`${keyword}\0\0`, 'latin1'),
+    deflateSync(Buffer.from(text, 'latin1')),
+  ]);
   const chunk = Buffer.alloc(12 + body.length);
   chunk.writeUInt32BE(body.length, 0);
-  chunk.write('tEXt', 4, 'latin1');
+  chunk.write('zTXt', 4, 'latin1');
   body.copy(chunk, 8);
   chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + body.length)), 8 + body.length);
   const iend = png.length - 12;

@@ -288,9 +288,9 @@ describe('renderSpendChart', () => {
 describe('chartDataOf', () => {
   it('when a PNG was not drawn here, then it has no chart data', async () => {
     const png = await render('plain', busyMonth());
-    // The same image without its tEXt chunk: what any other PNG looks like.
+    // The same image without its zTXt chunk: what any other PNG looks like.
     const withoutText = Buffer.concat([
-      png.subarray(0, png.indexOf('tEXt') - 4),
+      png.subarray(0, png.indexOf('zTXt') - 4),
       png.subarray(png.length - 12),
     ]);
     expect(chartDataOf(withoutText)).toBeUndefined();
