@@ -4,6 +4,7 @@ import { discordBenchmark } from './discord.bench.js';
 import { economicsBenchmark } from './economics.bench.js';
 import { engineBenchmark } from './engine.bench.js';
 import { ledgerBenchmark } from './ledger.bench.js';
+import { reportsBenchmark } from './reports.bench.js';
 import { routerBenchmark } from './router.bench.js';
 import { startupBenchmark } from './startup.bench.js';
 import { type Benchmark, type Figure, formatTable, isMet, machineInfo, progress } from './support.js';
@@ -11,6 +12,7 @@ import { type Benchmark, type Figure, formatTable, isMet, machineInfo, progress 
 /** Every benchmark, run in this order: adding one is one line here. */
 const BENCHMARKS: readonly Benchmark[] = [
   ledgerBenchmark,
+  reportsBenchmark,
   engineBenchmark,
   economicsBenchmark,
   discordBenchmark,

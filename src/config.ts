@@ -109,7 +109,7 @@ const VARIABLES = {
     schema: z.url().optional(),
   },
   DATABASE_URL: {
-    part: 'models',
+    part: 'ledger',
     secret: true,
     purpose:
       'a PostgreSQL database (postgres://user:password@host:5432/tierbot) for the ledger and every record, ' +
@@ -154,37 +154,37 @@ const VARIABLES = {
       .transform((ids) => ids?.map(Number)),
   },
   DATABASE_PATH: {
-    part: 'models',
+    part: 'ledger',
     secret: false,
     purpose: 'where the SQLite database lives (its directory is created)',
     schema: z.string().min(1).default('./data/tierbot.db'),
   },
   FAST_MODEL: {
-    part: 'models',
+    part: 'ledger',
     secret: false,
     purpose: 'the OpenAI model that answers first',
     schema: z.string().min(1).default('gpt-4o-mini'),
   },
   SMART_MODEL: {
-    part: 'models',
+    part: 'ledger',
     secret: false,
     purpose: 'the Anthropic model that answers when a question needs more',
     schema: z.string().min(1).default('claude-haiku-4-5'),
   },
   DEFAULT_USER_BUDGET_USD: {
-    part: 'models',
+    part: 'ledger',
     secret: false,
     purpose: "each user's budget per period unless a server sets another (0 to 10000, at most 4 decimals)",
     schema: usdAmount.default(1_000_000),
   },
   BUDGET_PERIOD: {
-    part: 'models',
+    part: 'ledger',
     secret: false,
     purpose: 'how often default budgets reset: calendar day, ISO week or month, in UTC',
     schema: z.enum(BUDGET_PERIODS).default('month'),
   },
   SERVER_BUDGET_USD: {
-    part: 'models',
+    part: 'ledger',
     secret: false,
     purpose: "a default cap on each server's total spend per period (unset: no cap)",
     schema: usdAmount.optional(),
@@ -308,8 +308,9 @@ type VariableName = keyof typeof VARIABLES;
 
 /**
  * Which entry point needs a variable: the bot reads every part, `npm run deploy-commands` only Discord's
- * (and logging), the terminal chat only the models' (and logging). A part an entry point does not read is
- * not validated either: a placeholder DISCORD_TOKEN in .env does not stop the terminal chat.
+ * (and logging), the terminal chat the models' and the ledger's (and logging), `npm run report` only the
+ * ledger's: the database and the budgets. A part an entry point does not read is not validated either: a
+ * placeholder DISCORD_TOKEN in .env does not stop the terminal chat, nor a missing API key the report.
  */
 type Part = (typeof VARIABLES)[VariableName]['part'];
 
@@ -334,20 +335,24 @@ export interface DiscordConfig {
 
 type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** What the engine needs: models, keys, database, budgets. The terminal chat runs on this alone. */
-export interface ModelConfig {
-  openai: { apiKey: string; baseUrl: string | undefined };
-  anthropic: { apiKey: string; baseUrl: string | undefined };
+/** What reading the ledger needs: the database, the models' names and the default budgets. `npm run report` runs on this alone. */
+export interface LedgerConfig {
   /** PostgreSQL, when set; otherwise the SQLite file at databasePath. */
   databaseUrl: string | undefined;
   databasePath: string;
-  /** How long a process's lease on its reservations lasts unless renewed. */
-  leaseMs: number;
   fastModel: string;
   smartModel: string;
-  prices: PriceTable;
   defaultUserBudget: Budget;
   defaultServerCap: Budget | undefined;
+}
+
+/** What the engine needs: models, keys, database, budgets. The terminal chat runs on this alone. */
+export interface ModelConfig extends LedgerConfig {
+  openai: { apiKey: string; baseUrl: string | undefined };
+  anthropic: { apiKey: string; baseUrl: string | undefined };
+  /** How long a process's lease on its reservations lasts unless renewed. */
+  leaseMs: number;
+  prices: PriceTable;
   maxOutputTokens: number;
   systemPrompt: string;
   providers: {
@@ -409,7 +414,7 @@ export function readEnvironment(envFile = '.env'): Record<string, string | undef
 /** The bot's configuration; throws a {@link ConfigError} naming every problem. */
 export function loadConfig(environment: Record<string, string | undefined> = readEnvironment()): Config {
   const problems: string[] = [];
-  const variables = readVariables(['discord', 'models', 'logging'], environment, problems);
+  const variables = readVariables(['discord', 'models', 'ledger', 'logging'], environment, problems);
   const prices = readPrices(environment, problems);
   const discord = variables && discordConfig(variables, problems);
   if (!variables || !prices || !discord || problems.length > 0) throw new ConfigError(unique(problems));
@@ -436,10 +441,20 @@ export function loadModelConfig(
   environment: Record<string, string | undefined> = readEnvironment(),
 ): ModelConfig {
   const problems: string[] = [];
-  const variables = readVariables(['models', 'logging'], environment, problems);
+  const variables = readVariables(['models', 'ledger', 'logging'], environment, problems);
   const prices = readPrices(environment, problems);
   if (!variables || !prices || problems.length > 0) throw new ConfigError(unique(problems));
   return modelConfig(variables, prices);
+}
+
+/** The configuration `npm run report` needs: the database and the budgets, no keys and no Discord. */
+export function loadLedgerConfig(
+  environment: Record<string, string | undefined> = readEnvironment(),
+): LedgerConfig {
+  const problems: string[] = [];
+  const variables = readVariables(['ledger'], environment, problems);
+  if (!variables || problems.length > 0) throw new ConfigError(unique(problems));
+  return ledgerConfig(variables);
 }
 
 /**
@@ -519,21 +534,30 @@ function discordConfig(variables: VariablesOf<'discord'>, problems: string[]): D
   };
 }
 
-function modelConfig(variables: VariablesOf<'models' | 'logging'>, prices: PriceTable): ModelConfig {
+function ledgerConfig(variables: VariablesOf<'ledger'>): LedgerConfig {
   return {
-    openai: { apiKey: variables.OPENAI_API_KEY, baseUrl: variables.OPENAI_BASE_URL },
-    anthropic: { apiKey: variables.ANTHROPIC_API_KEY, baseUrl: variables.ANTHROPIC_BASE_URL },
     databaseUrl: variables.DATABASE_URL,
     databasePath: variables.DATABASE_PATH,
-    leaseMs: variables.LEASE_SECONDS * 1000,
     fastModel: variables.FAST_MODEL,
     smartModel: variables.SMART_MODEL,
-    prices,
     defaultUserBudget: { amountMicros: variables.DEFAULT_USER_BUDGET_USD, period: variables.BUDGET_PERIOD },
     defaultServerCap:
       variables.SERVER_BUDGET_USD === undefined
         ? undefined
         : { amountMicros: variables.SERVER_BUDGET_USD, period: variables.BUDGET_PERIOD },
+  };
+}
+
+function modelConfig(
+  variables: VariablesOf<'models' | 'ledger' | 'logging'>,
+  prices: PriceTable,
+): ModelConfig {
+  return {
+    ...ledgerConfig(variables),
+    openai: { apiKey: variables.OPENAI_API_KEY, baseUrl: variables.OPENAI_BASE_URL },
+    anthropic: { apiKey: variables.ANTHROPIC_API_KEY, baseUrl: variables.ANTHROPIC_BASE_URL },
+    leaseMs: variables.LEASE_SECONDS * 1000,
+    prices,
     maxOutputTokens: variables.MAX_OUTPUT_TOKENS,
     systemPrompt: variables.SYSTEM_PROMPT,
     providers: {

@@ -9,6 +9,7 @@ import {
   DEFAULT_SYSTEM_PROMPT,
   loadCommandsConfig,
   loadConfig,
+  loadLedgerConfig,
   loadModelConfig,
   readEnvironment,
 } from '../src/config.js';
@@ -206,6 +207,27 @@ describe('what each entry point reads', () => {
         expect.stringMatching(/^DISCORD_TOKEN: required but not set/),
       ]);
     }
+  });
+
+  it('when `npm run report` reads its configuration, then the database and budgets are enough, and nothing else is checked', () => {
+    const config = loadLedgerConfig({
+      ...PLACEHOLDERS,
+      DATABASE_PATH: '/srv/tierbot/tierbot.db',
+      SERVER_BUDGET_USD: '25',
+      BUDGET_PERIOD: 'week',
+      MAX_OUTPUT_TOKENS: 'lots',
+    });
+    expect(config).toEqual({
+      databaseUrl: undefined,
+      databasePath: '/srv/tierbot/tierbot.db',
+      fastModel: 'gpt-4o-mini',
+      smartModel: 'claude-haiku-4-5',
+      defaultUserBudget: { amountMicros: 1_000_000, period: 'week' },
+      defaultServerCap: { amountMicros: 25_000_000, period: 'week' },
+    });
+    expect(() => loadLedgerConfig({ DATABASE_URL: 'mysql://nope' })).toThrow(
+      /DATABASE_URL: .* is not a postgres:\/\/ URL/,
+    );
   });
 
   it('when the bot reads placeholders, then it names every Discord problem beside the others', () => {

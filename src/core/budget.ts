@@ -12,7 +12,8 @@ export interface PeriodWindow {
   endMs: number;
 }
 
-const DAY_MS = 86_400_000;
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 24 * HOUR_MS;
 
 export function periodWindow(period: BudgetPeriod, atMs: number): PeriodWindow {
   const at = new Date(atMs);

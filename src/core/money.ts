@@ -70,6 +70,17 @@ export function formatUsd(micros: Micros, decimals = 4): string {
   return decimals > 0 ? `${sign}$${wholeText}.${cents}` : `${sign}$${wholeText}`;
 }
 
+/**
+ * "0.000492": dollars with all six decimals and no symbol or separators, exact (no float in between), for
+ * files a spreadsheet reads back to the micro-dollar.
+ */
+export function microsToDecimal(micros: Micros): string {
+  const sign = micros < 0 ? '-' : '';
+  const absolute = Math.abs(micros);
+  const fraction = String(absolute % MICROS_PER_USD).padStart(6, '0');
+  return `${sign}${Math.floor(absolute / MICROS_PER_USD)}.${fraction}`;
+}
+
 function clip(text: string): string {
   return text.length > 20 ? `${text.slice(0, 20)}…` : text;
 }

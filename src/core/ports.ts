@@ -15,7 +15,7 @@ import type { Micros } from './money.js';
 import type { TokenUsage } from './pricing.js';
 import type { ServerSettings } from './settings.js';
 import type { TurnRecord } from './turn.js';
-import type { ModelUsage, UsageQuery, UsageReport } from './usage.js';
+import type { CallRecord, CallsQuery, ModelUsage, OverviewQuery, UsageOverview } from './usage.js';
 import type { PeriodWindow } from './budget.js';
 
 /**
@@ -93,8 +93,15 @@ export interface SettingsStore {
 
 /** What /usage shows, from the ledger and the turns, with every row written behind so far included. */
 export interface UsageReports {
-  report(query: UsageQuery): Promise<UsageReport>;
+  /** A member's calls, tokens and cost by model in a server (or in DMs) over a window. */
   byModel(userId: string, guildId: string | null, window: PeriodWindow): Promise<ModelUsage[]>;
+  /** Spend by chart step and model, the biggest spenders and answers by reason, for a member, server or the bot. */
+  overview(query: OverviewQuery): Promise<UsageOverview>;
+  /**
+   * A server's calls in a window, oldest first, read a page at a time as they are consumed (never all in
+   * memory): for /usage export. Stopping early (a `break`) ends the read.
+   */
+  calls(query: CallsQuery): AsyncIterable<CallRecord>;
 }
 
 /** Budget notices: each threshold (80%, 100%) of each limit is told once per period, by any process. */

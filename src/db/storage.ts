@@ -2,7 +2,7 @@ import type { PeriodWindow } from '../core/budget.js';
 import type { Storage, UsageReports } from '../core/ports.js';
 import type { PriceTable } from '../core/pricing.js';
 import { RESTART_WINDOW_MS } from '../core/restarts.js';
-import type { ModelUsage, UsageQuery, UsageReport } from '../core/usage.js';
+import type { CallRecord, CallsQuery, ModelUsage, OverviewQuery, UsageOverview } from '../core/usage.js';
 import { BudgetBook } from './budgets.js';
 import { Lease } from './leases.js';
 import { Ledger } from './ledger.js';
@@ -95,13 +95,17 @@ export async function openStorage(options: StorageOptions): Promise<AppStorage> 
     await Promise.all([ledger.flush(), turns.flush()]);
   };
   const usage: UsageReports = {
-    async report(query: UsageQuery): Promise<UsageReport> {
-      await flush();
-      return stores.usage.report(query);
-    },
     async byModel(userId: string, guildId: string | null, window: PeriodWindow): Promise<ModelUsage[]> {
       await flush();
       return stores.usage.byModel(userId, guildId, window);
+    },
+    async overview(query: OverviewQuery): Promise<UsageOverview> {
+      await flush();
+      return stores.usage.overview(query);
+    },
+    async *calls(query: CallsQuery): AsyncIterable<CallRecord> {
+      await flush();
+      yield* stores.usage.calls(query);
     },
   };
 

@@ -5,7 +5,7 @@
  * over these.
  */
 import type { AuditEntry, Budget, BudgetChange, BudgetScope, PeriodWindow } from '../core/budget.js';
-import type { ModelUsage, UsageQuery, UsageReport } from '../core/usage.js';
+import type { CallRecord, CallsQuery, ModelUsage, OverviewQuery, UsageOverview } from '../core/usage.js';
 import type { NoticeKey } from '../core/notices.js';
 import type { ServerSettings } from '../core/settings.js';
 import type { CallContext, SettleResult } from '../core/ledger.js';
@@ -274,10 +274,11 @@ export interface StartStore {
   recordStart(host: string, pid: number, atMs: number, sinceMs: number): Promise<number[]>;
 }
 
-/** The /usage queries (callers write what waits first). */
+/** The /usage queries (callers write what waits first); see UsageReports in src/core/ports.ts. */
 export interface UsageStore {
   byModel(userId: string, guildId: string | null, window: PeriodWindow): Promise<ModelUsage[]>;
-  report(query: UsageQuery): Promise<UsageReport>;
+  overview(query: OverviewQuery): Promise<UsageOverview>;
+  calls(query: CallsQuery): AsyncIterable<CallRecord>;
 }
 
 /** One database dialect's stores, on a database opened and migrated (see sqlite/index.ts, postgres/index.ts). */
@@ -291,5 +292,13 @@ export interface DialectStores {
   usage: UsageStore;
   /** Throws unless the database answers. */
   ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What reading a database without touching it needs (`npm run report`): the usage queries and budgets. */
+export interface ReadOnlyStores {
+  readonly dialect: 'sqlite' | 'postgres';
+  ledger: Pick<LedgerStore, 'snapshot' | 'roleBudgets'>;
+  usage: UsageStore;
   close(): Promise<void>;
 }

@@ -60,6 +60,8 @@ export interface BotOptions {
   turnsInFlight?: number;
   /** How long one attachment may take to download (default DOWNLOAD_TIMEOUT_MS). */
   downloadTimeoutMs?: number;
+  /** The clock the /usage views read (tests move it to check forecasts); default Date.now. */
+  clock?: () => number;
 }
 
 /** How many entries the bot's per-person and per-id bookkeeping holds; each forgets what no longer matters. */
@@ -131,6 +133,7 @@ export async function startBot(
         config,
         signal: controller.signal,
         interactionDeadlineMs: options.interactionDeadlineMs,
+        now: options.clock,
       });
     };
     track(

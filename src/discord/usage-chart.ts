@@ -1,5 +1,9 @@
 /**
- * The PNG chart `/usage` attaches: spend per day of the period, fast model and smart model stacked.
+ * The PNG chart the /usage views attach: **cumulative** spend over the period, the smart model's share
+ * stacked on the rest, the limit (a member's budget, a server's cap) as a line, and the forecast dashed
+ * from now to the end of the period. One question reads off it at a glance: will the money last? A line
+ * rising towards the cap says so better than bars per day, and the stacked areas still show which model
+ * spent it; the day-to-day rhythm is the line's slope.
  *
  * Why this route: Vega lays the chart out (scales, nice ticks, axes, legend) and writes SVG in plain
  * JavaScript; resvg, compiled to WebAssembly (@resvg/resvg-wasm), turns the SVG into PNG; the Inter font
@@ -11,64 +15,47 @@
  * about a second) is paid by the first chart and cached, so a command should defer its reply before rendering.
  * (Vega itself rather than Vega-Lite: Vega-Lite's newest releases require Node 22.)
  *
- * Long periods ("all") stay legible by grouping: at most MAX_BARS bars, so a period longer than that is
- * drawn per week (ISO weeks, from Monday, UTC), and one too long even for that per month.
+ * The figures drawn travel inside the PNG as a compressed text chunk (zTXt, CHART_DATA_KEYWORD: JSON in
+ * micro-USD, a few hundred bytes for a month), so that whoever has the image, a test included, can check what
+ * it shows against the ledger without reading pixels.
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { crc32, deflateSync, inflateSync } from 'node:zlib';
 import type { Resvg } from '@resvg/resvg-wasm';
 import type * as Vega from 'vega';
-
-export interface DailySpend {
-  /** A UTC calendar day, YYYY-MM-DD. */
-  day: string;
-  fastMicros: number;
-  smartMicros: number;
-}
+import { DAY_MS } from '../core/budget.js';
+import type { SpendChartData } from '../core/forecast.js';
+import { formatUsd, MICROS_PER_USD } from '../core/money.js';
 
 export interface SpendChartInput {
   title: string;
-  /**
-   * Spend per day, in any order. Days missing between the first and the last are drawn as zero, so the
-   * caller passes the period's first and last days (zero or not) to span the whole period.
-   */
-  days: readonly DailySpend[];
+  data: SpendChartData;
   fastLabel: string;
   smartLabel: string;
 }
 
 export const CHART_WIDTH = 800;
 export const CHART_HEIGHT = 400;
+/** The zTXt chunk's keyword: its text is the chart's SpendChartData as JSON. */
+export const CHART_DATA_KEYWORD = 'tierbot:spend';
 
-/** The most bars drawn by day or week: a quarter by day (92 days) fits; longer periods go by week, then month. */
-export const MAX_BARS = 93;
-/** The most labels on the x axis, so that they never overlap. */
-const MAX_X_LABELS = 10;
-/** The bars' colours (Vega's default blue and orange): fast at the bottom of each bar, smart on top. */
-export const CHART_COLOURS = { fast: '#4c78a8', smart: '#f58518' } as const;
+/** Vega's default blue and orange for the two models, red for the limit, near-black for the total. */
+export const CHART_COLOURS = {
+  fast: '#4c78a8',
+  smart: '#f58518',
+  limit: '#d62728',
+  total: '#333333',
+} as const;
 const FONT_FAMILY = 'Inter';
-/** The y axis of a period with no spend at all, which would otherwise have no height: $0 to $0.01. */
+/** The y axis of a period with no spend and no limit, which would otherwise have no height: $0 to $0.01. */
 const EMPTY_AXIS_MAX_USD = 0.01;
-const MICROS_PER_USD = 1_000_000;
-const MS_PER_DAY = 86_400_000;
+/** Headroom above the highest thing drawn, so that the limit's line and labels do not touch the frame. */
+const HEADROOM = 1.08;
+/** The most labels on the x axis, so that they never overlap. */
+const MAX_X_LABELS = 8;
 
-export type Bucket = 'day' | 'week' | 'month';
-
-const X_LABEL_FORMAT: Record<Bucket, string> = { day: '%b %-d', week: '%b %-d %Y', month: '%b %Y' };
-const X_AXIS_TITLE: Record<Bucket, string> = {
-  day: 'Day (UTC)',
-  week: 'Week from (UTC)',
-  month: 'Month (UTC)',
-};
-
-export interface BarSpend {
-  /** The first day of the bar's day, week or month, YYYY-MM-DD. */
-  start: string;
-  fastMicros: number;
-  smartMicros: number;
-}
-
-/** Renders the chart as PNG bytes, CHART_WIDTH × CHART_HEIGHT, white background. */
+/** Renders the chart as PNG bytes, CHART_WIDTH × CHART_HEIGHT, white background, its data inside. */
 export async function renderSpendChart(input: SpendChartInput): Promise<Buffer> {
   const { vega, fonts, Resvg } = await loadRenderer();
   const view = new vega.View(vega.parse(chartSpec(input)), { renderer: 'none' });
@@ -81,7 +68,7 @@ export async function renderSpendChart(input: SpendChartInput): Promise<Buffer> 
     try {
       const image = resvg.render();
       try {
-        return Buffer.from(image.asPng());
+        return withTextChunk(Buffer.from(image.asPng()), CHART_DATA_KEYWORD, JSON.stringify(input.data));
       } finally {
         image.free();
       }
@@ -93,60 +80,73 @@ export async function renderSpendChart(input: SpendChartInput): Promise<Buffer> 
   }
 }
 
-/**
- * Groups the days into bars, filling the days missing in between with zero: by day when that makes at most
- * MAX_BARS bars, else by week when that does, else by calendar month (MAX_BARS months is almost 8 years).
- */
-export function toBars(days: readonly DailySpend[]): { bucket: Bucket; bars: BarSpend[] } {
-  const spendByDay = new Map<number, { fastMicros: number; smartMicros: number }>();
-  for (const { day, fastMicros, smartMicros } of days) {
-    const index = dayIndex(day);
-    const spend = spendByDay.get(index) ?? { fastMicros: 0, smartMicros: 0 };
-    spend.fastMicros += fastMicros;
-    spend.smartMicros += smartMicros;
-    spendByDay.set(index, spend);
-  }
-  if (spendByDay.size === 0) return { bucket: 'day', bars: [] };
-
-  const first = Math.min(...spendByDay.keys());
-  const last = Math.max(...spendByDay.keys());
-  for (const bucket of ['day', 'week'] as const) {
-    const bars = group(spendByDay, first, last, bucket);
-    if (bars.length <= MAX_BARS) return { bucket, bars };
-  }
-  return { bucket: 'month', bars: group(spendByDay, first, last, 'month') };
-}
-
-function group(
-  spendByDay: ReadonlyMap<number, { fastMicros: number; smartMicros: number }>,
-  first: number,
-  last: number,
-  bucket: Bucket,
-): BarSpend[] {
-  const bars: BarSpend[] = [];
-  for (let index = first; index <= last; index++) {
-    const start = bucketStart(index, bucket);
-    let bar = bars.at(-1);
-    if (bar?.start !== start) {
-      bar = { start, fastMicros: 0, smartMicros: 0 };
-      bars.push(bar);
+/** The chart data a PNG made here carries, or undefined for any other image. */
+export function chartDataOf(png: Buffer): SpendChartData | undefined {
+  let offset = 8;
+  while (offset + 8 <= png.length) {
+    const length = png.readUInt32BE(offset);
+    const type = png.toString('latin1', offset + 4, offset + 8);
+    if (type === 'zTXt') {
+      const body = png.subarray(offset + 8, offset + 8 + length);
+      const separator = body.indexOf(0);
+      if (body.toString('latin1', 0, separator) === CHART_DATA_KEYWORD) {
+        // After the keyword's NUL: the compression method (0, deflate), then the compressed text.
+        return JSON.parse(inflateSync(body.subarray(separator + 2)).toString('latin1')) as SpendChartData;
+      }
     }
-    const spend = spendByDay.get(index);
-    bar.fastMicros += spend?.fastMicros ?? 0;
-    bar.smartMicros += spend?.smartMicros ?? 0;
+    offset += 12 + length;
   }
-  return bars;
+  return undefined;
 }
+
+/** A zTXt chunk (keyword, NUL, method 0, deflated Latin-1 text) inserted before IEND, the PNG's last chunk. */
+function withTextChunk(png: Buffer, keyword: string, text: string): Buffer {
+  const body = Buffer.concat([
+    Buffer.from(`${keyword}\0\0`, 'latin1'),
+    deflateSync(Buffer.from(text, 'latin1')),
+  ]);
+  const chunk = Buffer.alloc(12 + body.length);
+  chunk.writeUInt32BE(body.length, 0);
+  chunk.write('zTXt', 4, 'latin1');
+  body.copy(chunk, 8);
+  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + body.length)), 8 + body.length);
+  const iend = png.length - 12;
+  return Buffer.concat([png.subarray(0, iend), chunk, png.subarray(iend)]);
+}
+
+const usd = (micros: number) => micros / MICROS_PER_USD;
+/** A label's amount (Vega expression on `datum.usd`): cents from a dollar up, four decimals below. */
+const USD_LABEL = `(datum.usd >= 1 ? format(datum.usd, '$,.2f') : format(datum.usd, '$,.4f'))`;
 
 function chartSpec(input: SpendChartInput): Vega.Spec {
-  const { bucket, bars } = toBars(input.days);
-  const rows = bars.flatMap((bar) => [
-    { start: bar.start, model: input.fastLabel, order: 0, usd: bar.fastMicros / MICROS_PER_USD },
-    { start: bar.start, model: input.smartLabel, order: 1, usd: bar.smartMicros / MICROS_PER_USD },
-  ]);
-  const maxBarUsd = Math.max(0, ...bars.map((bar) => (bar.fastMicros + bar.smartMicros) / MICROS_PER_USD));
-  const labelEvery = Math.ceil(bars.length / MAX_X_LABELS);
-  const labelled = bars.filter((_, index) => index % labelEvery === 0).map((bar) => bar.start);
+  const { data, fastLabel, smartLabel } = input;
+  const points = data.points.map((point) => ({
+    at: point.atMs,
+    fast: usd(point.fastMicros),
+    total: usd(point.fastMicros + point.smartMicros),
+  }));
+  const limitReached =
+    data.limit && data.forecast?.limitReachedAtMs
+      ? [{ at: data.forecast.limitReachedAtMs, usd: usd(data.limit.micros) }]
+      : [];
+  const forecast = data.forecast
+    ? [
+        { at: data.forecast.fromMs, usd: usd(data.forecast.fromMicros) },
+        { at: data.forecast.toMs, usd: usd(data.forecast.toMicros) },
+      ]
+    : [];
+  const highestUsd = Math.max(
+    usd(data.totalMicros),
+    data.limit ? usd(data.limit.micros) : 0,
+    data.forecast ? usd(data.forecast.toMicros) : 0,
+  );
+  const isEmpty = data.totalMicros === 0;
+  const spanMs = data.toMs - data.fromMs;
+  const spansDays = spanMs > 2 * DAY_MS;
+  // Hours for a day, days for a month, months for longer (years of days would repeat "Jan 1").
+  const timeFormat = spanMs > 180 * DAY_MS ? '%b %Y' : spansDays ? '%b %-d' : '%H:%M';
+  const legend = [fastLabel, smartLabel, 'total', ...(data.limit ? [data.limit.label] : [])];
+  const legendColours = [CHART_COLOURS.fast, CHART_COLOURS.smart, CHART_COLOURS.total, CHART_COLOURS.limit];
 
   return {
     width: CHART_WIDTH,
@@ -158,52 +158,38 @@ function chartSpec(input: SpendChartInput): Vega.Spec {
     config: { axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 600 } },
     title: { text: input.title, fontSize: 16, fontWeight: 600, anchor: 'start', offset: 8 },
     data: [
-      {
-        name: 'spend',
-        values: rows,
-        transform: [{ type: 'stack', groupby: ['start'], sort: { field: 'order' }, field: 'usd' }],
-      },
+      { name: 'spend', values: points },
+      { name: 'forecast', values: forecast },
+      { name: 'forecastEnd', values: forecast.slice(1) },
+      { name: 'limitReached', values: limitReached },
+      { name: 'limit', values: data.limit ? [{ usd: usd(data.limit.micros), label: data.limit.label }] : [] },
     ],
     scales: [
-      {
-        name: 'x',
-        type: 'band',
-        domain: bars.map((bar) => bar.start),
-        range: 'width',
-        paddingInner: bars.length > 31 ? 0.1 : 0.2,
-        paddingOuter: 0.1,
-      },
+      { name: 'x', type: 'utc', domain: [data.fromMs, data.toMs], range: 'width', nice: false },
       {
         name: 'y',
         type: 'linear',
-        domain: [0, maxBarUsd > 0 ? maxBarUsd : EMPTY_AXIS_MAX_USD],
+        domain: [0, highestUsd > 0 ? highestUsd * HEADROOM : EMPTY_AXIS_MAX_USD],
         range: 'height',
         nice: true,
         zero: true,
       },
-      {
-        name: 'colour',
-        type: 'ordinal',
-        domain: [input.fastLabel, input.smartLabel],
-        range: [CHART_COLOURS.fast, CHART_COLOURS.smart],
-      },
+      { name: 'colour', type: 'ordinal', domain: legend, range: legendColours.slice(0, legend.length) },
     ],
     axes: [
       {
         orient: 'bottom',
         scale: 'x',
-        title: X_AXIS_TITLE[bucket],
-        values: labelled,
-        encode: {
-          labels: {
-            update: { text: { signal: `utcFormat(toDate(datum.value), '${X_LABEL_FORMAT[bucket]}')` } },
-          },
-        },
+        title: spansDays ? 'Day (UTC)' : 'Hour (UTC)',
+        tickCount: MAX_X_LABELS,
+        format: timeFormat,
+        formatType: 'utc',
+        grid: false,
       },
       {
         orient: 'left',
         scale: 'y',
-        title: `USD per ${bucket}`,
+        title: 'USD spent so far',
         // No precision: Vega picks just enough decimals for the tick step ($0.05, $0.0002, $1.50).
         format: '$,f',
         tickCount: 5,
@@ -216,19 +202,125 @@ function chartSpec(input: SpendChartInput): Vega.Spec {
     ],
     marks: [
       {
-        type: 'rect',
+        type: 'area',
         from: { data: 'spend' },
         encode: {
           enter: {
-            x: { scale: 'x', field: 'start' },
-            width: { scale: 'x', band: 1 },
-            y: { scale: 'y', field: 'y0' },
-            y2: { scale: 'y', field: 'y1' },
-            fill: { scale: 'colour', field: 'model' },
+            x: { scale: 'x', field: 'at' },
+            y: { scale: 'y', field: 'fast' },
+            y2: { scale: 'y', value: 0 },
+            fill: { value: CHART_COLOURS.fast },
           },
         },
       },
-      ...(maxBarUsd === 0
+      {
+        type: 'area',
+        from: { data: 'spend' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'at' },
+            y: { scale: 'y', field: 'total' },
+            y2: { scale: 'y', field: 'fast' },
+            fill: { value: CHART_COLOURS.smart },
+          },
+        },
+      },
+      {
+        type: 'line',
+        from: { data: 'spend' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'at' },
+            y: { scale: 'y', field: 'total' },
+            stroke: { value: CHART_COLOURS.total },
+            strokeWidth: { value: 2 },
+          },
+        },
+      },
+      {
+        type: 'line',
+        from: { data: 'forecast' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'at' },
+            y: { scale: 'y', field: 'usd' },
+            stroke: { value: CHART_COLOURS.total },
+            strokeWidth: { value: 2 },
+            strokeDash: { value: [6, 4] },
+          },
+        },
+      },
+      {
+        type: 'text',
+        from: { data: 'forecastEnd' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'at' },
+            y: { scale: 'y', field: 'usd' },
+            dy: { value: -8 },
+            align: { value: 'right' },
+            text: { signal: `'at this pace: ' + ${USD_LABEL}` },
+            fontSize: { value: 12 },
+            fill: { value: CHART_COLOURS.total },
+          },
+        },
+      },
+      {
+        type: 'rule',
+        from: { data: 'limit' },
+        encode: {
+          enter: {
+            x: { value: 0 },
+            x2: { signal: 'width' },
+            y: { scale: 'y', field: 'usd' },
+            stroke: { value: CHART_COLOURS.limit },
+            strokeWidth: { value: 2 },
+          },
+        },
+      },
+      {
+        type: 'text',
+        from: { data: 'limit' },
+        encode: {
+          enter: {
+            x: { value: 4 },
+            y: { scale: 'y', field: 'usd' },
+            dy: { value: -6 },
+            text: { signal: `datum.label + ' ' + ${USD_LABEL}` },
+            fontSize: { value: 12 },
+            fill: { value: CHART_COLOURS.limit },
+          },
+        },
+      },
+      {
+        type: 'symbol',
+        from: { data: 'limitReached' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'at' },
+            y: { scale: 'y', field: 'usd' },
+            size: { value: 64 },
+            fill: { value: CHART_COLOURS.limit },
+          },
+        },
+      },
+      {
+        type: 'text',
+        from: { data: 'limitReached' },
+        encode: {
+          enter: {
+            x: { scale: 'x', field: 'at' },
+            y: { scale: 'y', field: 'usd' },
+            dx: { value: 6 },
+            dy: { value: 18 },
+            align: { value: 'left' },
+            text: { signal: `'reached ~' + utcFormat(datum.at, '${spansDays ? '%b %-d' : '%H:%M'}')` },
+            fontSize: { value: 12 },
+            fill: { value: CHART_COLOURS.limit },
+          },
+        },
+      },
+      ...(isEmpty
         ? [
             {
               type: 'text' as const,
@@ -250,20 +342,12 @@ function chartSpec(input: SpendChartInput): Vega.Spec {
   };
 }
 
-/** Days since 1970-01-01 (UTC); a string that is not a real YYYY-MM-DD day is a bug in the caller. */
-function dayIndex(day: string): number {
-  const ms = Date.parse(`${day}T00:00:00Z`);
-  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== day) {
-    throw new RangeError(`not a YYYY-MM-DD day: ${JSON.stringify(day)}`);
-  }
-  return ms / MS_PER_DAY;
-}
-
-function bucketStart(index: number, bucket: Bucket): string {
-  const date = new Date(index * MS_PER_DAY);
-  if (bucket === 'week') date.setUTCDate(date.getUTCDate() - ((date.getUTCDay() + 6) % 7));
-  if (bucket === 'month') date.setUTCDate(1);
-  return date.toISOString().slice(0, 10);
+/** "$4.1000 spent; cap $10.0000; at this pace $8.2000": the chart in words, for its alt text. */
+export function describeChart(data: SpendChartData): string {
+  const parts = [`${formatUsd(data.totalMicros)} spent`];
+  if (data.limit) parts.push(`${data.limit.label} ${formatUsd(data.limit.micros)}`);
+  if (data.forecast) parts.push(`at this pace ${formatUsd(data.forecast.toMicros)} by the end`);
+  return `Cumulative spend: ${parts.join('; ')}`;
 }
 
 interface Renderer {

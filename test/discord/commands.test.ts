@@ -95,6 +95,16 @@ describe.each(BACKENDS)('on %s', (backend) => {
         'show',
       ]);
       expect(budget?.default_member_permissions).toBe(String(PermissionFlagsBits.ManageGuild));
+      const usage = registered.find((command) => command.name === 'usage');
+      expect(usage?.options?.map((option) => option.name)).toEqual([
+        'me',
+        'member',
+        'server',
+        'export',
+        'bot',
+      ]);
+      // Everyone sees /usage (for `me`); the bot checks the other views itself.
+      expect(usage?.default_member_permissions ?? null).toBeNull();
     });
 
     it('when the registered commands match the code, then start-up logs no warning; when they differ, it says to deploy', async () => {
@@ -173,13 +183,12 @@ describe.each(BACKENDS)('on %s', (backend) => {
       expect(await privateAnswer(interaction.id)).toBe(
         'both model providers are unavailable right now; nothing was charged',
       );
-      const report = await harness.app.storage.usage.report({
-        userId: harness.discord.user.id,
-        guildId: harness.discord.guild.id,
-        window: { startMs: 0, endMs: Date.now() + 1 },
-        smartModel: harness.config.smartModel,
-      });
-      expect(report.byModel.reduce((sum, row) => sum + row.costMicros, 0)).toBe(0);
+      const byModel = await harness.app.storage.usage.byModel(
+        harness.discord.user.id,
+        harness.discord.guild.id,
+        { startMs: 0, endMs: Date.now() + 1 },
+      );
+      expect(byModel.reduce((sum, row) => sum + row.costMicros, 0)).toBe(0);
     });
   });
 
@@ -329,7 +338,7 @@ describe.each(BACKENDS)('on %s', (backend) => {
         String(request.body?.content).includes('-# gpt-4o-mini'),
       );
 
-      const interaction = harness.discord.chatInputCommand({ commandName: 'usage' });
+      const interaction = harness.discord.chatInputCommand({ commandName: 'usage', subcommand: 'me' });
       const { original } = await settled(interaction.id, (text) => text.startsWith('Spent'));
       const lines = original?.content.split('\n') ?? [];
       // Draft 1,000 × $0.15/M + 500 × $0.60/M = 450; check 200 × $0.15/M + 20 × $0.60/M = 42: 492 micro-USD.
@@ -349,24 +358,27 @@ describe.each(BACKENDS)('on %s', (backend) => {
       expect(upload?.files[0]?.name).toBe('spend.png');
     });
 
-    it('when a user who never spoke asks for a day, then they see $0 against no daily limit', async () => {
+    it('when a user who never spoke asks for a day, then they see $0 this day and which budget they have', async () => {
       const interaction = harness.discord.chatInputCommand({
         commandName: 'usage',
+        subcommand: 'me',
         options: { period: 'day' },
       });
       const { original } = await settled(interaction.id, (text) => text.startsWith('Spent'));
-      expect(original?.content.split('\n')[0]).toBe('Spent $0.0000 of no limit this day');
+      expect(original?.content.split('\n')[0]).toBe('Spent $0.0000 this day (the budget is $1.0000 a month)');
       expect(original?.content).toContain('No model calls in this period.');
     });
 
     it("when a member looks at another member's usage, then it needs Manage Server", async () => {
       const refused = harness.discord.chatInputCommand({
         commandName: 'usage',
+        subcommand: 'member',
         options: { user: harness.discord.owner.id },
       });
       expect(await privateAnswer(refused.id)).toMatch(/needs the Manage Server permission/);
       const allowed = harness.discord.chatInputCommand({
         commandName: 'usage',
+        subcommand: 'member',
         options: { user: harness.discord.user.id },
         userId: admin(),
       });

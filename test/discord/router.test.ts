@@ -123,7 +123,7 @@ describe('/usage after routed turns', () => {
     discord.messageCreate({ content: `<@${discord.bot.id}> why?\n${trace}` });
     await until(() => discord.requests.slice(before).some(isFinal('claude-haiku-4-5')));
 
-    const interaction = discord.chatInputCommand({ commandName: 'usage' });
+    const interaction = discord.chatInputCommand({ commandName: 'usage', subcommand: 'me' });
     let text = '';
     await until(() => {
       text = discord.interactionResponses(interaction.id).original?.content ?? '';

@@ -1,36 +1,71 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { DAY_MS, HOUR_MS, periodWindow } from '../../src/core/budget.js';
+import { forecastSpend, type SpendChartData, spendChartData } from '../../src/core/forecast.js';
+import type { BucketUsage } from '../../src/core/usage.js';
 import {
   CHART_COLOURS,
   CHART_HEIGHT,
   CHART_WIDTH,
-  MAX_BARS,
+  chartDataOf,
   renderSpendChart,
-  toBars,
-  type DailySpend,
 } from '../../src/discord/usage-chart.js';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const SMART = 'claude-haiku-4-5';
+const DECEMBER = periodWindow('month', Date.UTC(2026, 11, 15));
 
-/** Consecutive UTC days from `first`, with the spend each day gets from `spend`. */
-function daysFrom(
-  first: string,
+/** Spend on each step from `firstMs`: the fast model's and the smart model's, by `spend`. */
+function steps(
+  firstMs: number,
   count: number,
-  spend: (index: number) => Omit<DailySpend, 'day'> = () => ({ fastMicros: 0, smartMicros: 0 }),
-): DailySpend[] {
-  const start = Date.parse(`${first}T00:00:00Z`);
-  return Array.from({ length: count }, (_, index) => ({
-    day: new Date(start + index * 86_400_000).toISOString().slice(0, 10),
-    ...spend(index),
-  }));
+  stepMs: number,
+  spend: (index: number) => { fastMicros: number; smartMicros: number },
+): BucketUsage[] {
+  return Array.from({ length: count }, (_, index) => {
+    const { fastMicros, smartMicros } = spend(index);
+    const base = { calls: 1, inputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 0 };
+    const startMs = firstMs + index * stepMs;
+    return [
+      { ...base, startMs, model: 'gpt-4o-mini', costMicros: fastMicros, smartCostMicros: 0 },
+      { ...base, startMs, model: SMART, costMicros: smartMicros, smartCostMicros: 0 },
+    ];
+  }).flat();
 }
 
-function render(days: readonly DailySpend[]): Promise<Buffer> {
-  return renderSpendChart({
-    title: 'Your spend this month',
-    days,
-    fastLabel: 'GPT-4o Mini',
-    smartLabel: 'Claude Haiku',
+/**
+ * Renders a chart; with CHART_PREVIEW_DIR set, also writes it there to be looked at (every chart the bot
+ * ships is drawn by one of these tests: `CHART_PREVIEW_DIR=/tmp/charts npx vitest run <this file>`).
+ */
+async function render(name: string, data: SpendChartData, title = 'Server spend this month (UTC)') {
+  const png = await renderSpendChart({ title, data, fastLabel: 'GPT-4o Mini', smartLabel: 'Claude Haiku' });
+  const directory = process.env.CHART_PREVIEW_DIR;
+  if (directory) {
+    mkdirSync(directory, { recursive: true });
+    writeFileSync(join(directory, `${name}.png`), png);
+  }
+  return png;
+}
+
+/** A month two-thirds gone with a cap it will pass: every element the chart can draw. */
+function busyMonth(): SpendChartData {
+  const nowMs = Date.UTC(2026, 11, 18, 15);
+  const buckets = steps(DECEMBER.startMs, 18, DAY_MS, (index) => ({
+    fastMicros: 1_000_000 + (index % 4) * 200_000,
+    smartMicros: 700_000 + (index % 3) * 300_000,
+  }));
+  const spentMicros = buckets.reduce((sum, bucket) => sum + bucket.costMicros, 0);
+  const forecast = forecastSpend({ window: DECEMBER, nowMs, spentMicros, limitMicros: 50_000_000 });
+  return spendChartData({
+    buckets,
+    bucketMs: DAY_MS,
+    window: DECEMBER,
+    nowMs,
+    smartModel: SMART,
+    limit: { micros: 50_000_000, label: 'cap' },
+    forecast,
   });
 }
 
@@ -96,11 +131,11 @@ function paeth(left: number, up: number, upLeft: number): number {
   return toUp! <= toUpLeft! ? up : upLeft;
 }
 
-/** Where each colour appears in the image: how many pixels, and their rows and columns. */
-function findColour(image: Image, hex: string) {
+/** Where a colour appears in the image (from a row down): how many pixels, and their rows and columns. */
+function findColour(image: Image, hex: string, fromRow = 0) {
   const colour = parseInt(hex.slice(1), 16);
   const found = { count: 0, top: Infinity, bottom: -Infinity, left: Infinity, right: -Infinity };
-  for (let y = 0; y < image.height; y++) {
+  for (let y = fromRow; y < image.height; y++) {
     for (let x = 0; x < image.width; x++) {
       if (image.colourAt(x, y) !== colour) continue;
       found.count++;
@@ -111,6 +146,18 @@ function findColour(image: Image, hex: string) {
     }
   }
   return found;
+}
+
+/** The row with the most pixels of a colour, and how many. */
+function busiestRow(image: Image, hex: string): { row: number; count: number } {
+  const colour = parseInt(hex.slice(1), 16);
+  let busiest = { row: -1, count: 0 };
+  for (let y = 0; y < image.height; y++) {
+    let count = 0;
+    for (let x = 0; x < image.width; x++) if (image.colourAt(x, y) === colour) count++;
+    if (count > busiest.count) busiest = { row: y, count };
+  }
+  return busiest;
 }
 
 /** Pixels darker than mid-grey in a band of rows: text, axes. */
@@ -127,146 +174,125 @@ function darkPixels(image: Image, fromRow: number, toRow: number): number {
 }
 
 describe('renderSpendChart', () => {
-  it('when a month has spend, then it is a PNG of the declared size with both models drawn, fast under smart', async () => {
-    const png = await render(
-      daysFrom('2025-01-01', 31, (index) => ({ fastMicros: 20_000 + index * 500, smartMicros: 30_000 })),
-    );
+  it('when a month has spend, a cap and a forecast, then it is a PNG of the declared size with both models stacked, the cap a line across and the forecast after the spend', async () => {
+    const png = await render('month-cap-forecast', busyMonth());
 
     expect(png.subarray(0, 8)).toEqual(PNG_SIGNATURE);
     expect(png.toString('latin1', 12, 16)).toBe('IHDR');
     expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([CHART_WIDTH, CHART_HEIGHT]);
 
     const image = decodePng(png);
-    const fast = findColour(image, CHART_COLOURS.fast);
-    const smart = findColour(image, CHART_COLOURS.smart);
-    // Bars fill a good part of the plot, not a legend swatch alone.
+    // Below the title and the legend: the plot.
+    const plot = 60;
+    const fast = findColour(image, CHART_COLOURS.fast, plot);
+    const smart = findColour(image, CHART_COLOURS.smart, plot);
+    const limit = findColour(image, CHART_COLOURS.limit, plot);
+    const total = findColour(image, CHART_COLOURS.total, plot);
+    // Areas fill a good part of the plot, not a legend swatch alone.
     expect(fast.count).toBeGreaterThan(10_000);
     expect(smart.count).toBeGreaterThan(10_000);
-    // Stacked: the smart part sits on top of the fast part, which stands on the axis.
-    expect(smart.bottom).toBeLessThan(fast.bottom);
+    // Stacked: the smart model's area rises above the fast model's, which stands on the axis.
+    expect(smart.top).toBeLessThan(fast.top);
     expect(fast.bottom).toBeGreaterThan(CHART_HEIGHT / 2);
+    // The cap: a line across the plot (one row of it nearly the image's width), above what is spent so far.
+    const capRow = busiestRow(image, CHART_COLOURS.limit);
+    expect(capRow.count).toBeGreaterThan(CHART_WIDTH * 0.8);
+    expect(capRow.row).toBeLessThan(Math.min(fast.top, smart.top));
+    expect(limit.right - limit.left).toBeGreaterThan(CHART_WIDTH * 0.8);
+    // The forecast: the total's colour carries on where the spend ends, dashed towards the period's end.
+    expect(total.right).toBeGreaterThan(Math.max(fast.right, smart.right) + CHART_WIDTH / 4);
   });
 
-  it('when one day has equal fast and smart spend, then its bar is half one colour, half the other', async () => {
-    const image = decodePng(
-      await render(
-        daysFrom('2025-03-01', 3, (index) => ({
-          fastMicros: index === 1 ? 5_000 : 0,
-          smartMicros: index === 1 ? 5_000 : 0,
-        })),
-      ),
-    );
-    const [fast, smart] = [CHART_COLOURS.fast, CHART_COLOURS.smart].map((hex) => parseInt(hex.slice(1), 16));
-    // The bar's middle column: the one with the most fast-coloured pixels (the legend swatch is small).
-    const fastPerColumn = Array.from({ length: image.width }, (_, x) => {
-      let count = 0;
-      for (let y = 0; y < image.height; y++) if (image.colourAt(x, y) === fast) count++;
-      return count;
+  it('when a chart is drawn, then the figures it shows travel inside the PNG, as given', async () => {
+    const data = busyMonth();
+    const png = await render('month-data', data);
+    expect(chartDataOf(png)).toEqual(data);
+    expect(data.totalMicros).toBe(data.points.at(-1)!.fastMicros + data.points.at(-1)!.smartMicros);
+  });
+
+  it('when only the fast model was used, then no area is the smart colour', async () => {
+    const nowMs = Date.UTC(2026, 11, 20);
+    const data = spendChartData({
+      buckets: steps(DECEMBER.startMs, 19, DAY_MS, () => ({ fastMicros: 12_345, smartMicros: 0 })),
+      bucketMs: DAY_MS,
+      window: DECEMBER,
+      nowMs,
+      smartModel: SMART,
     });
-    const column = fastPerColumn.indexOf(Math.max(...fastPerColumn));
-    const rows = { fast: [] as number[], smart: [] as number[] };
-    for (let y = 0; y < image.height; y++) {
-      const colour = image.colourAt(column, y);
-      if (colour === fast) rows.fast.push(y);
-      if (colour === smart) rows.smart.push(y);
-    }
-    expect(rows.fast.length).toBeGreaterThan(50);
-    expect(Math.abs(rows.fast.length - rows.smart.length)).toBeLessThanOrEqual(2);
-    expect(Math.max(...rows.smart)).toBeLessThan(Math.min(...rows.fast));
-  });
-
-  it('when only the fast model was used, then no bar is the smart colour', async () => {
-    const image = decodePng(
-      await render(daysFrom('2025-01-01', 31, () => ({ fastMicros: 12_345, smartMicros: 0 }))),
-    );
+    const image = decodePng(await render('month-fast-only', data, 'Your spend this month (UTC)'));
     expect(findColour(image, CHART_COLOURS.fast).count).toBeGreaterThan(10_000);
     // The legend's swatch is the only smart-coloured thing left.
     expect(findColour(image, CHART_COLOURS.smart).count).toBeLessThan(400);
   });
 
-  it('when the period has no spend, or no days at all, then the chart still renders with no bars', async () => {
-    const allZero = await render(daysFrom('2025-02-01', 28));
-    const noDays = await render([]);
-    for (const png of [allZero, noDays]) {
-      const image = decodePng(png);
-      expect([image.width, image.height]).toEqual([CHART_WIDTH, CHART_HEIGHT]);
-      expect(findColour(image, CHART_COLOURS.fast).count).toBeLessThan(400);
-      expect(findColour(image, CHART_COLOURS.smart).count).toBeLessThan(400);
-    }
-    const withSpend = await render(
-      daysFrom('2025-02-01', 28, () => ({ fastMicros: 1_000, smartMicros: 1_000 })),
-    );
-    expect(withSpend.equals(allZero)).toBe(false);
+  it('when the period has no spend, then the chart still renders, with no areas and says so', async () => {
+    const data = spendChartData({
+      buckets: [],
+      bucketMs: DAY_MS,
+      window: DECEMBER,
+      nowMs: Date.UTC(2026, 11, 2),
+      smartModel: SMART,
+    });
+    const image = decodePng(await render('month-empty', data, 'Your spend this month (UTC)'));
+    expect([image.width, image.height]).toEqual([CHART_WIDTH, CHART_HEIGHT]);
+    expect(findColour(image, CHART_COLOURS.fast).count).toBeLessThan(400);
+    expect(findColour(image, CHART_COLOURS.smart).count).toBeLessThan(400);
+    // "No spend in this period", in grey in the middle of the plot.
+    expect(findColour(image, '#888888').count).toBeGreaterThan(50);
   });
 
   it('when rendered without system fonts, then the title and labels are drawn from the bundled font', async () => {
-    const image = decodePng(
-      await render(daysFrom('2025-01-01', 7, () => ({ fastMicros: 1_000, smartMicros: 0 }))),
-    );
+    const image = decodePng(await render('month-font', busyMonth()));
     // The title is the only thing in the top rows; no font would leave them blank.
     expect(darkPixels(image, 0, 30)).toBeGreaterThan(200);
   });
 
-  it('when a period is a quarter or longer, then the image keeps its size', async () => {
-    for (const count of [92, 400, 2_000]) {
-      const image = decodePng(
-        await render(
-          daysFrom('2024-01-01', count, (index) => ({
-            fastMicros: 1_000 + (index % 7) * 100,
-            smartMicros: 1_000,
-          })),
-        ),
-      );
+  it("when the view is a day by the hour with a member's budget, or years of all time, then the image keeps its size", async () => {
+    const day = periodWindow('day', Date.UTC(2026, 11, 9));
+    const nowMs = Date.UTC(2026, 11, 9, 14, 20);
+    const hours = steps(day.startMs, 14, HOUR_MS, (index) => ({
+      fastMicros: (index % 3) * 4_000,
+      smartMicros: index % 5 === 0 ? 9_000 : 0,
+    }));
+    const spentMicros = hours.reduce((sum, bucket) => sum + bucket.costMicros, 0);
+    const dayData = spendChartData({
+      buckets: hours,
+      bucketMs: HOUR_MS,
+      window: day,
+      nowMs,
+      smartModel: SMART,
+      limit: { micros: 150_000, label: 'budget' },
+      forecast: forecastSpend({ window: day, nowMs, spentMicros, limitMicros: 150_000 }),
+    });
+    const allTime = spendChartData({
+      buckets: steps(Date.UTC(2021, 5, 1), 2_000, DAY_MS, (index) => ({
+        fastMicros: 1_000 + (index % 7) * 100,
+        smartMicros: 1_000,
+      })),
+      bucketMs: DAY_MS,
+      window: null,
+      nowMs: Date.UTC(2021, 5, 1) + 2_000 * DAY_MS,
+      smartModel: SMART,
+    });
+    for (const [name, data, title] of [
+      ['day-budget-forecast', dayData, 'Your spend today (UTC)'],
+      ['all-time', allTime, 'Bot spend across every server all time (UTC)'],
+    ] as const) {
+      const image = decodePng(await render(name, data, title));
       expect([image.width, image.height]).toEqual([CHART_WIDTH, CHART_HEIGHT]);
-      expect(findColour(image, CHART_COLOURS.smart).count).toBeGreaterThan(10_000);
+      expect(findColour(image, CHART_COLOURS.smart).count).toBeGreaterThan(2_000);
     }
   });
 });
 
-describe('toBars', () => {
-  it('when days are missing between the first and the last, then they are bars of zero, in order', () => {
-    const { bucket, bars } = toBars([
-      { day: '2025-01-03', fastMicros: 3, smartMicros: 0 },
-      { day: '2025-01-01', fastMicros: 1, smartMicros: 10 },
-      { day: '2025-01-01', fastMicros: 1, smartMicros: 0 },
+describe('chartDataOf', () => {
+  it('when a PNG was not drawn here, then it has no chart data', async () => {
+    const png = await render('plain', busyMonth());
+    // The same image without its zTXt chunk: what any other PNG looks like.
+    const withoutText = Buffer.concat([
+      png.subarray(0, png.indexOf('zTXt') - 4),
+      png.subarray(png.length - 12),
     ]);
-    expect(bucket).toBe('day');
-    expect(bars).toEqual([
-      { start: '2025-01-01', fastMicros: 2, smartMicros: 10 },
-      { start: '2025-01-02', fastMicros: 0, smartMicros: 0 },
-      { start: '2025-01-03', fastMicros: 3, smartMicros: 0 },
-    ]);
-  });
-
-  it(`when a period has ${MAX_BARS} days, then it is drawn by day; one day more, by ISO week from Monday`, () => {
-    expect(toBars(daysFrom('2025-01-01', MAX_BARS)).bucket).toBe('day');
-
-    const { bucket, bars } = toBars(
-      daysFrom('2025-01-01', MAX_BARS + 1, () => ({ fastMicros: 1, smartMicros: 2 })),
-    );
-    expect(bucket).toBe('week');
-    // 1 January 2025 is a Wednesday: the first week is 30 December to 5 January, with 5 days of the period.
-    expect(bars[0]).toEqual({ start: '2024-12-30', fastMicros: 5, smartMicros: 10 });
-    expect(bars[1]).toEqual({ start: '2025-01-06', fastMicros: 7, smartMicros: 14 });
-    expect(bars.reduce((sum, bar) => sum + bar.fastMicros, 0)).toBe(MAX_BARS + 1);
-  });
-
-  it('when a period is too long even for weeks, then it is drawn by calendar month', () => {
-    const { bucket, bars } = toBars(daysFrom('2023-01-15', 1_000, () => ({ fastMicros: 1, smartMicros: 0 })));
-    expect(bucket).toBe('month');
-    expect(bars.length).toBeLessThanOrEqual(MAX_BARS);
-    // 650 days from a Sunday touch 94 ISO weeks: one bar too many, so months.
-    expect(toBars(daysFrom('2025-01-05', 650)).bucket).toBe('month');
-    expect(bars.slice(0, 2)).toEqual([
-      { start: '2023-01-01', fastMicros: 17, smartMicros: 0 },
-      { start: '2023-02-01', fastMicros: 28, smartMicros: 0 },
-    ]);
-  });
-
-  it('when a day is not a real YYYY-MM-DD day, then it is refused', () => {
-    for (const day of ['2025-1-5', '2025-02-30', '5 January 2025', '2025-01-05T00:00:00Z']) {
-      expect(() => toBars([{ day, fastMicros: 0, smartMicros: 0 }]), day).toThrow(RangeError);
-    }
-    expect(toBars([{ day: '2024-02-29', fastMicros: 0, smartMicros: 0 }]).bars).toHaveLength(1);
+    expect(chartDataOf(withoutText)).toBeUndefined();
   });
 });

@@ -468,7 +468,7 @@ async function checkRestart(bot: BotProcess, crashed: DatabaseState): Promise<vo
 /** A member's /usage, run for real, checked line by line against the file. */
 async function checkUsage(bot: BotProcess, user: APIUser): Promise<void> {
   const windowBefore = periodWindow('month', Date.now());
-  const interaction = discord.chatInputCommand({ commandName: 'usage', userId: user.id });
+  const interaction = discord.chatInputCommand({ commandName: 'usage', subcommand: 'me', userId: user.id });
   const content = () => discord.interactionResponses(interaction.id).original?.content ?? '';
   await until(bot, () => content().startsWith('Spent'));
   const windowAfter = periodWindow('month', Date.now());

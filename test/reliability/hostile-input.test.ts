@@ -764,6 +764,7 @@ const commandCases: HostileCase[] = [
     send: (harness) =>
       command(harness, {
         commandName: 'usage',
+        subcommand: 'member',
         userId: admin(harness),
         options: { user: harness.discord.user.id },
       }),
@@ -782,15 +783,53 @@ const commandCases: HostileCase[] = [
     name: '/usage by a member for another member',
     hasCommands: true,
     send: (harness) =>
-      command(harness, { commandName: 'usage', options: { user: harness.discord.owner.id } }),
+      command(harness, {
+        commandName: 'usage',
+        subcommand: 'member',
+        options: { user: harness.discord.owner.id },
+      }),
     shows: `Looking at another member's usage ${NO_MANAGE_SERVER}`,
     isFree: true,
   },
   {
-    name: '/usage period:century (a value outside the choices)',
+    name: '/usage me period:century (a value outside the choices)',
     hasCommands: true,
-    send: (harness) => command(harness, { commandName: 'usage', options: { period: 'century' } }),
+    send: (harness) =>
+      command(harness, { commandName: 'usage', subcommand: 'me', options: { period: 'century' } }),
     shows: 'period must be one of day, week, month, all.',
+    isFree: true,
+  },
+  {
+    name: '/usage server by a member without Manage Server',
+    hasCommands: true,
+    send: (harness) => command(harness, { commandName: 'usage', subcommand: 'server' }),
+    shows: `/usage server ${NO_MANAGE_SERVER}`,
+    isFree: true,
+  },
+  {
+    name: '/usage export by a member without Manage Server',
+    hasCommands: true,
+    send: (harness) => command(harness, { commandName: 'usage', subcommand: 'export' }),
+    shows: `/usage export ${NO_MANAGE_SERVER}`,
+    isFree: true,
+  },
+  {
+    name: "/usage bot by the server's owner (an admin, not an operator)",
+    hasCommands: true,
+    send: (harness) => command(harness, { commandName: 'usage', subcommand: 'bot', userId: admin(harness) }),
+    shows: "/usage bot is only for the bot's operators (BOT_OPERATOR_IDS).",
+    isFree: true,
+  },
+  {
+    name: '/usage server in a DM',
+    hasCommands: true,
+    send: (harness) =>
+      command(harness, {
+        commandName: 'usage',
+        subcommand: 'server',
+        channelId: inDirectMessages(harness),
+      }),
+    shows: '/usage server works in a server, not in direct messages.',
     isFree: true,
   },
   {
@@ -820,6 +859,7 @@ const commandCases: HostileCase[] = [
     send: (harness) =>
       command(harness, {
         commandName: 'usage',
+        subcommand: 'member',
         options: { user: harness.discord.owner.id },
         channelId: inDirectMessages(harness),
       }),

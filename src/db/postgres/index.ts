@@ -1,6 +1,7 @@
-import type { DialectStores } from '../store.js';
+import pg from 'pg';
+import type { DialectStores, ReadOnlyStores } from '../store.js';
 import { PostgresClaimStore } from './claims.js';
-import { migrate, openDatabase, openPool } from './database.js';
+import { migrate, openDatabase, openPool, PG_TYPES } from './database.js';
 import { PostgresInstanceStore } from './instances.js';
 import { PostgresLedgerStore } from './ledger-store.js';
 import { PostgresSettingsRecords } from './settings.js';
@@ -41,4 +42,26 @@ export async function openPostgres(
     await pool.end().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * Connects read-only, for `npm run report`: nothing is migrated, and every transaction of its connections
+ * is read-only (the server refuses any write).
+ */
+export function openPostgresReadOnly(url: string): ReadOnlyStores {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 2,
+    types: PG_TYPES,
+    options: '-c default_transaction_read_only=on',
+    application_name: 'tierbot-report',
+  });
+  // An idle connection the server drops ends nothing here: the next query reconnects or fails, and says so.
+  pool.on('error', () => {});
+  return {
+    dialect: 'postgres',
+    ledger: new PostgresLedgerStore(openDatabase(pool), pool),
+    usage: new PostgresUsageStore(pool),
+    close: () => pool.end(),
+  };
 }

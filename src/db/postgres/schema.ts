@@ -60,6 +60,21 @@ export const usageLedger = pgTable(
       table.cacheWriteTokens,
       table.outputTokens,
     ),
+    // Covers /usage server and /usage bot (a server's calls in a period, by day and model) by an
+    // index-only scan, and /usage export's pages in time order, keyed by (charged_at, id).
+    index('usage_ledger_guild_period').on(
+      table.guildId,
+      table.chargedAt,
+      table.id,
+      table.model,
+      table.costMicros,
+      table.smartCostMicros,
+      table.inputTokens,
+      table.cachedInputTokens,
+      table.cacheWriteTokens,
+      table.outputTokens,
+      table.userId,
+    ),
   ],
 );
 
@@ -185,6 +200,15 @@ export const turns = pgTable(
   (table) => [
     index('turns_user_channel').on(table.userId, table.channelId, table.createdAt),
     index('turns_user_guild').on(table.guildId, table.userId, table.createdAt),
+    // Covers /usage server's answers by reason: a server's turns in a period, by an index-only scan.
+    index('turns_guild_period').on(
+      table.guildId,
+      table.createdAt,
+      table.status,
+      table.escalationSource,
+      table.costMicros,
+      table.smartOnlyCostMicros,
+    ),
   ],
 );
 

@@ -1,6 +1,9 @@
-import type { DialectStores } from '../store.js';
+import Database from 'better-sqlite3';
+import { drizzle } from 'drizzle-orm/better-sqlite3';
+import type { DialectStores, ReadOnlyStores } from '../store.js';
 import { SqliteClaimStore } from './claims.js';
-import { closeDatabase, migrate, openDatabase } from './database.js';
+import { type AppDatabase, closeDatabase, migrate, openDatabase } from './database.js';
+import * as schema from './schema.js';
 import { SqliteInstanceStore } from './instances.js';
 import { SqliteLedgerStore } from './ledger-store.js';
 import { SqliteSettingsRecords } from './settings.js';
@@ -33,4 +36,18 @@ export async function openSqlite(path: string): Promise<{ stores: DialectStores;
     closeDatabase(db);
     throw error;
   }
+}
+
+/**
+ * Opens an existing SQLite file read-only, for `npm run report`: nothing is migrated or written (SQLite
+ * itself refuses any write), and WAL lets it read while the bot writes.
+ */
+export function openSqliteReadOnly(path: string): ReadOnlyStores {
+  const db = drizzle(new Database(path, { readonly: true, fileMustExist: true }), { schema }) as AppDatabase;
+  return {
+    dialect: 'sqlite',
+    ledger: new SqliteLedgerStore(db),
+    usage: new SqliteUsageStore(db),
+    close: async () => closeDatabase(db),
+  };
 }

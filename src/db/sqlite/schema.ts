@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 import { BUDGET_PERIODS, BUDGET_SCOPES } from '../../core/budget.js';
 import { ESCALATION_MODES } from '../../core/escalation.js';
@@ -51,6 +52,22 @@ export const usageLedger = sqliteTable(
       table.cachedInputTokens,
       table.cacheWriteTokens,
       table.outputTokens,
+    ),
+    // Covers /usage server and /usage bot (a server's calls in a period, by day and model): the UTC day
+    // number leads after the server, so grouping by day and model follows the index and needs no sort,
+    // and the charge time itself is in it so that SQLite can count it covering (see ./usage.ts).
+    index('usage_ledger_guild_day').on(
+      table.guildId,
+      sql`${table.chargedAt} / 86400000`,
+      table.model,
+      table.costMicros,
+      table.smartCostMicros,
+      table.inputTokens,
+      table.cachedInputTokens,
+      table.cacheWriteTokens,
+      table.outputTokens,
+      table.userId,
+      table.chargedAt,
     ),
   ],
 );
@@ -210,6 +227,16 @@ export const turns = sqliteTable(
   (table) => [
     index('turns_user_channel').on(table.userId, table.channelId, table.createdAt),
     index('turns_user_guild').on(table.guildId, table.userId, table.createdAt),
+    // Covers /usage server's answers by reason: a server's turns by UTC day and reason, in index order.
+    index('turns_guild_day').on(
+      table.guildId,
+      sql`${table.createdAt} / 86400000`,
+      table.escalationSource,
+      table.status,
+      table.costMicros,
+      table.smartOnlyCostMicros,
+      table.createdAt,
+    ),
   ],
 );
 

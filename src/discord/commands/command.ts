@@ -16,6 +16,8 @@ export interface CommandContext extends AnswerContext {
   signal: AbortSignal;
   /** How long an interaction may run before it is stopped (default: 14 minutes of its 15). */
   interactionDeadlineMs?: number | undefined;
+  /** The clock the usage views read (tests move it); default Date.now. */
+  now?: (() => number) | undefined;
 }
 
 /** One slash command: its registration (as sent to Discord) and its handler. */
@@ -70,5 +72,16 @@ export function requireAdmin(interaction: RepliableInteraction, context: Command
     throw new UserError(
       `${what} needs the Manage Server permission (or being one of the bot's operators). Nothing was changed.`,
     );
+  }
+}
+
+/** Refuses, showing nothing, unless the person is one of the bot's operators (BOT_OPERATOR_IDS). */
+export function requireOperator(
+  interaction: RepliableInteraction,
+  context: CommandContext,
+  what: string,
+): void {
+  if (!context.config.operatorIds.includes(interaction.user.id)) {
+    throw new UserError(`${what} is only for the bot's operators (BOT_OPERATOR_IDS).`);
   }
 }

@@ -1,156 +1,283 @@
-import { AttachmentBuilder, MessageFlags, SlashCommandBuilder } from 'discord.js';
 import {
-  BUDGET_PERIODS,
-  formatResetTime,
-  type PeriodWindow,
-  periodWindow,
-  remainingMicros,
-} from '../../core/budget.js';
-import { formatUsd } from '../../core/money.js';
-import { modelLabel } from '../../core/models.js';
-import { totalTokens } from '../../core/pricing.js';
-import type { EscalationSource } from '../../core/turn.js';
-import type { UsageReport } from '../../core/usage.js';
-import { roleIdsOf } from '../members.js';
+  AttachmentBuilder,
+  type ChatInputCommandInteraction,
+  escapeMarkdown,
+  MessageFlags,
+  SlashCommandBuilder,
+  type SlashCommandSubcommandBuilder,
+} from 'discord.js';
+import {
+  botView,
+  memberView,
+  periodPhrase,
+  serverView,
+  USAGE_PERIODS,
+  usageWindow,
+  type ViewFigures,
+} from '../../core/reports.js';
+import type { UsagePeriod } from '../../core/usage.js';
+import { collectCsv } from '../../usage-csv.js';
 import { NO_MENTIONS } from '../live-reply.js';
-import { renderSpendChart } from '../usage-chart.js';
-import { requireAdmin, type SlashCommand, UserError } from './command.js';
+import { roleIdsOf } from '../members.js';
+import {
+  type CommandContext,
+  requireAdmin,
+  requireOperator,
+  requireServer,
+  type SlashCommand,
+  UserError,
+} from './command.js';
+import {
+  botLines,
+  chartAttachment,
+  fitMessage,
+  type Labels,
+  memberLines,
+  serverLines,
+} from './usage-views.js';
 
-const PERIODS = [...BUDGET_PERIODS, 'all'] as const;
-type UsagePeriod = (typeof PERIODS)[number];
+/**
+ * /usage: what tierbot spent, as subcommands (Discord runs no command with subcommands bare, so "mine" is
+ * one of them): `me` and `member` (one member against their budget), `server` (the server against its
+ * cap, with a forecast and the biggest spenders), `export` (the server's calls as CSV) and `bot` (every
+ * server, for the bot's operators). Everything is private, and every view but `me` is checked by the bot
+ * itself: Discord lets server admins change who sees a command, and one command has one visibility.
+ */
 
-const DAY_MS = 86_400_000;
+/** Discord's attachment limit for a bot in a server without boosts, when the interaction does not say. */
+export const DEFAULT_ATTACHMENT_LIMIT_BYTES = 10 * 1024 * 1024;
+/** Names shown for servers in the bot's view are cut to this many characters. */
+const SERVER_NAME_LENGTH = 40;
 
-/** Why answers went to the smart model, as /usage counts them (a turn's escalation source). */
-const ESCALATION_REASONS: Record<EscalationSource, string> = {
-  router: 'triage',
-  rule: 'code rule',
-  check: 'check',
-  signal: 'draft cut off or empty',
-  user: 'asked',
-  pdf: 'PDF',
-  fallback: 'fallback',
-};
+const withPeriod = (subcommand: SlashCommandSubcommandBuilder, what: string) =>
+  subcommand.addStringOption((option) =>
+    option
+      .setName('period')
+      .setDescription(what)
+      .addChoices(...USAGE_PERIODS.map((period) => ({ name: period, value: period }))),
+  );
 
-function reasonLabel(reason: string): string {
-  return ESCALATION_REASONS[reason as EscalationSource] ?? reason;
-}
-
-/** /usage: what a member spent, against which limit, on what, and what the cascade saved; with a chart. */
 export const usage: SlashCommand = {
   data: new SlashCommandBuilder()
     .setName('usage')
-    .setDescription('What you (or a member) spent on tierbot, with a chart')
-    .addUserOption((option) => option.setName('user').setDescription('Another member (needs Manage Server)'))
-    .addStringOption((option) =>
-      option
-        .setName('period')
-        .setDescription('Which period (default: the one your budget runs over)')
-        .addChoices(...PERIODS.map((period) => ({ name: period, value: period }))),
+    .setDescription("What tierbot spent: yours, a member's, this server's, every server's")
+    .addSubcommand((subcommand) =>
+      withPeriod(
+        subcommand.setName('me').setDescription('Your spend against your budget, with a chart'),
+        'Which period (default: the one your budget runs over)',
+      ),
+    )
+    .addSubcommand((subcommand) =>
+      withPeriod(
+        subcommand
+          .setName('member')
+          .setDescription("A member's spend against their budget (Manage Server)")
+          .addUserOption((option) => option.setName('user').setDescription('The member').setRequired(true)),
+        'Which period (default: the one their budget runs over)',
+      ),
+    )
+    .addSubcommand((subcommand) =>
+      withPeriod(
+        subcommand
+          .setName('server')
+          .setDescription("This server's spend, its forecast and its biggest spenders (Manage Server)"),
+        "Which period (default: the server cap's)",
+      ),
+    )
+    .addSubcommand((subcommand) =>
+      withPeriod(
+        subcommand
+          .setName('export')
+          .setDescription("This server's model calls as a CSV file (Manage Server)"),
+        'Which period (default: the current month)',
+      ),
+    )
+    .addSubcommand((subcommand) =>
+      withPeriod(
+        subcommand.setName('bot').setDescription("Spend across every server (the bot's operators)"),
+        'Which period (default: the bot default budget period)',
+      ),
     )
     .toJSON(),
 
   async execute(interaction, context) {
-    const { app, config } = context;
-    const target = interaction.options.getUser('user') ?? interaction.user;
-    if (target.id !== interaction.user.id) {
-      if (!interaction.inGuild()) throw new UserError("Looking at another member's usage works in a server.");
-      requireAdmin(interaction, context, "Looking at another member's usage");
-    }
+    const subcommand = interaction.options.getSubcommand(true);
     const requested = interaction.options.getString('period') as UsagePeriod | null;
-    if (requested !== null && !PERIODS.includes(requested)) {
-      throw new UserError(`period must be one of ${PERIODS.join(', ')}.`);
+    if (requested !== null && !USAGE_PERIODS.includes(requested)) {
+      throw new UserError(`period must be one of ${USAGE_PERIODS.join(', ')}.`);
     }
-    // The chart takes a moment to draw (the first one about a second): acknowledge first.
-    await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-
-    const guildId = interaction.guildId;
-    const now = Date.now();
-    // Another member's roles come with the option's member payload.
-    const member =
-      target.id === interaction.user.id ? interaction.member : interaction.options.getMember('user');
-    const standings = await app.storage.budgets.standings({
-      userId: target.id,
-      guildId,
-      roleIds: roleIdsOf(member, guildId),
-    });
-    const limit = standings.find((standing) => standing.kind === 'user');
-    const period: UsagePeriod = requested ?? limit?.budget.period ?? config.defaultUserBudget.period;
-    const window: PeriodWindow =
-      period === 'all' ? { startMs: 0, endMs: now + 1 } : periodWindow(period, now);
-    const report = await app.storage.usage.report({
-      userId: target.id,
-      guildId,
-      window,
-      smartModel: app.engine.smartModel,
-    });
-    const applies = limit && limit.budget.period === period ? limit : undefined;
-
-    const spentMicros = report.byModel.reduce((sum, row) => sum + row.costMicros, 0);
-    const lines = [
-      `Spent ${formatUsd(spentMicros)} of ${applies ? formatUsd(applies.budget.amountMicros) : 'no limit'} this ${period}`,
-    ];
-    if (target.id !== interaction.user.id) lines.push(`-# usage of ${target.username}`);
-    if (applies) {
-      const held =
-        applies.reservedMicros > 0
-          ? ` (${formatUsd(applies.reservedMicros)} held by answers in progress)`
-          : '';
-      lines.push(
-        `${formatUsd(remainingMicros(applies))} left${held}; resets ${formatResetTime(applies.window.endMs)}`,
-      );
+    const period = requested ?? undefined;
+    switch (subcommand) {
+      case 'me':
+        return showMember(interaction, context, period, false);
+      case 'member':
+        if (!interaction.inGuild())
+          throw new UserError("Looking at another member's usage works in a server.");
+        requireAdmin(interaction, context, "Looking at another member's usage");
+        return showMember(interaction, context, period, true);
+      case 'server':
+        requireServer(interaction, '/usage server');
+        requireAdmin(interaction, context, '/usage server');
+        return showServer(interaction, context, period);
+      case 'export':
+        requireServer(interaction, '/usage export');
+        requireAdmin(interaction, context, '/usage export');
+        return exportCalls(interaction, context, period ?? 'month');
+      case 'bot':
+        requireOperator(interaction, context, '/usage bot');
+        return showBot(interaction, context, period);
+      default:
+        throw new UserError(`/usage has no ${subcommand} any more.`);
     }
-    lines.push(...describeReport(report, app.engine.smartModel));
-
-    const chart = await renderSpendChart({
-      title: `Spend per day, ${period === 'all' ? 'all time' : `this ${period}`}`,
-      days: chartDays(report, window, period, now),
-      fastLabel: modelLabel(app.engine.fastModel),
-      smartLabel: modelLabel(app.engine.smartModel),
-    });
-    await interaction.editReply({
-      content: lines.join('\n'),
-      files: [new AttachmentBuilder(chart, { name: 'spend.png', description: 'Spend per day' })],
-      allowedMentions: NO_MENTIONS,
-    });
   },
 };
 
-/** Tokens and cost by model, answers and why they escalated, and the savings against the smart model. */
-function describeReport(report: UsageReport, smartModel: string): string[] {
-  const lines: string[] = [];
-  if (report.byModel.length === 0) return ['No model calls in this period.'];
-  lines.push('**By model**');
-  for (const row of report.byModel) {
-    lines.push(
-      `- ${modelLabel(row.model)}: ${row.calls.toLocaleString('en-US')} calls · ` +
-        `${totalTokens(row).toLocaleString('en-US')} tokens · ${formatUsd(row.costMicros)}`,
-    );
-  }
-  const answers = report.routes.reduce((sum, route) => sum + route.answers, 0);
-  const escalated = report.routes.filter((route) => route.reason !== null);
-  const escalations = escalated.reduce((sum, route) => sum + route.answers, 0);
-  lines.push(
-    `**Answers**: ${answers.toLocaleString('en-US')} · escalated to ${modelLabel(smartModel)}: ${escalations.toLocaleString('en-US')}` +
-      (escalated.length > 0
-        ? ` (${escalated.map((route) => `${reasonLabel(route.reason ?? '')} ${route.answers}`).join(', ')})`
-        : ''),
-  );
-  const cost = report.routes.reduce((sum, route) => sum + route.costMicros, 0);
-  const smartOnly = report.routes.reduce((sum, route) => sum + route.smartOnlyCostMicros, 0);
-  lines.push(
-    `**Saved** ${formatUsd(Math.max(0, smartOnly - cost))} against sending every answer to ${modelLabel(smartModel)} ` +
-      `(${formatUsd(smartOnly)})`,
-  );
-  return lines;
+function labelsOf(context: CommandContext): Labels {
+  return { fastModel: context.app.engine.fastModel, smartModel: context.app.engine.smartModel };
 }
 
-/** Every day of the period (so that the chart spans it), with the days that had spend filled in. */
-function chartDays(report: UsageReport, window: PeriodWindow, period: UsagePeriod, now: number) {
-  const firstMs = period === 'all' ? (report.firstChargeAt ?? now) : window.startMs;
-  const lastMs = period === 'all' ? now : window.endMs - 1;
-  const first = new Date(Math.floor(firstMs / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
-  const last = new Date(Math.floor(lastMs / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
-  const edges = [first, last].map((day) => ({ day, fastMicros: 0, smartMicros: 0 }));
-  return [...edges, ...report.days];
+function viewInput(context: CommandContext, period: UsagePeriod | undefined) {
+  return {
+    period,
+    defaultPeriod: context.config.defaultUserBudget.period,
+    nowMs: context.now?.() ?? Date.now(),
+    smartModel: context.app.engine.smartModel,
+  };
+}
+
+async function reply(
+  interaction: ChatInputCommandInteraction,
+  lines: string[],
+  view: ViewFigures,
+  title: string,
+  context: CommandContext,
+) {
+  await interaction.editReply({
+    content: fitMessage(lines),
+    files: [await chartAttachment(view, title, labelsOf(context))],
+    allowedMentions: NO_MENTIONS,
+  });
+}
+
+async function showMember(
+  interaction: ChatInputCommandInteraction,
+  context: CommandContext,
+  period: UsagePeriod | undefined,
+  isOtherMember: boolean,
+) {
+  // The chart takes a moment to draw (the first one about a second): acknowledge first.
+  await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+  const target = isOtherMember ? interaction.options.getUser('user', true) : interaction.user;
+  const guildId = interaction.guildId;
+  // Another member's roles come with the option's member payload.
+  const member = isOtherMember ? interaction.options.getMember('user') : interaction.member;
+  const view = await memberView(context.app.storage, {
+    ...viewInput(context, period),
+    member: { userId: target.id, guildId, roleIds: roleIdsOf(member, guildId) },
+  });
+  const lines = memberLines(view, labelsOf(context), isOtherMember ? target.username : undefined);
+  const whose = isOtherMember ? `${target.username}'s` : 'Your';
+  await reply(interaction, lines, view, `${whose} spend ${periodPhrase(view.period)} (UTC)`, context);
+}
+
+async function showServer(
+  interaction: ChatInputCommandInteraction,
+  context: CommandContext,
+  period: UsagePeriod | undefined,
+) {
+  await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+  const guildId = interaction.guildId ?? '';
+  const guild = interaction.guild;
+  const view = await serverView(context.app.storage, {
+    ...viewInput(context, period),
+    guildId,
+    askerId: interaction.user.id,
+    // Roles of the members the bot has seen lately (its member cache fills from messages and
+    // interactions, with no privileged intent), the asker's from this interaction: no REST call per member.
+    rolesOf: (userId) => {
+      if (userId === interaction.user.id) return roleIdsOf(interaction.member, guildId);
+      const cached = guild?.members.cache.get(userId);
+      return cached ? roleIdsOf(cached, guildId) : undefined;
+    },
+  });
+  const name = guild?.name ?? 'This server';
+  await reply(
+    interaction,
+    serverLines(view, labelsOf(context)),
+    view,
+    `${name}: spend ${periodPhrase(view.period)} (UTC)`,
+    context,
+  );
+}
+
+async function showBot(
+  interaction: ChatInputCommandInteraction,
+  context: CommandContext,
+  period: UsagePeriod | undefined,
+) {
+  await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+  const view = await botView(context.app.storage, viewInput(context, period));
+  // The servers this process runs are cached by name; others (other shards' processes) go by id.
+  const serverName = (guildId: string) => {
+    const name = context.client.guilds.cache.get(guildId)?.name;
+    return name ? `${escapeMarkdown(name.slice(0, SERVER_NAME_LENGTH))} (${guildId})` : guildId;
+  };
+  await reply(
+    interaction,
+    botLines(view, labelsOf(context), serverName),
+    view,
+    `Bot spend across every server ${periodPhrase(view.period)} (UTC)`,
+    context,
+  );
+}
+
+/** A shorter period to suggest when an export is too large, or none below a day. */
+const SHORTER: Record<UsagePeriod, UsagePeriod | undefined> = {
+  all: 'month',
+  month: 'week',
+  week: 'day',
+  day: undefined,
+};
+
+/**
+ * /usage export: the server's calls in the period as a CSV attachment, built as the rows are read. Over
+ * the attachment limit Discord gives this interaction (10 MiB in a server without boosts), nothing is
+ * uploaded: it says so and suggests a shorter period.
+ */
+async function exportCalls(
+  interaction: ChatInputCommandInteraction,
+  context: CommandContext,
+  period: UsagePeriod,
+) {
+  await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+  const guildId = interaction.guildId ?? '';
+  const nowMs = context.now?.() ?? Date.now();
+  const window = usageWindow(period, nowMs);
+  const limitBytes = interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT_BYTES;
+  const result = await collectCsv(context.app.storage.usage.calls({ guildId, window }), limitBytes);
+  if (!result.ok) {
+    const shorter = SHORTER[period];
+    const advice = shorter
+      ? `try a shorter period: \`/usage export period:${shorter}\``
+      : `run \`npm run report -- --server ${guildId} --period day --csv calls.csv\` on the bot's host instead`;
+    throw new UserError(
+      `This server's calls ${periodPhrase(period)} come to more than ${formatMib(limitBytes)}, the most Discord ` +
+        `lets the bot upload here (stopped after about ${result.rows.toLocaleString('en-US')} calls); ${advice}. Nothing was uploaded.`,
+    );
+  }
+  const day = new Date(nowMs).toISOString().slice(0, 10);
+  await interaction.editReply({
+    content: `${result.rows.toLocaleString('en-US')} model calls ${periodPhrase(period)} (times in UTC, cost in USD).`,
+    files: [
+      new AttachmentBuilder(result.csv, {
+        name: `tierbot-calls-${guildId}-${period}-${day}.csv`,
+        description: `Model calls of this server ${periodPhrase(period)}`,
+      }),
+    ],
+    allowedMentions: NO_MENTIONS,
+  });
+}
+
+function formatMib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toLocaleString('en-US', { maximumFractionDigits: 1 })} MiB`;
 }

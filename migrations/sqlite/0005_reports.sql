@@ -1,0 +1,4 @@
+-- Indexes for /usage server, /usage bot and /usage export, led by the server and the UTC day number of the
+-- charge (the queries in src/db/sqlite/usage.ts use the same expression, which is how SQLite matches them).
+CREATE INDEX `turns_guild_day` ON `turns` (`guild_id`,"created_at" / 86400000,`escalation_source`,`status`,`cost_micros`,`smart_only_cost_micros`,`created_at`);--> statement-breakpoint
+CREATE INDEX `usage_ledger_guild_day` ON `usage_ledger` (`guild_id`,"charged_at" / 86400000,`model`,`cost_micros`,`smart_cost_micros`,`input_tokens`,`cached_input_tokens`,`cache_write_tokens`,`output_tokens`,`user_id`,`charged_at`);
