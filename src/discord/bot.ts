@@ -144,13 +144,17 @@ export async function startBot(
   const isAnswered = (guildId: string | null, channelId: string) =>
     app.storage.settings.isAnsweredChannel(guildId, channelId);
   client.on(Events.MessageCreate, (message) => {
-    void takeMessage(message).catch((error: unknown) =>
+    // The author's roles are read now, while the payload's member is in discord.js's cache: the cache
+    // keeps MEMBERS_PER_GUILD members per server, so a busy server's later messages push it out while
+    // this one waits its turn, and a role budget read then would be missed.
+    const roleIds = roleIdsOf(message.member, message.guildId);
+    void takeMessage(message, roleIds).catch((error: unknown) =>
       log.error({ err: error, messageId: message.id }, 'taking a message failed'),
     );
   });
 
   /** A message for the bot is queued in its author's lane, in the order messages arrived. */
-  const takeMessage = async (message: Message) => {
+  const takeMessage = async (message: Message, roleIds: readonly string[]) => {
     if (isStopping || !client.isReady()) return;
     if (!(await isForBot(message, client.user.id, isAnswered))) return;
     if (!taken.take(message.id)) return;
@@ -166,7 +170,8 @@ export async function startBot(
       if (!(await app.storage.events.claim(`message:${message.id}`))) return;
       await slots.run('every answer', async () => {
         // A message still waiting its turn when shutdown began is not started.
-        if (!isStopping) await answerMessage(message, controller.signal, answerContext(), options);
+        if (!isStopping)
+          await answerMessage({ message, roleIds }, controller.signal, answerContext(), options);
       });
     });
     if (!offer.isAccepted) {
@@ -247,7 +252,7 @@ export function sweepIdleDirectMessageChannels(
 
 /** One message in, one answer out: streamed, footed, and charged to the person who asked. */
 async function answerMessage(
-  message: Message,
+  { message, roleIds }: { message: Message; roleIds: readonly string[] },
   signal: AbortSignal,
   context: AnswerContext,
   options: BotOptions,
@@ -278,7 +283,7 @@ async function answerMessage(
         userId: message.author.id,
         guildId: message.guildId,
         channelId: message.channelId,
-        roleIds: roleIdsOf(message.member, message.guildId),
+        roleIds,
       },
       conversation: messages,
       mode: settings.escalationMode,
