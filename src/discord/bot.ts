@@ -1,8 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ChannelType, type Client, Events, type Message, type RESTOptions, SnowflakeUtil } from 'discord.js';
+import {
+  ChannelType,
+  type Client,
+  Events,
+  type Message,
+  RESTEvents,
+  type RESTOptions,
+  SnowflakeUtil,
+  Status,
+} from 'discord.js';
 import type { Config } from '../config.js';
 import { newId } from '../core/ids.js';
 import { formatUsd } from '../core/money.js';
+import { type Health, NO_TELEMETRY, type Telemetry } from '../core/ports.js';
 import type { Logger } from '../log.js';
 import { type AnswerContext, type BotServices, streamTurn } from './answer.js';
 import { applyShards, createDiscordClient } from './client.js';
@@ -60,6 +70,8 @@ export interface BotOptions {
   turnsInFlight?: number;
   /** How long one attachment may take to download (default DOWNLOAD_TIMEOUT_MS). */
   downloadTimeoutMs?: number;
+  /** The operator's metrics: Discord's rate limits as discord.js meets them. */
+  telemetry?: Telemetry;
 }
 
 /** How many entries the bot's per-person and per-id bookkeeping holds; each forgets what no longer matters. */
@@ -82,6 +94,8 @@ export interface RunningBot {
   stop(): Promise<void>;
   /** What the per-person and per-id bookkeeping holds right now (for tests and diagnostics). */
   remembered(): Remembered;
+  /** Whether every shard of this process is connected to Discord's gateway (for /readyz). */
+  gateway(): Health;
 }
 
 /** Logs in and answers messages until stopped. */
@@ -99,6 +113,12 @@ export async function startBot(
   const slots = new UserLanes(options.turnsInFlight ?? TURNS_IN_FLIGHT);
   const cooldown = new Cooldown(config.discord.userCooldownMs);
   const limits = new RateLimitWatch(client.rest);
+  const telemetry = options.telemetry ?? NO_TELEMETRY;
+  if (telemetry !== NO_TELEMETRY) {
+    client.rest.on(RESTEvents.RateLimited, (info) =>
+      telemetry.discordRateLimited(info.global ? 'global' : 'route'),
+    );
+  }
   const answerContext = (): AnswerContext => ({
     app,
     client: client as Client<true>,
@@ -217,6 +237,7 @@ export async function startBot(
       rateLimits: limits.size,
       inFlight: inFlight.size,
     }),
+    gateway: () => gatewayHealth(readyClient),
     async stop() {
       isStopping = true;
       const finished = Promise.allSettled([...inFlight.keys()]);
@@ -231,6 +252,22 @@ export async function startBot(
       await client.destroy();
     },
   };
+}
+
+/**
+ * Connected means every shard this process runs is READY: one that is resuming, reconnecting or waiting
+ * for its servers cannot hear new messages yet.
+ */
+function gatewayHealth(client: Client<true>): Health {
+  const shards = [...client.ws.shards.values()];
+  if (shards.length === 0) return { ok: false, reason: 'no gateway shard is connected' };
+  const down = shards.filter((shard) => shard.status !== Status.Ready);
+  if (down.length === 0) return { ok: true };
+  // Status names read as words: WaitingForGuilds → waiting for guilds.
+  const stateOf = (status: Status) =>
+    (Status[status] ?? 'Down').replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+  const states = down.map((shard) => `shard ${shard.id} ${stateOf(shard.status)}`);
+  return { ok: false, reason: `the Discord gateway is not connected (${states.join(', ')})` };
 }
 
 /**

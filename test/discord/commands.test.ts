@@ -92,6 +92,8 @@ describe.each(BACKENDS)('on %s', (backend) => {
         'default',
         'server',
         'clear',
+        'role',
+        'role-clear',
         'show',
       ]);
       expect(budget?.default_member_permissions).toBe(String(PermissionFlagsBits.ManageGuild));
