@@ -69,17 +69,21 @@ export async function openStorage(options: StorageOptions): Promise<AppStorage> 
   const onWriteError = (what: string) => (error: unknown) =>
     options.log.error({ err: error }, `could not write ${what}; will retry`);
 
-  let ledger: Ledger | undefined;
   const lease = new Lease(stores.instances, {
     ttlMs: options.leaseMs,
-    beforeRecovery: async () => ledger?.flush(),
+    // Called only once the lease is running, by when the ledger below exists.
+    beforeRecovery: (): Promise<void> => ledger.flush(),
     onLapse: () =>
       options.log.warn(
         {},
         'this process lost its lease (it was paused or cut off): renewing it before reserving',
       ),
   });
-  ledger = new Ledger(stores.ledger, lease, { ...options, now, onWriteError: onWriteError('settled calls') });
+  const ledger: Ledger = new Ledger(stores.ledger, lease, {
+    ...options,
+    now,
+    onWriteError: onWriteError('settled calls'),
+  });
   const turns = new TurnBook(stores.turns, onWriteError('turns'), now);
   const settings = new CachedSettings(stores.settings, now);
   const budgets = new BudgetBook(ledger, stores.ledger, now);

@@ -8,7 +8,7 @@ import type { AuditEntry, Budget, BudgetChange, BudgetScope, PeriodWindow } from
 import type { ModelUsage, UsageQuery, UsageReport } from '../core/usage.js';
 import type { NoticeKey } from '../core/notices.js';
 import type { ServerSettings } from '../core/settings.js';
-import type { CallContext, CallPurpose, SettleResult } from '../core/ledger.js';
+import type { CallContext, SettleResult } from '../core/ledger.js';
 import type { Micros } from '../core/money.js';
 import type { TokenUsage } from '../core/pricing.js';
 

@@ -148,12 +148,10 @@ describe.each(BACKENDS)('on %s', (backend) => {
         { spentMicros: USAGE_COST, reservedMicros: 0 },
       ]).toContainEqual(
         expect.objectContaining(
-          await other.budgets
-            .standings(MEMBER)
-            .then(([standing]) => ({
-              spentMicros: standing?.spentMicros,
-              reservedMicros: standing?.reservedMicros,
-            })),
+          await other.budgets.standings(MEMBER).then(([standing]) => ({
+            spentMicros: standing?.spentMicros,
+            reservedMicros: standing?.reservedMicros,
+          })),
         ),
       );
       // A reservation made now is checked against the settled cost, not the worst case.

@@ -186,7 +186,7 @@ describe('streams that go wrong', () => {
     });
     expect(deltas.join('')).toBe('The answer is ');
     // message_start reported 1,000 input tokens: $1.00/M on Haiku 4.5 → 1,000 micro-USD.
-    expect((await ledgerRows(harness))).toEqual([
+    expect(await ledgerRows(harness)).toEqual([
       expect.objectContaining({ outcome: 'failed', input_tokens: 1_000, cost_micros: expect.any(Number) }),
     ]);
     expect(outcome.costMicros).toBe(Number((await ledgerRows(harness))[0]?.cost_micros));
@@ -203,7 +203,7 @@ describe('streams that go wrong', () => {
       result: { text: 'half an', finishReason: 'error', provider: 'openai' },
     });
     expect(outcome.costMicros).toBeGreaterThan(0);
-    expect((await ledgerRows(harness))).toEqual([
+    expect(await ledgerRows(harness)).toEqual([
       expect.objectContaining({ outcome: 'failed', output_tokens: expect.any(Number) }),
     ]);
     expect(Number((await ledgerRows(harness))[0]?.output_tokens)).toBeGreaterThan(0);
@@ -241,7 +241,7 @@ describe('budgets', () => {
     const outcome = await harness.gateway.stream(draft());
     expect(outcome).toMatchObject({ ok: false, denial: { limit: { kind: 'user' } }, providerMs: 0 });
     expect(harness.openai.requests).toHaveLength(0);
-    expect((await ledgerRows(harness))).toEqual([]);
+    expect(await ledgerRows(harness)).toEqual([]);
   });
 });
 
@@ -285,7 +285,7 @@ describe('cached-token accounting, from the wire to the ledger', () => {
     const outcome = await harness.gateway.stream(draft());
     // 86 × $0.15/M + 1,920 × $0.075/M + 300 × $0.60/M = 336.9 → 337 micro-USD
     expect(outcome).toMatchObject({ ok: true, costMicros: 337 });
-    expect((await ledgerRows(harness))).toEqual([
+    expect(await ledgerRows(harness)).toEqual([
       expect.objectContaining({
         input_tokens: 86,
         cached_input_tokens: 1_920,
@@ -315,7 +315,7 @@ describe('cached-token accounting, from the wire to the ledger', () => {
     });
     // 25 × $1 + 1,800 × $0.10 + 400 × $1.25 + 503 × $5 (per M) = 25 + 180 + 500 + 2,515
     expect(outcome).toMatchObject({ ok: true, costMicros: 3_220, smartCostMicros: 3_220 });
-    expect((await ledgerRows(harness))).toEqual([
+    expect(await ledgerRows(harness)).toEqual([
       expect.objectContaining({
         input_tokens: 25,
         cached_input_tokens: 1_800,

@@ -323,7 +323,10 @@ describe('provider faults, as the person asking sees them', () => {
       // The person's spend is what the ledger charged (what the providers reported, or the estimate of a
       // cut stream), and nothing is still held.
       const charged = rows.reduce((sum, row) => sum + row.cost_micros, 0);
-      const [standing] = await app.storage.budgets.standings({ userId: discord.user.id, guildId: discord.guild.id });
+      const [standing] = await app.storage.budgets.standings({
+        userId: discord.user.id,
+        guildId: discord.guild.id,
+      });
       expect(standing).toMatchObject({ spentMicros: charged, reservedMicros: 0 });
 
       const kept = await app.storage.turns.latest(discord.user.id, discord.channel.id);
