@@ -210,6 +210,22 @@ describe.each(BACKENDS)('/metrics, on %s', (backend) => {
   });
 });
 
+describe('Discord rate limits', () => {
+  it("when Discord answers 429 to the bot's reply, then the rate-limit counter counts the wait discord.js made", async () => {
+    const harness = await startBot({ environment: withMetrics });
+    const { discord, openai } = harness;
+    openai.script({ type: 'stream', text: 'Patience.' }, { type: 'completion', content: ACCEPT });
+    discord.rateLimits.reject('POST /channels/:channel_id/messages', { retryAfterSeconds: 0.2 });
+    await mention(harness, 'are you there?');
+
+    expect(discord.rateLimits.count).toBe(1);
+    const scraped = await scrape(harness.metrics?.url ?? '');
+    expect(scraped.samples('tierbot_discord_rate_limits_total')).toEqual([
+      { value: 1, labels: { scope: 'route' } },
+    ]);
+  });
+});
+
 describe('the servers near their cap', () => {
   it("when a server's spending reaches 90% of its cap, then it is counted at 0.8 and 0.9, and a server far from its cap is not", async () => {
     // Small answers (50 output tokens at most), asked for the fast model alone: no check, so each turn
