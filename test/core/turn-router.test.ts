@@ -131,7 +131,7 @@ describe('when the triage sends the question to Claude', () => {
     expect(draft?.costMicros).toBeLessThan(
       draftWorstCaseMicros(harness, [{ role: 'user', content: question }]) / 2,
     );
-    expect(turnRow(harness, result.turnId)).toMatchObject({
+    expect(await turnRow(harness, result.turnId)).toMatchObject({
       escalation_source: 'router',
       triage_route: 'smart',
       triage_category: 'code',
@@ -318,7 +318,7 @@ describe('what makes no triage call', () => {
     });
     expect(events[0]).toMatchObject({ type: 'delta', phase: 'draft' });
     expect(harness.openai.drafts.closedEarly).toBe(0);
-    expect(turnRow(harness, result.turnId)).toMatchObject({
+    expect(await turnRow(harness, result.turnId)).toMatchObject({
       triage_route: 'smart',
       check_verdict: 'accept',
       check_category: 'code',
