@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,7 +10,17 @@ import { type FakeDiscord, type RecordedRequest, startFakeDiscord } from '../tes
 import { startFakeOpenAI } from '../test/fakes/openai.js';
 import { type BotProcess, type LoggedTurn, RssSampler, startBotProcess } from './discord-bot-process.js';
 import { startProviderRouter } from './discord-provider-router.js';
-import { type Benchmark, elapsedNs, type Figure, NS_PER_MS, nowNs, percentile, progress } from './support.js';
+import { PrometheusTelemetry } from '../src/metrics/prometheus.js';
+import {
+  type Benchmark,
+  elapsedNs,
+  type Figure,
+  NS_PER_MS,
+  NS_PER_US,
+  nowNs,
+  percentile,
+  progress,
+} from './support.js';
 
 /*
  * The real bot against the loopback Discord and OpenAI fakes, with issue 7's pacing: the first token
@@ -56,6 +67,11 @@ const ANSWER =
   'A monad is a way to chain computations that carry context along with their values, such as failure or state.';
 
 const OVERHEAD_P99_TARGET_MS = 20;
+/**
+ * While the bot with METRICS_PORT set answers, /metrics is scraped this often: far more often than a
+ * Prometheus server would (15 s to 1 min), so that whatever a scrape costs the bot shows in the figures.
+ */
+const SCRAPE_INTERVAL_MS = 1_000;
 const FIRST_TEXT_MARGIN_MS = 50;
 const RSS_TARGET_MB = 200;
 const BYTES_PER_MB = 2 ** 20;
@@ -133,6 +149,93 @@ async function loggedTurn(bot: BotProcess, questionId: string): Promise<LoggedTu
   }
 }
 
+/** Telemetry reports of an accepted turn (a draft and a check): in-process, without any I/O. */
+const TELEMETRY_TURNS = 100_000;
+const SCRAPES_IN_PROCESS = 200;
+
+/**
+ * What metrics cost the bot's own thread, measured in this process on the real adapter: the reports an
+ * accepted turn makes (two reservations, two charges, the turn), and the rendering of a scrape.
+ */
+async function telemetryCost(): Promise<{ perTurnUs: number; scrapeP50Ms: number }> {
+  const telemetry = new PrometheusTelemetry();
+  telemetry.watch({ circuits: () => ({ openai: 'closed', anthropic: 'closed' }) });
+  const usage = { inputTokens: 900, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 30 };
+  const turn = () => {
+    for (const purpose of ['draft', 'check'] as const) {
+      telemetry.reserved({ latencyMs: 0.2 });
+      telemetry.serverCapShare({ guildId: '1', share: 0.1, windowEndMs: Date.now() + 60_000 });
+      telemetry.reservationClosed();
+      telemetry.callCharged({ model: 'gpt-4o-mini', purpose, outcome: 'settled', usage, costMicros: 153 });
+    }
+    telemetry.turnEnded({ route: 'fast', outcome: 'answered' });
+  };
+  for (let warm = 0; warm < 1_000; warm += 1) turn();
+  const startNs = nowNs();
+  for (let index = 0; index < TELEMETRY_TURNS; index += 1) turn();
+  const perTurnUs = elapsedNs(startNs) / TELEMETRY_TURNS / NS_PER_US;
+  const scrapesMs = new Float64Array(SCRAPES_IN_PROCESS);
+  for (let index = 0; index < SCRAPES_IN_PROCESS; index += 1) {
+    const scrapeNs = nowNs();
+    await telemetry.registry.metrics();
+    scrapesMs[index] = elapsedNs(scrapeNs) / NS_PER_MS;
+  }
+  return { perTurnUs, scrapeP50Ms: percentile(scrapesMs, 50) };
+}
+
+/** A free loopback port, for the bot's METRICS_PORT. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Scrapes /metrics on an interval, one scrape at a time, timing each; keeps the last body. */
+class Scraper {
+  readonly #durationsMs: number[] = [];
+  #running = true;
+  /** Settles when the loop stops; a failed scrape is kept and thrown by stop(). */
+  readonly #loop: Promise<unknown>;
+  private readonly scrapeOnce: () => Promise<string>;
+
+  constructor(url: string, intervalMs: number) {
+    const scrapeOnce = async () => {
+      const startNs = nowNs();
+      const response = await fetch(url);
+      if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
+      const body = await response.text();
+      this.#durationsMs.push(elapsedNs(startNs) / NS_PER_MS);
+      return body;
+    };
+    this.scrapeOnce = scrapeOnce;
+    this.#loop = (async () => {
+      while (this.#running) {
+        await scrapeOnce();
+        await sleep(intervalMs);
+      }
+    })().catch((error: unknown) => error);
+  }
+
+  /** Stops after one last scrape, whose body it returns. */
+  async stop(): Promise<{ durationsMs: Float64Array; last: string }> {
+    this.#running = false;
+    const failure = await this.#loop;
+    if (failure instanceof Error) throw failure;
+    const last = await this.scrapeOnce();
+    return { durationsMs: Float64Array.from(this.#durationsMs), last };
+  }
+}
+
+/** The answered turns in a scrape: the sum of tierbot_turns_total{outcome="answered"}. */
+function turnsAnswered(metrics: string): number {
+  return metrics
+    .split('\n')
+    .filter((line) => line.startsWith('tierbot_turns_total{') && line.includes('outcome="answered"'))
+    .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+}
+
 /** A bot that logged errors did not answer as measured: its figures are not reported. */
 function assertNoErrors(bot: BotProcess): void {
   if (bot.errors.length > 0) throw new Error(`the bot logged errors:\n${bot.errors.join('\n')}`);
@@ -175,6 +278,9 @@ export const discordBenchmark: Benchmark = {
       ROUTER: 'off',
     });
     let bot: BotProcess | undefined;
+    /** The side-by-side phase's bot with METRICS_PORT set, on a loopback Discord of its own. */
+    let metricsBot: BotProcess | undefined;
+    let metricsDiscord: FakeDiscord | undefined;
     const tracker = new AnswerTracker(discord);
     let nextIndex = 0;
 
@@ -198,8 +304,47 @@ export const discordBenchmark: Benchmark = {
       const { id } = send(question(index));
       return { id, index, dispatchedAt };
     };
-    const inGeneral = (content: string) =>
-      discord.messageCreate({ content: `<@${discord.bot.id}> ${content}` });
+    /**
+     * One mention, answered: the bot's overhead (without and with the clients' own work) and the first
+     * text's delay after the provider's first token.
+     */
+    const measureMention = async (
+      measured: BotProcess,
+      on: { discord: FakeDiscord; tracker: AnswerTracker },
+    ) => {
+      scriptTurns(1);
+      const asked = ask((content) =>
+        on.discord.messageCreate({ content: `<@${on.discord.bot.id}> ${content}` }),
+      );
+      await on.tracker.waitForFinals([asked.id]);
+      const logged = await loggedTurn(measured, asked.id);
+      const record = router.records.get(asked.index);
+      const finalAt = on.tracker.finalAt.get(asked.id);
+      const firstTextAt = on.tracker.firstTextAt.get(asked.id);
+      if (!record?.firstContentAt || finalAt === undefined || firstTextAt === undefined) {
+        throw new Error(`question ${asked.index} left no provider record or no visible text`);
+      }
+      return {
+        overheadMs: finalAt - asked.dispatchedAt - logged.providerMs,
+        overheadWithClientsMs: finalAt - asked.dispatchedAt - record.spanMs,
+        firstTextMs: firstTextAt - record.firstContentAt,
+      };
+    };
+    /** Mentions one after another, after a warm-up: the figures of each, in arrays. */
+    const sequentialOverhead = async (measured: BotProcess) => {
+      const overheadMs = new Float64Array(SEQUENTIAL_MESSAGES);
+      const overheadWithClientsMs = new Float64Array(SEQUENTIAL_MESSAGES);
+      const firstTextMs = new Float64Array(SEQUENTIAL_MESSAGES);
+      for (let turn = 0; turn < SEQUENTIAL_WARM_UP + SEQUENTIAL_MESSAGES; turn += 1) {
+        const measuredTurn = await measureMention(measured, { discord, tracker });
+        if (turn < SEQUENTIAL_WARM_UP) continue;
+        const sample = turn - SEQUENTIAL_WARM_UP;
+        overheadMs[sample] = measuredTurn.overheadMs;
+        overheadWithClientsMs[sample] = measuredTurn.overheadWithClientsMs;
+        firstTextMs[sample] = measuredTurn.firstTextMs;
+      }
+      return { overheadMs, overheadWithClientsMs, firstTextMs };
+    };
     const directUsers = (count: number) =>
       Array.from({ length: count }, (_, user) => discord.addUser({ username: `bench-${nextIndex}-${user}` }));
 
@@ -222,26 +367,7 @@ export const discordBenchmark: Benchmark = {
       const rttP50Ms = percentile(rttMs, 50);
 
       progress(`discord: ${SEQUENTIAL_WARM_UP} + ${SEQUENTIAL_MESSAGES} sequential mentions in #general…`);
-      const overheadMs = new Float64Array(SEQUENTIAL_MESSAGES);
-      const overheadWithClientsMs = new Float64Array(SEQUENTIAL_MESSAGES);
-      const firstTextMs = new Float64Array(SEQUENTIAL_MESSAGES);
-      for (let turn = 0; turn < SEQUENTIAL_WARM_UP + SEQUENTIAL_MESSAGES; turn += 1) {
-        scriptTurns(1);
-        const asked = ask(inGeneral);
-        await tracker.waitForFinals([asked.id]);
-        const logged = await loggedTurn(bot, asked.id);
-        if (turn < SEQUENTIAL_WARM_UP) continue;
-        const record = router.records.get(asked.index);
-        const finalAt = tracker.finalAt.get(asked.id);
-        const firstTextAt = tracker.firstTextAt.get(asked.id);
-        if (!record?.firstContentAt || finalAt === undefined || firstTextAt === undefined) {
-          throw new Error(`question ${asked.index} left no provider record or no visible text`);
-        }
-        const sample = turn - SEQUENTIAL_WARM_UP;
-        overheadMs[sample] = finalAt - asked.dispatchedAt - logged.providerMs;
-        overheadWithClientsMs[sample] = finalAt - asked.dispatchedAt - record.spanMs;
-        firstTextMs[sample] = firstTextAt - record.firstContentAt;
-      }
+      const { overheadMs, overheadWithClientsMs, firstTextMs } = await sequentialOverhead(bot);
 
       progress(`discord: ${CONCURRENT_CONVERSATIONS} conversations at once (DMs from distinct users)…`);
       const concurrentUsers = directUsers(CONCURRENT_CONVERSATIONS);
@@ -296,10 +422,63 @@ export const discordBenchmark: Benchmark = {
       const sampledPeakBytes = sampler.stop();
       const peakBytes = Math.max(sampledPeakBytes, (hasPeakMark && bot.peakRssBytes()) || 0);
 
+      assertNoErrors(bot);
+
+      // Metrics on and off, side by side: two fresh bots, each on a loopback Discord of its own (one
+      // with METRICS_PORT set, /metrics scraped every second), asked in turn, one mention at a time, so
+      // that both meet the same machine at the same moments (on a shared VM, minutes apart differ more
+      // than the metrics do).
+      await bot.stop('SIGKILL');
+      progress(
+        `discord: metrics off and on, side by side: ${SEQUENTIAL_WARM_UP} + ${SEQUENTIAL_MESSAGES} mentions each, in turn, /metrics scraped every ${SCRAPE_INTERVAL_MS / 1_000} s…`,
+      );
+      metricsDiscord = await startFakeDiscord();
+      const metricsPort = await freePort();
+      const [plainBot, meteredBot] = await Promise.all([
+        startBotProcess({ args, environment: environment('tierbot-plain.db'), cwd: directory }),
+        startBotProcess({
+          args,
+          environment: {
+            ...environment('tierbot-metrics.db'),
+            DISCORD_TOKEN: metricsDiscord.token,
+            DISCORD_API_URL: metricsDiscord.apiUrl,
+            METRICS_PORT: String(metricsPort),
+          },
+          cwd: directory,
+        }),
+      ]);
+      bot = plainBot;
+      metricsBot = meteredBot;
+      const metered = { discord: metricsDiscord, tracker: new AnswerTracker(metricsDiscord) };
+      const scraper = new Scraper(`http://127.0.0.1:${metricsPort}/metrics`, SCRAPE_INTERVAL_MS);
+      const pairedOffMs = new Float64Array(SEQUENTIAL_MESSAGES);
+      const pairedOnMs = new Float64Array(SEQUENTIAL_MESSAGES);
+      for (let turn = 0; turn < SEQUENTIAL_WARM_UP + SEQUENTIAL_MESSAGES; turn += 1) {
+        // Which goes first alternates, so that neither always follows the other's work.
+        const offFirst = turn % 2 === 0;
+        const first = await measureMention(
+          offFirst ? plainBot : meteredBot,
+          offFirst ? { discord, tracker } : metered,
+        );
+        const second = await measureMention(
+          offFirst ? meteredBot : plainBot,
+          offFirst ? metered : { discord, tracker },
+        );
+        if (turn < SEQUENTIAL_WARM_UP) continue;
+        pairedOffMs[turn - SEQUENTIAL_WARM_UP] = (offFirst ? first : second).overheadMs;
+        pairedOnMs[turn - SEQUENTIAL_WARM_UP] = (offFirst ? second : first).overheadMs;
+      }
+      const scrapes = await scraper.stop();
+      const inProcess = await telemetryCost();
+      // What the bot counted is what it answered: the metrics were really being kept.
+      const countedTurns = turnsAnswered(scrapes.last);
+      assertNoErrors(plainBot);
+      assertNoErrors(meteredBot);
+      metered.discord.assertNothingUnexpected();
+
       const unexpected = drafts.unexpected.length + checks.unexpected.length;
       if (unexpected > 0) throw new Error(`${unexpected} provider requests went astray`);
       discord.assertNothingUnexpected();
-      assertNoErrors(bot);
 
       return [
         {
@@ -312,6 +491,49 @@ export const discordBenchmark: Benchmark = {
           value: percentile(overheadMs, 99),
           unit: 'ms',
           target: { atMost: OVERHEAD_P99_TARGET_MS },
+        },
+        {
+          name: 'side by side, metrics off: bot overhead per message p50',
+          value: percentile(pairedOffMs, 50),
+          unit: 'ms',
+        },
+        {
+          name: 'side by side, metrics off: bot overhead per message p99',
+          value: percentile(pairedOffMs, 99),
+          unit: 'ms',
+          target: { atMost: OVERHEAD_P99_TARGET_MS },
+        },
+        {
+          name: `side by side, METRICS_PORT set and /metrics scraped every ${SCRAPE_INTERVAL_MS / 1_000} s: bot overhead per message p50`,
+          value: percentile(pairedOnMs, 50),
+          unit: 'ms',
+        },
+        {
+          name: `side by side, METRICS_PORT set and /metrics scraped every ${SCRAPE_INTERVAL_MS / 1_000} s: bot overhead per message p99`,
+          value: percentile(pairedOnMs, 99),
+          unit: 'ms',
+          target: { atMost: OVERHEAD_P99_TARGET_MS },
+        },
+        {
+          name: 'metrics reports of an accepted turn, in-process (prom-client adapter, no I/O)',
+          value: inProcess.perTurnUs,
+          unit: 'µs',
+        },
+        {
+          name: 'rendering one scrape, in-process (process metrics and the bot’s), p50',
+          value: inProcess.scrapeP50Ms,
+          unit: 'ms',
+        },
+        {
+          name: 'a scrape of /metrics during those mentions (request → whole body), p50',
+          value: percentile(scrapes.durationsMs, 50),
+          unit: 'ms',
+        },
+        {
+          name: `answered turns counted by /metrics (tierbot_turns_total) equal the mentions sent (${SEQUENTIAL_WARM_UP + SEQUENTIAL_MESSAGES})`,
+          value: countedTurns === SEQUENTIAL_WARM_UP + SEQUENTIAL_MESSAGES,
+          unit: '',
+          target: { equals: true },
         },
         {
           name: 'same, with the SDKs and HTTP clients counted as overhead (provider time at the wire) p50',
@@ -395,14 +617,17 @@ export const discordBenchmark: Benchmark = {
       ];
     } catch (error) {
       // What the bot logged is usually why.
-      if (bot && bot.errors.length > 0) {
-        throw new Error(`${String(error)}\nthe bot logged:\n${bot.errors.join('\n')}`, { cause: error });
+      const logged = [...(bot?.errors ?? []), ...(metricsBot?.errors ?? [])];
+      if (logged.length > 0) {
+        throw new Error(`${String(error)}\nthe bot logged:\n${logged.join('\n')}`, { cause: error });
       }
       throw error;
     } finally {
       // SIGKILL: the measurement is over, and a graceful stop would wait for the answers still queued
       // behind Discord's rate limit.
       await bot?.stop('SIGKILL');
+      await metricsBot?.stop('SIGKILL');
+      await metricsDiscord?.close();
       await Promise.all([discord.close(), drafts.close(), checks.close(), anthropic.close(), router.close()]);
       rmSync(directory, { recursive: true, force: true });
     }

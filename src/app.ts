@@ -1,7 +1,8 @@
 import type { ModelConfig } from './config.js';
 import { modelLabel } from './core/models.js';
 import type { TurnDependencies } from './core/turn.js';
-import type { Storage } from './core/ports.js';
+import { NO_TELEMETRY, type Storage, type Telemetry } from './core/ports.js';
+import { meteredLedger } from './core/telemetry.js';
 import { openStorage } from './db/storage.js';
 import type { Logger } from './log.js';
 import type { ModelGateway } from './providers/gateway.js';
@@ -19,9 +20,14 @@ export interface App {
 /**
  * The pieces every entry point shares: storage (the database migrated once, this process's lease, the
  * reservations other processes left behind swept), the model gateway and the engine's dependencies. The
- * bot (src/main.ts) adds Discord; the terminal chat (src/chat.ts) adds stdin and stdout.
+ * bot (src/main.ts) adds Discord; the terminal chat (src/chat.ts) adds stdin and stdout. With
+ * `telemetry`, the gateway, the engine and the ledger report to the operator's metrics.
  */
-export async function createApp(config: ModelConfig, log: Logger): Promise<App> {
+export async function createApp(
+  config: ModelConfig,
+  log: Logger,
+  telemetry: Telemetry = NO_TELEMETRY,
+): Promise<App> {
   const storage = await openStorage({
     databaseUrl: config.databaseUrl,
     databasePath: config.databasePath,
@@ -32,7 +38,8 @@ export async function createApp(config: ModelConfig, log: Logger): Promise<App> 
     leaseMs: config.leaseMs,
     log,
   });
-  const gateway = createModelGateway(config, storage.ledger);
+  // With metrics on, every reservation and charge is also counted for the operator.
+  const gateway = createModelGateway(config, meteredLedger(storage.ledger, telemetry), telemetry);
   const engine: TurnDependencies = {
     models: gateway,
     fastModel: config.fastModel,
@@ -43,6 +50,7 @@ export async function createApp(config: ModelConfig, log: Logger): Promise<App> 
     policy: config.policy,
     budgetNotice: (member) => storage.notices.forUser(member),
     turns: storage.turns,
+    telemetry,
   };
   return { storage, gateway, engine, close: () => storage.close() };
 }

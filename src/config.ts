@@ -296,6 +296,21 @@ const VARIABLES = {
     purpose: "the longest wait honoured from a provider's retry-after before retrying (1 to 60)",
     schema: z.coerce.number().min(1).max(60).default(10),
   },
+  METRICS_PORT: {
+    part: 'metrics',
+    secret: false,
+    purpose:
+      "a port for the operator's HTTP endpoints: /metrics (Prometheus), /healthz and /readyz (0 to 65535; " +
+      '0: any free port; unset: no endpoints)',
+    schema: z.coerce.number().int().min(0).max(65_535).optional(),
+  },
+  METRICS_HOST: {
+    part: 'metrics',
+    secret: false,
+    purpose:
+      'the address METRICS_PORT listens on (default 127.0.0.1, this host only; 0.0.0.0 for every interface)',
+    schema: z.string().trim().min(1).default('127.0.0.1'),
+  },
   LOG_LEVEL: {
     part: 'logging',
     secret: false,
@@ -307,10 +322,11 @@ const VARIABLES = {
 type VariableName = keyof typeof VARIABLES;
 
 /**
- * Which entry point needs a variable: the bot reads every part, `npm run deploy-commands` only Discord's
- * (and logging), the terminal chat the models' and the ledger's (and logging), `npm run report` only the
- * ledger's: the database and the budgets. A part an entry point does not read is not validated either: a
- * placeholder DISCORD_TOKEN in .env does not stop the terminal chat, nor a missing API key the report.
+ * Which entry point needs a variable: the bot reads every part (the metrics endpoints are its alone),
+ * `npm run deploy-commands` only Discord's (and logging), the terminal chat the models' and the ledger's
+ * (and logging), `npm run report` only the ledger's: the database and the budgets. A part an entry point
+ * does not read is not validated either: a placeholder DISCORD_TOKEN in .env does not stop the terminal
+ * chat, nor a missing API key the report.
  */
 type Part = (typeof VARIABLES)[VariableName]['part'];
 
@@ -371,9 +387,17 @@ export interface CommandsConfig {
   logLevel: LogLevel;
 }
 
+/** Where the operator's HTTP endpoints (/metrics, /healthz, /readyz) listen. */
+export interface MetricsConfig {
+  port: number;
+  host: string;
+}
+
 /** The bot's: everything. */
 export interface Config extends ModelConfig, CommandsConfig {
   operatorIds: readonly string[];
+  /** undefined: no metrics and no health endpoints (the default). */
+  metrics: MetricsConfig | undefined;
 }
 
 /** Thrown when configuration is missing or invalid; its message names every problem and never a secret. */
@@ -414,7 +438,11 @@ export function readEnvironment(envFile = '.env'): Record<string, string | undef
 /** The bot's configuration; throws a {@link ConfigError} naming every problem. */
 export function loadConfig(environment: Record<string, string | undefined> = readEnvironment()): Config {
   const problems: string[] = [];
-  const variables = readVariables(['discord', 'models', 'ledger', 'logging'], environment, problems);
+  const variables = readVariables(
+    ['discord', 'models', 'ledger', 'logging', 'metrics'],
+    environment,
+    problems,
+  );
   const prices = readPrices(environment, problems);
   const discord = variables && discordConfig(variables, problems);
   if (!variables || !prices || !discord || problems.length > 0) throw new ConfigError(unique(problems));
@@ -422,6 +450,10 @@ export function loadConfig(environment: Record<string, string | undefined> = rea
     ...modelConfig(variables, prices),
     discord,
     operatorIds: variables.BOT_OPERATOR_IDS,
+    metrics:
+      variables.METRICS_PORT === undefined
+        ? undefined
+        : { port: variables.METRICS_PORT, host: variables.METRICS_HOST },
   };
 }
 

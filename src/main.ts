@@ -26,7 +26,28 @@ async function main(): Promise<void> {
     import('./providers/estimate.js'),
   ]);
   const log = createLogger(config.logLevel);
-  const app = await createApp(config, log);
+  // prom-client is loaded only when the operator asked for metrics.
+  const metricsModule = config.metrics && (await import('./metrics/index.js'));
+  const metrics = config.metrics && metricsModule && new metricsModule.Metrics(config.metrics);
+  const app = await createApp(config, log, metrics ? metrics.telemetry : undefined);
+  let bot: Awaited<ReturnType<typeof startBot>> | undefined;
+  if (metrics) {
+    try {
+      const url = await metrics.start({
+        storage: app.storage,
+        gateway: () => bot?.gateway(),
+        circuits: () => app.gateway.circuitStates(),
+        onError: (error) => log.error({ err: error }, 'could not serve the metrics'),
+      });
+      log.info({ url }, `metrics at ${url}/metrics, health at ${url}/healthz and ${url}/readyz`);
+    } catch (error) {
+      // The port is taken, or the address is not this host's: the configuration must change.
+      if (!(metricsModule && error instanceof metricsModule.MetricsListenError)) throw error;
+      await app.close();
+      process.stderr.write(`tierbot cannot start: ${(error as Error).message}\n`);
+      process.exit(EXIT_CODES.configuration);
+    }
+  }
 
   // A process that keeps crashing at start-up backs off before it logs in to Discord again (counting
   // this host's starts: another host's deploy is not this one crashing).
@@ -40,7 +61,6 @@ async function main(): Promise<void> {
     await sleep(backoffMs);
   }
 
-  let bot: Awaited<ReturnType<typeof startBot>>;
   try {
     // A dropped connection, a timeout or a 5xx is tried again; a refused token or intent, or a Discord
     // that cannot be reached at all, ends the process with one line saying what to do.
@@ -57,6 +77,7 @@ async function main(): Promise<void> {
           ? error.exitCode
           : undefined;
     if (exitCode === undefined) throw error;
+    await metrics?.close();
     await app.close();
     process.stderr.write(`tierbot cannot start: ${(error as Error).message}\n`);
     process.exit(exitCode);
@@ -67,7 +88,8 @@ async function main(): Promise<void> {
 
   const shutdown = async (signal: NodeJS.Signals) => {
     log.info({ signal }, 'shutting down: finishing answers in progress');
-    await bot.stop();
+    await bot?.stop();
+    await metrics?.close();
     await app.close();
     process.exit(0);
   };

@@ -165,6 +165,32 @@ describe('loadConfig', () => {
   });
 });
 
+describe('the metrics endpoints', () => {
+  it('when METRICS_PORT is unset, then there are none; when set, they listen on it, on 127.0.0.1 unless METRICS_HOST says otherwise', () => {
+    expect(loadConfig(REQUIRED).metrics).toBeUndefined();
+    expect(loadConfig({ ...REQUIRED, METRICS_PORT: '9464' }).metrics).toEqual({
+      port: 9464,
+      host: '127.0.0.1',
+    });
+    expect(loadConfig({ ...REQUIRED, METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' }).metrics).toEqual({
+      port: 9464,
+      host: '0.0.0.0',
+    });
+  });
+
+  it('when METRICS_PORT is not a port, then start-up names it; the terminal chat and deploy-commands never read it', () => {
+    for (const port of ['metrics', '70000', '-1', '94.64']) {
+      expect(problemsOf({ ...REQUIRED, METRICS_PORT: port })).toEqual([
+        expect.stringMatching(
+          new RegExp(`^METRICS_PORT: "${port.replace('.', '\\.')}" is .*/metrics \\(Prometheus\\)`),
+        ),
+      ]);
+    }
+    expect(() => loadModelConfig({ ...REQUIRED, METRICS_PORT: 'metrics' })).not.toThrow();
+    expect(() => loadCommandsConfig({ ...REQUIRED, METRICS_PORT: 'metrics' })).not.toThrow();
+  });
+});
+
 describe('what each entry point reads', () => {
   const MODEL_KEYS = { OPENAI_API_KEY: OPENAI_KEY, ANTHROPIC_API_KEY: ANTHROPIC_KEY };
   /** What a half-filled .env looks like: Discord's settings still placeholders. */

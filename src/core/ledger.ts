@@ -1,4 +1,4 @@
-import type { BudgetDenial } from './budget.js';
+import type { BudgetDenial, LimitStanding } from './budget.js';
 import type { Micros } from './money.js';
 
 /** Why a model call was made; every ledger row records it. */
@@ -25,7 +25,14 @@ export interface ReserveRequest extends CallContext {
 }
 
 export type ReserveResult =
-  { ok: true; requestId: string; amountMicros: Micros } | { ok: false; denial: BudgetDenial };
+  | {
+      ok: true;
+      requestId: string;
+      amountMicros: Micros;
+      /** The limits the reservation was checked against, as they stood before it was added. */
+      standings?: readonly LimitStanding[] | undefined;
+    }
+  | { ok: false; denial: BudgetDenial };
 
 export type SettleResult =
   | { status: 'settled'; costMicros: Micros; smartCostMicros: Micros; reservedMicros: Micros }

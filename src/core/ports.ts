@@ -7,14 +7,22 @@
  * nobody waits for (settles, turn records) are taken at once and written behind; `flush` makes them
  * durable before something that depends on them is shown.
  */
-import type { AuditEntry, Budget, BudgetChange, BudgetScope, LimitKind, LimitStanding } from './budget.js';
+import type {
+  AuditEntry,
+  Budget,
+  BudgetChange,
+  BudgetScope,
+  LimitKind,
+  LimitSource,
+  LimitStanding,
+} from './budget.js';
 import type { CallOutcome, CallSpec } from './calls.js';
-import type { StructuredRequest, StructuredResult } from './chat.js';
-import type { ReserveRequest, ReserveResult, SettleResult } from './ledger.js';
+import type { ProviderErrorKind, ProviderName, StructuredRequest, StructuredResult } from './chat.js';
+import type { CallPurpose, ReserveRequest, ReserveResult, SettleResult } from './ledger.js';
 import type { Micros } from './money.js';
 import type { TokenUsage } from './pricing.js';
 import type { ServerSettings } from './settings.js';
-import type { TurnRecord } from './turn.js';
+import type { EscalationSource, TurnRecord, TurnResult } from './turn.js';
 import type { CallRecord, CallsQuery, ModelUsage, OverviewQuery, UsageOverview } from './usage.js';
 import type { PeriodWindow } from './budget.js';
 
@@ -133,10 +141,62 @@ export interface Storage {
   /** Writes everything written behind so far (settles, turns): before an answer is shown as done. */
   flush(): Promise<void>;
   /** Whether the database answers and this process's lease is fresh: for /readyz. */
-  health(): Promise<{ ok: true } | { ok: false; reason: string }>;
+  health(): Promise<Health>;
   /** Starts of this host's bot within the restart window (this one recorded), for the crash-loop backoff. */
   recordStart(nowMs: number): Promise<number[]>;
   close(): Promise<void>;
 }
+
+/** Whether a part of the bot can do its job, and if not, why (one line for the operator). */
+export type Health = { ok: true } | { ok: false; reason: string };
+
+/** Which way a turn went: the fast model alone, or why it went to the smart one; `none` when it failed. */
+export type TurnRoute = 'fast' | EscalationSource | 'none';
+/** How a turn ended: answered, denied by a budget, refused, failed (both providers down) or cancelled. */
+export type TurnOutcome = TurnResult['status'] | 'failed' | 'cancelled';
+/** A provider's circuit breaker: closed (calls go through), half-open (a trial call may), open (skipped). */
+export type CircuitStateName = 'closed' | 'half-open' | 'open';
+
+/**
+ * What the bot tells the operator's metrics as it works: turns, model calls and their cost, budget
+ * denials, provider failures, Discord's rate limits. Called on the hot path, so an implementation counts
+ * in memory and returns at once (no I/O); {@link NO_TELEMETRY} when metrics are off. Nothing here names a
+ * person: a server's id is passed only so that servers near their cap can be counted, never as a label.
+ */
+export interface Telemetry {
+  turnEnded(turn: { route: TurnRoute; outcome: TurnOutcome }): void;
+  /** A reservation was asked for: how long the ledger took, and the limit that denied it, if one did. */
+  reserved(reservation: { latencyMs: number; denial?: { kind: LimitKind; source: LimitSource } }): void;
+  /** A granted reservation ended (settled, released or cancelled). */
+  reservationClosed(): void;
+  /** A model call closed in the ledger: one ledger row, with its tokens and cost. */
+  callCharged(call: {
+    model: string;
+    purpose: CallPurpose;
+    outcome: 'settled' | 'failed';
+    usage: TokenUsage;
+    costMicros: Micros;
+  }): void;
+  /**
+   * How much of a server's cap was spent or held once a reservation in it was granted (that call
+   * included), and until when that window runs.
+   */
+  serverCapShare(standing: { guildId: string; share: number; windowEndMs: number }): void;
+  /** An attempt at a provider failed (a caller's own abort is not a failure), or was skipped by its breaker. */
+  providerFailed(failure: { provider: ProviderName; kind: ProviderErrorKind | 'circuit_open' }): void;
+  /** discord.js held a request back for a rate limit: one route's bucket, or the global limit. */
+  discordRateLimited(scope: 'route' | 'global'): void;
+}
+
+/** Metrics off: every report is dropped. */
+export const NO_TELEMETRY: Telemetry = {
+  turnEnded: () => {},
+  reserved: () => {},
+  reservationClosed: () => {},
+  callCharged: () => {},
+  serverCapShare: () => {},
+  providerFailed: () => {},
+  discordRateLimited: () => {},
+};
 
 export type { LimitKind };

@@ -33,7 +33,7 @@ import {
 } from './escalation.js';
 import type { CallPurpose } from './ledger.js';
 import type { Micros } from './money.js';
-import type { Member, ModelCaller, TurnLog } from './ports.js';
+import type { Member, ModelCaller, Telemetry, TurnLog } from './ports.js';
 import { type TokenUsage, totalTokens } from './pricing.js';
 import {
   codeRule,
@@ -49,6 +49,7 @@ import {
   TRIAGE_SYSTEM_PROMPT,
   triagePrompt,
 } from './router.js';
+import { routeOf } from './telemetry.js';
 
 /** Which model a person asked for: /ask model:… (auto by default), or /escalate (smart). */
 export type ModelChoice = 'auto' | 'fast' | 'smart';
@@ -118,6 +119,8 @@ export interface TurnDependencies {
    */
   budgetNotice?(member: Member): Promise<string | undefined>;
   turns?: TurnLog;
+  /** The operator's metrics: every turn's route and outcome. */
+  telemetry?: Telemetry;
   now?: () => number;
 }
 
@@ -182,7 +185,16 @@ export async function answerTurn(
   dependencies: TurnDependencies,
   onEvent: (event: TurnEvent) => void = () => {},
 ): Promise<TurnResult> {
-  const result = await tellTurn(turn, dependencies, onEvent);
+  let result: TurnResult;
+  try {
+    result = await tellTurn(turn, dependencies, onEvent);
+  } catch (error) {
+    // Both providers down, a request a provider refused, or the turn cancelled: no result to tell.
+    const outcome = turn.signal?.aborted ? 'cancelled' : 'failed';
+    dependencies.telemetry?.turnEnded({ route: 'none', outcome });
+    throw error;
+  }
+  dependencies.telemetry?.turnEnded({ route: routeOf(result), outcome: result.status });
   // Only a turn that spent something can have moved the user across a threshold.
   if (result.costMicros > 0 && dependencies.budgetNotice) {
     const notice = await dependencies.budgetNotice(turn.owner);

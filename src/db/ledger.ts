@@ -134,6 +134,7 @@ export class Ledger implements UsageLedger {
       if (!this.lease.isSurelyFresh()) await this.lease.ready();
       const pending = this.settles.pending.filter((settle) => concerns(settle, owner));
       const clockMs = this.now();
+      let checked: LimitStanding[] | undefined;
       const outcome = await this.store.reserve<BudgetDenial>(
         {
           requestId: request.requestId,
@@ -157,6 +158,7 @@ export class Ledger implements UsageLedger {
           const { standings, atMs } = standingsOf(owner, snapshot, this.options, clockMs, unwritten);
           const denial = findDenial(standings, request.amountMicros);
           if (denial) return { ok: false, denied: denial };
+          checked = standings;
           this.rememberBounds(standings, request, owner);
           return { ok: true, atMs, windows: windowStartsAt(atMs) };
         },
@@ -173,7 +175,12 @@ export class Ledger implements UsageLedger {
         amountMicros: request.amountMicros,
         createdAt: outcome.atMs,
       });
-      return { ok: true, requestId: request.requestId, amountMicros: request.amountMicros };
+      return {
+        ok: true,
+        requestId: request.requestId,
+        amountMicros: request.amountMicros,
+        standings: checked,
+      };
     }
   }
 

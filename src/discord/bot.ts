@@ -1,8 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ChannelType, type Client, Events, type Message, type RESTOptions, SnowflakeUtil } from 'discord.js';
+import {
+  ChannelType,
+  type Client,
+  Events,
+  type Message,
+  RESTEvents,
+  type RESTOptions,
+  SnowflakeUtil,
+  Status,
+} from 'discord.js';
 import type { Config } from '../config.js';
 import { newId } from '../core/ids.js';
 import { formatUsd } from '../core/money.js';
+import { type Health, NO_TELEMETRY, type Telemetry } from '../core/ports.js';
 import type { Logger } from '../log.js';
 import { type AnswerContext, type BotServices, streamTurn } from './answer.js';
 import { applyShards, createDiscordClient } from './client.js';
@@ -62,6 +72,8 @@ export interface BotOptions {
   downloadTimeoutMs?: number;
   /** The clock the /usage views read (tests move it to check forecasts); default Date.now. */
   clock?: () => number;
+  /** The operator's metrics: Discord's rate limits as discord.js meets them. */
+  telemetry?: Telemetry;
 }
 
 /** How many entries the bot's per-person and per-id bookkeeping holds; each forgets what no longer matters. */
@@ -84,6 +96,8 @@ export interface RunningBot {
   stop(): Promise<void>;
   /** What the per-person and per-id bookkeeping holds right now (for tests and diagnostics). */
   remembered(): Remembered;
+  /** Whether every shard of this process is connected to Discord's gateway (for /readyz). */
+  gateway(): Health;
 }
 
 /** Logs in and answers messages until stopped. */
@@ -101,6 +115,12 @@ export async function startBot(
   const slots = new UserLanes(options.turnsInFlight ?? TURNS_IN_FLIGHT);
   const cooldown = new Cooldown(config.discord.userCooldownMs);
   const limits = new RateLimitWatch(client.rest);
+  const telemetry = options.telemetry ?? NO_TELEMETRY;
+  if (telemetry !== NO_TELEMETRY) {
+    client.rest.on(RESTEvents.RateLimited, (info) =>
+      telemetry.discordRateLimited(info.global ? 'global' : 'route'),
+    );
+  }
   const answerContext = (): AnswerContext => ({
     app,
     client: client as Client<true>,
@@ -147,13 +167,17 @@ export async function startBot(
   const isAnswered = (guildId: string | null, channelId: string) =>
     app.storage.settings.isAnsweredChannel(guildId, channelId);
   client.on(Events.MessageCreate, (message) => {
-    void takeMessage(message).catch((error: unknown) =>
+    // The author's roles are read now, while the payload's member is in discord.js's cache: the cache
+    // keeps MEMBERS_PER_GUILD members per server, so a busy server's later messages push it out while
+    // this one waits its turn, and a role budget read then would be missed.
+    const roleIds = roleIdsOf(message.member, message.guildId);
+    void takeMessage(message, roleIds).catch((error: unknown) =>
       log.error({ err: error, messageId: message.id }, 'taking a message failed'),
     );
   });
 
   /** A message for the bot is queued in its author's lane, in the order messages arrived. */
-  const takeMessage = async (message: Message) => {
+  const takeMessage = async (message: Message, roleIds: readonly string[]) => {
     if (isStopping || !client.isReady()) return;
     if (!(await isForBot(message, client.user.id, isAnswered))) return;
     if (!taken.take(message.id)) return;
@@ -169,7 +193,8 @@ export async function startBot(
       if (!(await app.storage.events.claim(`message:${message.id}`))) return;
       await slots.run('every answer', async () => {
         // A message still waiting its turn when shutdown began is not started.
-        if (!isStopping) await answerMessage(message, controller.signal, answerContext(), options);
+        if (!isStopping)
+          await answerMessage({ message, roleIds }, controller.signal, answerContext(), options);
       });
     });
     if (!offer.isAccepted) {
@@ -215,6 +240,7 @@ export async function startBot(
       rateLimits: limits.size,
       inFlight: inFlight.size,
     }),
+    gateway: () => gatewayHealth(readyClient),
     async stop() {
       isStopping = true;
       const finished = Promise.allSettled([...inFlight.keys()]);
@@ -229,6 +255,22 @@ export async function startBot(
       await client.destroy();
     },
   };
+}
+
+/**
+ * Connected means every shard this process runs is READY: one that is resuming, reconnecting or waiting
+ * for its servers cannot hear new messages yet.
+ */
+function gatewayHealth(client: Client<true>): Health {
+  const shards = [...client.ws.shards.values()];
+  if (shards.length === 0) return { ok: false, reason: 'no gateway shard is connected' };
+  const down = shards.filter((shard) => shard.status !== Status.Ready);
+  if (down.length === 0) return { ok: true };
+  // Status names read as words: WaitingForGuilds → waiting for guilds.
+  const stateOf = (status: Status) =>
+    (Status[status] ?? 'Down').replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+  const states = down.map((shard) => `shard ${shard.id} ${stateOf(shard.status)}`);
+  return { ok: false, reason: `the Discord gateway is not connected (${states.join(', ')})` };
 }
 
 /**
@@ -250,7 +292,7 @@ export function sweepIdleDirectMessageChannels(
 
 /** One message in, one answer out: streamed, footed, and charged to the person who asked. */
 async function answerMessage(
-  message: Message,
+  { message, roleIds }: { message: Message; roleIds: readonly string[] },
   signal: AbortSignal,
   context: AnswerContext,
   options: BotOptions,
@@ -281,7 +323,7 @@ async function answerMessage(
         userId: message.author.id,
         guildId: message.guildId,
         channelId: message.channelId,
-        roleIds: roleIdsOf(message.member, message.guildId),
+        roleIds,
       },
       conversation: messages,
       mode: settings.escalationMode,

@@ -26,7 +26,13 @@ import {
 } from '../core/chat.js';
 import { newId } from '../core/ids.js';
 import type { CallPurpose } from '../core/ledger.js';
-import type { ModelCaller, UsageLedger } from '../core/ports.js';
+import {
+  type CircuitStateName,
+  type ModelCaller,
+  NO_TELEMETRY,
+  type Telemetry,
+  type UsageLedger,
+} from '../core/ports.js';
 import type { Micros } from '../core/money.js';
 import { NO_USAGE } from '../core/pricing.js';
 
@@ -140,6 +146,7 @@ export class ModelGateway implements ModelCaller {
   private readonly options: GatewayOptions;
   private readonly now: () => number;
   private readonly wait: (ms: number, signal?: AbortSignal) => Promise<void>;
+  private readonly telemetry: Telemetry;
 
   constructor(
     private readonly dependencies: {
@@ -148,12 +155,15 @@ export class ModelGateway implements ModelCaller {
       /** The model each provider answers with when the other one fails. */
       fallbackModels: Record<ProviderName, string>;
       options?: Partial<GatewayOptions>;
+      /** The operator's metrics: failed attempts by kind. */
+      telemetry?: Telemetry;
       now?: () => number;
       sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
     },
   ) {
     this.options = { ...DEFAULT_GATEWAY_OPTIONS, ...dependencies.options };
     this.now = dependencies.now ?? Date.now;
+    this.telemetry = dependencies.telemetry ?? NO_TELEMETRY;
     this.wait = dependencies.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
     const breaker = () =>
       circuitBreaker(
@@ -189,6 +199,20 @@ export class ModelGateway implements ModelCaller {
       this.breakers[provider].state !== CircuitState.Open ||
       Date.now() - this.openedAt[provider] >= this.options.halfOpenAfterMs
     );
+  }
+
+  /**
+   * Each provider's breaker as callers meet it: open while calls are skipped; half-open once a trial call
+   * may go through (cockatiel leaves the state open until a call is tried, so the delay is read here too).
+   */
+  circuitStates(): Record<ProviderName, CircuitStateName> {
+    const stateOf = (provider: ProviderName): CircuitStateName => {
+      const { state } = this.breakers[provider];
+      if (state === CircuitState.Closed) return 'closed';
+      if (state === CircuitState.HalfOpen) return 'half-open';
+      return state === CircuitState.Open && this.isAvailable(provider) ? 'half-open' : 'open';
+    };
+    return { openai: stateOf('openai'), anthropic: stateOf('anthropic') };
   }
 
   stream(spec: CallSpec, onDelta?: (text: string) => void): Promise<CallOutcome> {
@@ -279,7 +303,10 @@ export class ModelGateway implements ModelCaller {
       ...spec.request,
       maxOutputTokens: Math.min(spec.request.maxOutputTokens, model.maxOutputTokensOf(spec.request.model)),
     };
-    if (!this.isAvailable(provider)) throw new CircuitOpen(provider);
+    if (!this.isAvailable(provider)) {
+      this.telemetry.providerFailed({ provider, kind: 'circuit_open' });
+      throw new CircuitOpen(provider);
+    }
 
     const estimate = model.estimateInputTokens(spec.request);
     // Only a request the provider must count first (a PDF to Anthropic) waits; the rest goes on at once.
@@ -314,8 +341,13 @@ export class ModelGateway implements ModelCaller {
     } catch (error) {
       addProviderTime();
       if (error instanceof BrokenCircuitError || error instanceof IsolatedCircuitError) {
+        this.telemetry.providerFailed({ provider, kind: 'circuit_open' });
         await ledger.cancel(requestId);
         throw new CircuitOpen(provider);
+      }
+      // The caller's own abort (a cancelled turn, a draft the router replaced) is no provider failure.
+      if (error instanceof ProviderError && error.kind !== 'aborted') {
+        this.telemetry.providerFailed({ provider: error.provider, kind: error.kind });
       }
       const released = await ledger.release(
         requestId,

@@ -1,13 +1,17 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import type { ModelConfig } from '../config.js';
-import type { UsageLedger } from '../core/ports.js';
+import { NO_TELEMETRY, type Telemetry, type UsageLedger } from '../core/ports.js';
 import { AnthropicChatModel } from './anthropic/adapter.js';
 import { ModelGateway } from './gateway.js';
 import { OpenAIChatModel } from './openai/adapter.js';
 
 /** The official SDK clients, their adapters, and the gateway every model call goes through. */
-export function createModelGateway(config: ModelConfig, ledger: UsageLedger): ModelGateway {
+export function createModelGateway(
+  config: ModelConfig,
+  ledger: UsageLedger,
+  telemetry: Telemetry = NO_TELEMETRY,
+): ModelGateway {
   const adapterOptions = {
     firstTokenTimeoutMs: config.providers.firstTokenTimeoutMs,
     abortMarginTokens: config.providers.abortMarginTokens,
@@ -31,5 +35,6 @@ export function createModelGateway(config: ModelConfig, ledger: UsageLedger): Mo
     ledger,
     fallbackModels: { openai: config.fastModel, anthropic: config.smartModel },
     options: { deadlineMs: config.providers.deadlineMs, retryAfterCapMs: config.providers.retryAfterCapMs },
+    telemetry,
   });
 }

@@ -12,6 +12,7 @@ const FORBIDDEN = [
   'pg',
   'drizzle-orm',
   'pino',
+  'prom-client',
 ];
 
 /** Every import and export-from specifier of a module (type-only ones too: they couple as much). */
@@ -32,7 +33,7 @@ function sourceFiles(directory: string): string[] {
 }
 
 describe('src/core', () => {
-  it('when any core module is read, then it imports no SDK, Discord library or database driver', () => {
+  it('when any core module is read, then it imports no SDK, Discord library, database driver or metrics library', () => {
     const offenders: string[] = [];
     for (const file of sourceFiles(CORE)) {
       for (const specifier of importsOf(file)) {

@@ -92,6 +92,8 @@ describe.each(BACKENDS)('on %s', (backend) => {
         'default',
         'server',
         'clear',
+        'role',
+        'role-clear',
         'show',
       ]);
       expect(budget?.default_member_permissions).toBe(String(PermissionFlagsBits.ManageGuild));
@@ -445,7 +447,7 @@ describe.each(BACKENDS)('on %s', (backend) => {
         ).map((standing) => standing.source),
       ).toEqual(['own', 'server-cap']);
       expect(await run('clear', { user: member })).toBe(
-        `Cleared <@${member}>'s budget (was $2.5000 per week); the server's default applies again.`,
+        `Cleared <@${member}>'s budget (was $2.5000 per week); the highest of their roles' budgets, else the server's default, applies again.`,
       );
       const shown = await run('show', { user: member });
       expect(shown).toContain(`**Limits for <@${member}>**`);

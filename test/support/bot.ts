@@ -4,6 +4,7 @@ import { type App, createApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { type BotOptions, type RunningBot, startBot } from '../../src/discord/bot.js';
 import { createLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics/index.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
 import { type FakeDiscord, startFakeDiscord } from '../fakes/discord/index.js';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai.js';
@@ -25,6 +26,8 @@ export interface BotHarness<OpenAIFake extends OpenAIEndpoint = FakeOpenAI> {
   /** Every log line the bot wrote, parsed. */
   logs: Record<string, unknown>[];
   environment: Record<string, string>;
+  /** The operator's endpoints, when METRICS_PORT is set (as src/main.ts wires them). */
+  metrics: Metrics | undefined;
   /** Stops the bot, checks nothing was left open or unexpected, and removes everything. */
   close(): Promise<void>;
 }
@@ -100,8 +103,23 @@ export async function startBotHarness(
   });
   const log = createLogger('info', destination);
   await options.before?.(discord, config);
-  const app = await createApp(config, log);
-  const bot = await startBot(config, app, log, { editIntervalMs: 100, shutdownGraceMs: 300, ...options.bot });
+  // Wired as src/main.ts wires them: reporting from the start, serving before Discord is connected.
+  const metrics = config.metrics && new Metrics(config.metrics);
+  const app = await createApp(config, log, metrics ? metrics.telemetry : undefined);
+  const started: { bot?: RunningBot } = {};
+  await metrics?.start({
+    storage: app.storage,
+    gateway: () => started.bot?.gateway(),
+    circuits: () => app.gateway.circuitStates(),
+    onError: (error) => log.error({ err: error }, 'could not serve the metrics'),
+  });
+  const bot = await startBot(config, app, log, {
+    editIntervalMs: 100,
+    shutdownGraceMs: 300,
+    telemetry: metrics ? metrics.telemetry : undefined,
+    ...options.bot,
+  });
+  started.bot = bot;
   return {
     database,
     discord,
@@ -112,8 +130,10 @@ export async function startBotHarness(
     bot,
     logs,
     environment,
+    metrics,
     async close() {
       await bot.stop();
+      await metrics?.close();
       await app.close();
       expect(await database.value('SELECT COUNT(*) FROM reservations')).toBe(0);
       expect([...openai.unexpected, ...anthropic.unexpected]).toEqual([]);
