@@ -6,6 +6,9 @@ export default defineConfig({
     // Tests spawn processes and run loopback servers; a generous timeout keeps a slow CI machine honest
     // without any test asserting on time.
     testTimeout: 60_000,
+    // Two files at a time on a 2-core machine: most of a test's time is spent waiting on child processes
+    // and loopback servers. Vitest's default here (cores - 1) runs one at a time.
+    maxWorkers: 2,
     hookTimeout: 60_000,
     // Fails a test file whose stdout or stderr carried a secret-shaped string.
     setupFiles: ['test/setup/no-secrets.ts'],

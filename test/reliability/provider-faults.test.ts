@@ -61,12 +61,13 @@ interface FaultCase {
   /** The bot's reply, exactly (or matching in whole), once everything is over (answer and footer lines). */
   sees: string | RegExp;
   hasEscalateButton: boolean;
-  openaiRequests: number;
+  /** How many requests OpenAI saw: exactly, or a range where the deadline (a clock) decides. */
+  openaiRequests: number | { atLeast: number; atMost: number };
   anthropicRequests: number;
   /** OpenAI requests the bot hung up on (a first-token timeout aborts the HTTP request). */
   openaiClosedEarly?: number;
-  /** Every ledger row, in order: purpose, outcome, provider, cost. */
-  ledger: LedgerRow[];
+  /** Every ledger row, in order: purpose, outcome, provider, cost (given how many requests OpenAI saw). */
+  ledger: LedgerRow[] | ((openaiRequests: number) => LedgerRow[]);
   /** The errors the bot logged; none by default. */
   loggedErrors?: string[];
   /** Whether the turn was kept (for /escalate and /usage); by default, when an answer was given. */
@@ -77,8 +78,11 @@ interface FaultCase {
  * OpenAI fails the draft (every attempt as scripted here) before any text is shown, and Claude Haiku
  * answers as a fallback: each failed attempt is a $0 ledger row, then the fallback is charged.
  */
-function claudeTakesOver(name: string, failures: () => OpenAIScript[]): FaultCase {
-  const attempts = failures().length;
+function claudeTakesOver(
+  name: string,
+  failures: () => OpenAIScript[],
+  attempts: FaultCase['openaiRequests'] = failures().length,
+): FaultCase {
   return {
     name,
     script({ openai, anthropic }) {
@@ -89,7 +93,7 @@ function claudeTakesOver(name: string, failures: () => OpenAIScript[]): FaultCas
     hasEscalateButton: false,
     openaiRequests: attempts,
     anthropicRequests: 1,
-    ledger: [...times(attempts, () => failedDraft), ['fallback', 'settled', 'anthropic', HAIKU_MICROS]],
+    ledger: (seen) => [...times(seen, () => failedDraft), ['fallback', 'settled', 'anthropic', HAIKU_MICROS]],
   };
 }
 
@@ -117,10 +121,13 @@ function retryAnswers(name: string, failure: OpenAIScript, more: Partial<FaultCa
 }
 
 const CASES: FaultCase[] = [
-  // Attempts at about 0, 1, 2, 3 and 4 s; a sixth would start at the 5 s deadline.
+  // Attempts at about 0, 1, 2, 3 and 4 s; a sixth would start at the 5 s deadline. A loaded machine's
+  // slower attempts fit fewer before it (the clock decides), but never fewer than a retry, nor more than
+  // five: a 120 s wait was capped to 1 s, not honoured and not skipped.
   claudeTakesOver(
     'when OpenAI answers every attempt with 429 and retry-after 120 s, then it is retried each capped second until the deadline and Claude answers',
-    () => times(5, (): OpenAIScript => openaiErrors.rateLimited(120)),
+    () => times(6, (): OpenAIScript => openaiErrors.rateLimited(120)),
+    { atLeast: 2, atMost: 5 },
   ),
   retryAnswers(
     'when OpenAI answers 429 once with retry-after 120 s, then the retry a capped second later answers and only the answer is charged',
@@ -299,7 +306,13 @@ describe('provider faults, as the person asking sees them', () => {
       const [reply] = replies();
       expect(reply?.message_reference?.message_id).toBe(question.id);
       expect((reply?.components ?? []).length > 0).toBe(fault.hasEscalateButton);
-      expect(openai.requests).toHaveLength(fault.openaiRequests);
+      const openaiRequests = openai.requests.length;
+      const expected = fault.openaiRequests;
+      if (typeof expected === 'number') expect(openaiRequests).toBe(expected);
+      else
+        expect(openaiRequests).toSatisfy(
+          (seen: number) => seen >= expected.atLeast && seen <= expected.atMost,
+        );
       expect(anthropic.requests).toHaveLength(fault.anthropicRequests);
       expect(openai.closedEarly).toBe(fault.openaiClosedEarly ?? 0);
 
@@ -312,12 +325,14 @@ describe('provider faults, as the person asking sees them', () => {
         user_id: string;
       }>('SELECT purpose, outcome, provider, cost_micros, user_id FROM usage_ledger ORDER BY id');
       expect(rows.map((row) => [row.purpose, row.outcome, row.provider, row.cost_micros])).toEqual(
-        fault.ledger.map(([purpose, outcome, provider, cost]) => [
-          purpose,
-          outcome,
-          provider,
-          cost === 'estimated' ? expect.toSatisfy((micros: number) => micros > 0) : cost,
-        ]),
+        (typeof fault.ledger === 'function' ? fault.ledger(openaiRequests) : fault.ledger).map(
+          ([purpose, outcome, provider, cost]) => [
+            purpose,
+            outcome,
+            provider,
+            cost === 'estimated' ? expect.toSatisfy((micros: number) => micros > 0) : cost,
+          ],
+        ),
       );
       expect(new Set(rows.map((row) => row.user_id))).toEqual(new Set([discord.user.id]));
       // The person's spend is what the ledger charged (what the providers reported, or the estimate of a

@@ -26,10 +26,30 @@ export function openDatabase(path: string): AppDatabase {
     mkdirSync(dirname(path), { recursive: true });
   }
   const sqlite = new Database(path, { timeout: BUSY_TIMEOUT_MS });
-  sqlite.pragma('journal_mode = WAL');
+  whenNotBusy(() => sqlite.pragma('journal_mode = WAL'));
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   return drizzle(sqlite, { schema });
+}
+
+/**
+ * Runs a statement SQLite may refuse with SQLITE_BUSY without waiting on the busy timeout: switching to
+ * WAL takes an exclusive lock, and while another process opening the same file holds its WAL index lock
+ * (several bot processes starting together), SQLite reports busy at once instead of calling its busy
+ * handler. Tried again every 20 ms, for as long as any other write would wait.
+ */
+function whenNotBusy<Result>(statement: () => Result): Result {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return statement();
+    } catch (error) {
+      const isBusy = error instanceof Database.SqliteError && error.code === 'SQLITE_BUSY';
+      if (!isBusy || Date.now() >= deadline) throw error;
+      // Start-up code, synchronous like the rest of better-sqlite3: a blocking pause is the honest wait.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
 }
 
 /**
