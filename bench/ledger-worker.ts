@@ -1,25 +1,46 @@
 /**
- * One of the processes of the ledger benchmark's contention figures (ledger.bench.ts): it opens storage
- * on the benchmark's PostgreSQL database as the bot does, warms up, says "ready", and on "go" runs reserve
- * + settle pairs (the settle's write flushed, as part of the pair) for members of one server, one at a
- * time, for a fixed time. Its report: how many pairs, in how long, and each pair's time.
+ * A process of the ledger benchmark (ledger.bench.ts), so that pairs are timed in a process shaped like
+ * the bot's rather than in the one that seeded a million rows (whose large heap would bill its garbage
+ * collection to every pair). It opens storage on the benchmark's database as the bot does, warms up, says
+ * "ready", and on "go" runs reserve + settle pairs (the settle's write flushed, as part of the pair) one
+ * at a time: either for members of one server for a fixed time (the contention figures, eight at once),
+ * or a given list of calls (the one-process figures). Its report: how many pairs, in how long, and each
+ * pair's time.
  *
  * Run as `node --import tsx ledger-worker.ts '<LedgerWorkerPlan as JSON>'` (see test/support/workers.ts).
  */
+import { readFileSync } from 'node:fs';
 import { newId } from '../src/core/ids.js';
-import { buildPriceTable, DEFAULT_PRICES } from '../src/core/pricing.js';
+import type { ReserveRequest } from '../src/core/ledger.js';
+import { buildPriceTable, DEFAULT_PRICES, type TokenUsage } from '../src/core/pricing.js';
 import { openStorage } from '../src/db/storage.js';
 import { createLogger } from '../src/log.js';
 import { runAsWorker, startSignal } from '../test/support/workers.js';
 
-export interface LedgerWorkerPlan {
-  databaseUrl: string;
+export type LedgerWorkerPlan = { databaseUrl: string; databasePath: string } & (TimedPlan | ListedPlan);
+
+/** Pairs for members of one server, in turn, for a fixed time. */
+interface TimedPlan {
+  kind: 'timed';
   guildId: string;
   channelId: string;
   /** The members this process asks for, in turn. */
   userIds: string[];
   durationMs: number;
   seed: number;
+}
+
+/** These calls in order: the first `warmUp` before "go", the rest timed. */
+interface ListedPlan {
+  kind: 'listed';
+  /** A JSON file of {@link ListedCall}s (too many for a command line). */
+  callsPath: string;
+  warmUp: number;
+}
+
+export interface ListedCall {
+  request: ReserveRequest;
+  usage: TokenUsage;
 }
 
 export interface LedgerWorkerReport {
@@ -46,7 +67,7 @@ await runAsWorker(async (plan: LedgerWorkerPlan): Promise<LedgerWorkerReport> =>
   if (!prices.ok) throw new Error(prices.problems.join('; '));
   const storage = await openStorage({
     databaseUrl: plan.databaseUrl,
-    databasePath: '',
+    databasePath: plan.databasePath,
     prices: prices.table,
     smartModel: SMART_MODEL,
     defaultUserBudget: NEVER_DENY,
@@ -55,25 +76,49 @@ await runAsWorker(async (plan: LedgerWorkerPlan): Promise<LedgerWorkerReport> =>
   });
   try {
     const { ledger } = storage;
+    const pairOf = async ({ request, usage }: ListedCall) => {
+      if (!(await ledger.reserve(request)).ok) throw new Error('a reserve was denied');
+      if ((await ledger.settle(request.requestId, usage)).status !== 'settled')
+        throw new Error('a settle failed');
+      await ledger.flush();
+    };
+    if (plan.kind === 'listed') {
+      const calls = JSON.parse(readFileSync(plan.callsPath, 'utf8')) as ListedCall[];
+      for (const call of calls.slice(0, plan.warmUp)) await pairOf(call);
+      await startSignal();
+      const samplesUs: number[] = [];
+      const start = performance.now();
+      for (const call of calls.slice(plan.warmUp)) {
+        const pairStart = performance.now();
+        await pairOf(call);
+        samplesUs.push(Math.round((performance.now() - pairStart) * 1_000));
+      }
+      return {
+        warmUpPairs: plan.warmUp,
+        pairs: samplesUs.length,
+        elapsedMs: performance.now() - start,
+        samplesUs,
+      };
+    }
+
     const amountMicros = ledger.worstCaseMicros(FAST_MODEL, INPUT_TOKENS, MAX_OUTPUT_TOKENS);
     let next = plan.seed;
-    const pair = async () => {
-      const requestId = newId();
+    const pair = () => {
       next += 1;
-      const reserved = await ledger.reserve({
-        requestId,
-        turnId: newId(),
-        userId: plan.userIds[next % plan.userIds.length] ?? '',
-        guildId: plan.guildId,
-        channelId: plan.channelId,
-        provider: 'openai',
-        model: FAST_MODEL,
-        purpose: 'draft',
-        amountMicros,
+      return pairOf({
+        request: {
+          requestId: newId(),
+          turnId: newId(),
+          userId: plan.userIds[next % plan.userIds.length] ?? '',
+          guildId: plan.guildId,
+          channelId: plan.channelId,
+          provider: 'openai',
+          model: FAST_MODEL,
+          purpose: 'draft',
+          amountMicros,
+        },
+        usage: USAGE,
       });
-      if (!reserved.ok) throw new Error('a reserve was denied');
-      if ((await ledger.settle(requestId, USAGE)).status !== 'settled') throw new Error('a settle failed');
-      await ledger.flush();
     };
     for (let index = 0; index < WARM_UP_PAIRS; index += 1) await pair();
 

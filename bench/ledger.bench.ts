@@ -1,4 +1,13 @@
-import { fdatasyncSync, mkdtempSync, openSync, closeSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +23,7 @@ import {
   periodWindow,
 } from '../src/core/budget.js';
 import { newId } from '../src/core/ids.js';
-import type { CallPurpose, ReserveRequest } from '../src/core/ledger.js';
+import type { CallPurpose } from '../src/core/ledger.js';
 import {
   buildPriceTable,
   costMicros,
@@ -41,7 +50,7 @@ import type { CallOutcome } from '../src/db/store.js';
 import { createLogger } from '../src/log.js';
 import { startEmbeddedPostgres, withDatabase } from '../test/setup/postgres.js';
 import { reportOf, runWorkersTogether } from '../test/support/workers.js';
-import type { LedgerWorkerPlan, LedgerWorkerReport } from './ledger-worker.js';
+import type { ListedCall, LedgerWorkerPlan, LedgerWorkerReport } from './ledger-worker.js';
 import {
   type Benchmark,
   elapsedNs,
@@ -58,7 +67,7 @@ import {
 /*
  * The ledger on both databases tierbot runs on, each seeded with the same million-row history: reserve +
  * settle one pair at a time (SQLite, and PostgreSQL with full durability: fsync and synchronous commit on),
- * PostgreSQL's pairs from 8 processes at once (all on one server's counter row, and on 8 servers), and the
+ * timed in a fresh process shaped like the bot's (see ledger-worker.ts), PostgreSQL's pairs from 8 processes at once (all on one server's counter row, and on 8 servers), and the
  * /usage aggregate over the history.
  */
 
@@ -217,7 +226,13 @@ async function benchSqlite(): Promise<Figure[]> {
         seeded.busiest.currentMonth,
         now,
       );
-      const pairs = await measureReserveSettle('sqlite', storage.ledger, population, random);
+      const pairs = await measureReserveSettle(
+        'sqlite',
+        { databasePath: path, databaseUrl: '' },
+        storage.ledger,
+        population,
+        random,
+      );
       const aggregates = await measureUsageAggregates(bench, population, seeded.busiest, random, now);
       return labelled('sqlite', [
         { name: `seed ${LEDGER_ROWS.toLocaleString('en-US')} ledger rows`, value: seedSeconds, unit: 's' },
@@ -290,7 +305,13 @@ async function benchPostgres(): Promise<Figure[]> {
           now,
         );
         const before = await walCounts(pool);
-        pairs = await measureReserveSettle('postgres', storage.ledger, population, random);
+        pairs = await measureReserveSettle(
+          'postgres',
+          { databasePath: '', databaseUrl },
+          storage.ledger,
+          population,
+          random,
+        );
         onePerPair = perPair(before, await walCounts(pool), PAIRS.postgres.warmUp + PAIRS.postgres.measured);
       } finally {
         await storage.close();
@@ -1013,55 +1034,58 @@ interface PairFigures {
  */
 async function measureReserveSettle(
   dialect: Dialect,
+  location: { databasePath: string; databaseUrl: string },
   ledger: Ledger,
   population: Population,
   random: () => number,
 ): Promise<PairFigures> {
   const { warmUp, measured } = PAIRS[dialect];
-  const total = warmUp + measured;
-  const calls = Array.from({ length: total }, () => {
+  const calls: ListedCall[] = Array.from({ length: warmUp + measured }, () => {
     const member = item(population.members, population.pickMember());
     const guild = item(population.guilds, member.homeGuild);
     const contextTokens = 250 + Math.round(6_000 * random() ** 3);
-    const request: ReserveRequest = {
-      requestId: newId(),
-      turnId: newId(),
-      userId: member.userId,
-      guildId: guild.guildId,
-      channelId: item(guild.channelIds, 0),
-      provider: 'openai',
-      model: FAST_MODEL,
-      purpose: 'draft',
-      amountMicros: ledger.worstCaseMicros(FAST_MODEL, contextTokens, MAX_OUTPUT_TOKENS.draft),
+    return {
+      request: {
+        requestId: newId(),
+        turnId: newId(),
+        userId: member.userId,
+        guildId: guild.guildId,
+        channelId: item(guild.channelIds, 0),
+        provider: 'openai',
+        model: FAST_MODEL,
+        purpose: 'draft',
+        amountMicros: ledger.worstCaseMicros(FAST_MODEL, contextTokens, MAX_OUTPUT_TOKENS.draft),
+      },
+      usage: openAiUsage(random, contextTokens, 40 + Math.round(700 * random() ** 2)),
     };
-    return { request, usage: openAiUsage(random, contextTokens, 40 + Math.round(700 * random() ** 2)) };
   });
-  const pair = async (index: number) => {
-    const { request, usage } = item(calls, index);
-    if (!(await ledger.reserve(request)).ok) throw new Error(`reserve ${index} was denied`);
-    if ((await ledger.settle(request.requestId, usage)).status !== 'settled') {
-      throw new Error(`settle ${index} failed`);
-    }
-    await ledger.flush();
-  };
-
-  const label = LABEL[dialect];
-  progress(`ledger: ${label}: ${warmUp.toLocaleString('en-US')} warm-up reserve+settle pairs…`);
-  for (let index = 0; index < warmUp; index += 1) await pair(index);
-  progress(`ledger: ${label}: ${measured.toLocaleString('en-US')} measured reserve+settle pairs…`);
-  const samplesNs = new Float64Array(measured);
-  const loopStart = nowNs();
-  for (let index = 0; index < measured; index += 1) {
-    const start = nowNs();
-    await pair(warmUp + index);
-    samplesNs[index] = elapsedNs(start);
+  const directory = mkdtempSync(join(tmpdir(), 'tierbot-bench-calls-'));
+  try {
+    const callsPath = join(directory, 'calls.json');
+    writeFileSync(callsPath, JSON.stringify(calls));
+    const label = LABEL[dialect];
+    progress(
+      `ledger: ${label}: ${warmUp.toLocaleString('en-US')} warm-up and ${measured.toLocaleString('en-US')} measured reserve+settle pairs, in a process of their own…`,
+    );
+    const [outcome] = await runWorkersTogether([
+      {
+        name: 'ledger-worker',
+        entryPoint: WORKER_PATH,
+        argument: { ...location, kind: 'listed', callsPath, warmUp } satisfies LedgerWorkerPlan,
+        cwd: PROJECT_ROOT,
+      },
+    ]);
+    if (outcome?.exitCode !== 0) throw new Error(`the ledger worker failed:\n${outcome?.stderr ?? ''}`);
+    const report = reportOf<LedgerWorkerReport>(outcome);
+    const samplesNs = Float64Array.from(report.samplesUs, (us) => us * NS_PER_US);
+    return {
+      p50Ns: percentile(samplesNs, 50),
+      p99Ns: percentile(samplesNs, 99),
+      pairsPerSecond: report.pairs / (report.elapsedMs / 1_000),
+    };
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
   }
-  const loopNs = elapsedNs(loopStart);
-  return {
-    p50Ns: percentile(samplesNs, 50),
-    p99Ns: percentile(samplesNs, 99),
-    pairsPerSecond: measured / (loopNs / 1e9),
-  };
 }
 
 /**
@@ -1082,7 +1106,9 @@ async function measureContention(
       .filter((member) => member.homeGuild === guildIndex)
       .filter((_, memberIndex) => layout === 'many servers' || memberIndex % CONTENDING_PROCESSES === index);
     return {
+      kind: 'timed',
       databaseUrl,
+      databasePath: '',
       guildId: guild.guildId,
       channelId: item(guild.channelIds, 0),
       userIds: members.map((member) => member.userId),
