@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  inBatchedTransaction,
   migrate as migratePostgres,
   openPool,
   POSTGRES_MIGRATIONS_FOLDER,
@@ -166,6 +167,93 @@ describe('PostgreSQL: migrate', () => {
       const hostKeys = reports.map((report) => report.host);
       expect(new Set(hostKeys).size).toBe(2);
       expect(hostKeys.filter((host) => host === hostKeys[0])).toHaveLength(2);
+    }
+  });
+});
+
+describe('PostgreSQL: inBatchedTransaction (BEGIN with the first statement, COMMIT with the last)', () => {
+  let database: TemporaryDatabase | undefined;
+  afterEach(async () => {
+    await database?.cleanup();
+    database = undefined;
+  });
+  const INSERT_BUDGET = `INSERT INTO budgets (guild_id, scope, user_id, amount_micros, period, set_by, set_at)
+    VALUES ($1, 'user', $2, $3, 'month', 'admin', 0) RETURNING amount_micros AS "amountMicros"`;
+  const amounts = () =>
+    database?.query<{ user_id: string; amount_micros: number }>(
+      'SELECT user_id, amount_micros FROM budgets ORDER BY user_id',
+    );
+
+  it('when the work writes, reads, writes and commits, then each statement gives its own rows and all of it is committed, in one transaction', async () => {
+    database = await temporaryDatabase('postgres');
+    const pool = openPool(database.location.databaseUrl ?? '', () => {});
+    try {
+      const seen = await inBatchedTransaction(pool, async (transaction) => {
+        const first = await transaction.query<{ xid: string; amountMicros: number }>({
+          text: `WITH b AS (${INSERT_BUDGET}) SELECT pg_current_xact_id()::text AS xid, (SELECT "amountMicros" FROM b)`,
+          values: ['g', 'a', 5],
+        });
+        const middle = await transaction.query<{ xid: string }>({
+          text: 'SELECT pg_current_xact_id()::text AS xid',
+        });
+        expect(middle.rows).toEqual([{ xid: first.rows[0]?.xid }]);
+        const last = await transaction.queryAndCommit<{ xid: string; amountMicros: number }>({
+          name: 'test_batched_last',
+          text: `WITH b AS (${INSERT_BUDGET}) SELECT pg_current_xact_id()::text AS xid, (SELECT "amountMicros" FROM b)`,
+          values: ['g', 'b', 7],
+        });
+        return [first.rows, last.rows];
+      });
+      expect(seen[0]?.[0]?.amountMicros).toBe(5);
+      expect(seen[1]?.[0]?.amountMicros).toBe(7);
+      // Both statements ran in one transaction: the same transaction id.
+      expect(seen[0]?.[0]?.xid).toBe(seen[1]?.[0]?.xid);
+      expect(await amounts()).toEqual([
+        { user_id: 'a', amount_micros: 5 },
+        { user_id: 'b', amount_micros: 7 },
+      ]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('when the last statement fails, then COMMIT does not run, nothing is kept, and the connection serves the next transaction', async () => {
+    database = await temporaryDatabase('postgres');
+    // One connection, so the next transaction runs on the one the failure left behind.
+    const pool = openPool(database.location.databaseUrl ?? '', () => {}, 1);
+    try {
+      await expect(
+        inBatchedTransaction(pool, async (transaction) => {
+          await transaction.query({ text: INSERT_BUDGET, values: ['g', 'a', 5] });
+          await transaction.queryAndCommit({ text: INSERT_BUDGET, values: ['g', 'b', 'not a number'] });
+        }),
+      ).rejects.toThrow(/invalid input syntax/);
+      expect(await amounts()).toEqual([]);
+      await inBatchedTransaction(pool, async (transaction) => {
+        await transaction.queryAndCommit({ text: INSERT_BUDGET, values: ['g', 'c', 9] });
+      });
+      expect(await amounts()).toEqual([{ user_id: 'c', amount_micros: 9 }]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('when the work returns before a last statement, then what it wrote is committed; when it throws, rolled back', async () => {
+    database = await temporaryDatabase('postgres');
+    const pool = openPool(database.location.databaseUrl ?? '', () => {}, 1);
+    try {
+      await inBatchedTransaction(pool, (transaction) =>
+        transaction.query({ text: INSERT_BUDGET, values: ['g', 'a', 5] }),
+      );
+      await expect(
+        inBatchedTransaction(pool, async (transaction) => {
+          await transaction.query({ text: INSERT_BUDGET, values: ['g', 'b', 6] });
+          throw new Error('the decision failed');
+        }),
+      ).rejects.toThrow('the decision failed');
+      expect(await amounts()).toEqual([{ user_id: 'a', amount_micros: 5 }]);
+    } finally {
+      await pool.end();
     }
   });
 });

@@ -36,10 +36,10 @@ export const PG_TYPES = {
     PARSE_AS_NUMBER.has(oid) ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
-export function openPool(url: string, onError: (error: Error) => void): pg.Pool {
+export function openPool(url: string, onError: (error: Error) => void, size = POOL_SIZE): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
-    max: POOL_SIZE,
+    max: size,
     types: PG_TYPES,
     statement_timeout: STATEMENT_TIMEOUT_MS,
     idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
@@ -107,6 +107,115 @@ export async function migrate(
   } finally {
     client.release();
   }
+}
+
+/**
+ * A transaction whose bracketing statements travel with the work's own: BEGIN in one batch with the first
+ * statement, COMMIT in one batch with the last (one Sync each, so one round trip each). node-postgres waits
+ * for every query's answer before it sends the next, so `inTransaction`'s two-statement transaction costs
+ * four round trips and holds its row locks across three of them; this one costs two and holds them across
+ * one, which matters when many processes queue on one server's counter row.
+ */
+export interface BatchedTransaction {
+  /** Runs a statement (the first one also begins the transaction). */
+  query<Row extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<Row>>;
+  /** Runs the transaction's last statement and commits with it. */
+  queryAndCommit<Row extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<Row>>;
+}
+
+/** Runs `work` in one transaction on one pooled connection (see {@link BatchedTransaction}); rolls back if it throws. */
+export async function inBatchedTransaction<T>(
+  pool: pg.Pool,
+  work: (transaction: BatchedTransaction) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  type State = 'new' | 'open' | 'committed';
+  // Changed by `run`, which the compiler's narrowing of a local cannot see.
+  let state = 'new' as State;
+  const run = async <Row extends pg.QueryResultRow>(config: pg.QueryConfig, commit: boolean) => {
+    const begin = state === 'new';
+    // Until the batch's answer, a failure may have left the transaction open: roll back to be sure.
+    state = 'open';
+    const results = await new Promise<pg.QueryResult<Row> | pg.QueryResult<Row>[]>((resolve, reject) => {
+      void client.query(
+        new BatchedQuery(config, { begin, commit }, (error, result) => {
+          if (error) reject(error);
+          else resolve(result as pg.QueryResult<Row> | pg.QueryResult<Row>[]);
+        }),
+      );
+    });
+    if (commit) state = 'committed';
+    // One result per statement of the batch (BEGIN's, the statement's, COMMIT's); alone, not in an array.
+    const result = Array.isArray(results) ? results[begin ? 1 : 0] : results;
+    if (!result) throw new Error('PostgreSQL answered a batch without its statement');
+    return result;
+  };
+  let isBroken = false;
+  try {
+    const result = await work({
+      query: (config) => run(config, false),
+      queryAndCommit: (config) => run(config, true),
+    });
+    if (state === 'open') await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    if (state === 'open') {
+      // A connection that cannot even roll back is not given back to the pool.
+      await client.query('ROLLBACK').catch(() => {
+        isBroken = true;
+      });
+    }
+    throw error;
+  } finally {
+    client.release(isBroken);
+  }
+}
+
+/** The parts of node-postgres's connection a batch writes with (pg's own Query uses the same). */
+interface ProtocolWriter {
+  parse(query: { text: string; name: string; types: unknown[] }): void;
+  bind(config: { portal: string; statement: string; values: unknown[] }): void;
+  execute(config: { portal: string; rows?: number }): void;
+  sync(): void;
+}
+
+/**
+ * node-postgres's Query with BEGIN sent before the statement and COMMIT after it, before the one Sync.
+ * Within one Sync the server runs the messages in order and stops at the first error (so COMMIT never
+ * runs after a failed statement, and the transaction is left for the caller to roll back); pg's Query
+ * gathers one result per CommandComplete. It overrides the two steps of pg's Query that write the
+ * statement (`prepare`, which writes Parse/Bind/Describe and calls `_getRows`, which writes Execute and
+ * Sync), unchanged through pg 8.
+ */
+class BatchedQuery extends pg.Query {
+  constructor(
+    config: pg.QueryConfig,
+    private readonly edges: { begin: boolean; commit: boolean },
+    callback: (error: Error | undefined, result: unknown) => void,
+  ) {
+    super(config, callback as never);
+  }
+
+  prepare(connection: ProtocolWriter): void {
+    if (this.edges.begin) writeStatement(connection, 'BEGIN');
+    (pg.Query.prototype as unknown as { prepare(connection: ProtocolWriter): void }).prepare.call(
+      this,
+      connection,
+    );
+  }
+
+  _getRows(connection: ProtocolWriter, rows: number | undefined): void {
+    connection.execute({ portal: '', rows });
+    if (this.edges.commit) writeStatement(connection, 'COMMIT');
+    connection.sync();
+  }
+}
+
+/** Parse, Bind and Execute of a statement without parameters, in the unnamed statement and portal. */
+function writeStatement(connection: ProtocolWriter, text: string): void {
+  connection.parse({ text, name: '', types: [] });
+  connection.bind({ portal: '', statement: '', values: [] });
+  connection.execute({ portal: '' });
 }
 
 /** Runs `work` in one transaction on one pooled connection; rolls back if it throws. */

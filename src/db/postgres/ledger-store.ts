@@ -25,7 +25,7 @@ import type {
   ReserveDecision,
   WindowStarts,
 } from '../store.js';
-import { inTransaction, POSTGRES_NOW_MS, type PgDatabase } from './database.js';
+import { inBatchedTransaction, inTransaction, POSTGRES_NOW_MS, type PgDatabase } from './database.js';
 import { budgetAudit, budgets, reservations } from './schema.js';
 
 type CounterKey = ReturnType<typeof counterKeys>[number];
@@ -191,8 +191,9 @@ export class PostgresLedgerStore implements LedgerStore {
   ): Promise<ReserveDecision<Denied> | { ok: false; lapsed: true }> {
     const { owner, createWindows } = request;
     const keys = counterKeys(owner);
-    return inTransaction(this.pool, async (client) => {
-      const locked = await client.query<{
+    // BEGIN goes with the lock and COMMIT with the write: the rows stay locked for one round trip.
+    return inBatchedTransaction(this.pool, async (transaction) => {
+      const locked = await transaction.query<{
         isLeaseFresh: boolean | null;
         counters: (CounterRow & { kind: 'user' | 'server' })[] | null;
         budgets: BudgetRow[] | null;
@@ -224,7 +225,7 @@ export class PostgresLedgerStore implements LedgerStore {
       // now; with the rows locked, no more can be written until this transaction ends.
       const openIds = new Set<string>();
       if (stillOpen.length > 0) {
-        const open = await client.query<{ requestId: string }>({
+        const open = await transaction.query<{ requestId: string }>({
           name: 'tierbot_reserve_open',
           text: 'SELECT request_id AS "requestId" FROM reservations WHERE request_id = ANY($1::text[])',
           values: [stillOpen],
@@ -233,7 +234,7 @@ export class PostgresLedgerStore implements LedgerStore {
       }
       const decision = decide(snapshot, openIds);
       if (!decision.ok) return decision;
-      await client.query({
+      await transaction.queryAndCommit({
         name: 'tierbot_reserve_write',
         text: INSERT_RESERVATION,
         values: [
