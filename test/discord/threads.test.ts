@@ -1,13 +1,13 @@
 import { Writable } from 'node:stream';
 import { ChannelType, type Message, MessageFlags, PermissionFlagsBits } from 'discord.js';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { registerCommands } from '../../src/discord/commands/register.js';
 import { LiveReply, type ReplySurface } from '../../src/discord/live-reply.js';
 import { THREAD_NAME_LENGTH, threadName } from '../../src/discord/threads.js';
 import { createLogger } from '../../src/log.js';
 import type { RecordedRequest } from '../fakes/discord/index.js';
-import { ACCEPT, type BotHarness, startBotHarness, until } from '../support/bot.js';
+import { ACCEPT, type BotHarness, botPerTest, until } from '../support/bot.js';
 import { BACKENDS } from '../support/databases.js';
 
 const START_THREAD = 'POST /channels/:channel_id/messages/:message_id/threads';
@@ -20,17 +20,17 @@ const isBotWrite = (request: RecordedRequest) =>
   request.route === 'POST /channels/:channel_id/messages' ||
   request.route === 'PATCH /channels/:channel_id/messages/:message_id';
 
+const startBot = botPerTest();
+
 describe.each(BACKENDS)('on %s', (backend) => {
   let harness: BotHarness;
 
   beforeEach(async () => {
-    harness = await startBotHarness({
+    harness = await startBot({
       backend,
-      before: (discord, config) => registerCommands(config.discord).then(() => {}),
+      before: (_discord, config) => registerCommands(config.discord).then(() => {}),
     });
   });
-
-  afterEach(() => harness.close());
 
   /** An admin runs /settings threads; returns the private answer. */
   async function setThreads(mode: 'on' | 'off'): Promise<string> {
@@ -47,12 +47,35 @@ describe.each(BACKENDS)('on %s', (backend) => {
     return original?.content ?? '';
   }
 
-  /** Scripts one accepted GPT-4o Mini answer, streamed in a few pieces. */
-  function scriptAnswer(text: string, chunkDelayMs = 0) {
+  /**
+   * Alice asks (mentioning the bot, except in a thread) and GPT-4o Mini's accepted answer streams in a
+   * few pieces; returns her message, the answer's final write (the one with `footer`) and the index of the
+   * first request it caused.
+   */
+  async function ask(
+    question: string,
+    answer: string,
+    options: { channelId?: string; chunkDelayMs?: number; footer?: string } = {},
+  ) {
+    const { discord } = harness;
     harness.openai.script(
-      { type: 'stream', chunks: text.split(/(?<= )/), chunkDelayMs, finishReason: 'stop' },
+      {
+        type: 'stream',
+        chunks: answer.split(/(?<= )/),
+        chunkDelayMs: options.chunkDelayMs ?? 0,
+        finishReason: 'stop',
+      },
       { type: 'completion', content: ACCEPT },
     );
+    const channel = discord.world.channel(options.channelId ?? discord.channel.id);
+    const isThread = channel.type === ChannelType.PublicThread;
+    const from = discord.requests.length;
+    const message = discord.messageCreate({
+      content: isThread ? question : `<@${discord.bot.id}> ${question}`,
+      ...(options.channelId === undefined ? {} : { channelId: options.channelId }),
+    });
+    const final = await finalWrite(from, options.footer);
+    return { message, final, from };
   }
 
   /** The final write of an answer (the one with its footer), from request index `from` on. */
@@ -63,6 +86,11 @@ describe.each(BACKENDS)('on %s', (backend) => {
     );
   }
 
+  /** The turn is recorded once it is over (its last edit is sent just after). */
+  const turnRecorded = (channelId: string) =>
+    until(
+      async () => (await harness.app.storage.turns.latest(harness.discord.user.id, channelId)) !== undefined,
+    );
   /** What everyone sees in a channel (private interaction replies left out). */
   const visibleIn = (channelId: string) =>
     harness.discord
@@ -74,17 +102,18 @@ describe.each(BACKENDS)('on %s', (backend) => {
   it('when threads are on and someone asks in a text channel, then a thread named after the question is opened from the message and the answer streams there, not in the channel', async () => {
     const { discord } = harness;
     expect(await setThreads('on')).toMatch(/^A question asked in a text channel is now answered in a thread/);
-    scriptAnswer('A monad sequences effects that depend on earlier results; an applicative cannot. ', 30);
 
-    const from = discord.requests.length;
-    const question = discord.messageCreate({ content: `<@${discord.bot.id}> ${QUESTION}` });
-    const final = await finalWrite(from);
+    const { message, final, from } = await ask(
+      QUESTION,
+      'A monad sequences effects that depend on earlier results; an applicative cannot. ',
+      { chunkDelayMs: 30 },
+    );
 
     const [start] = threadStarts();
     expect(start?.status).toBe(201);
-    expect(start?.params.message_id).toBe(question.id);
+    expect(start?.params.message_id).toBe(message.id);
     expect(start?.body).toMatchObject({ name: QUESTION_THREAD, auto_archive_duration: 1440 });
-    const thread = discord.world.channel(question.id);
+    const thread = discord.world.channel(message.id);
     expect(thread).toMatchObject({ type: ChannelType.PublicThread, parent_id: discord.channel.id });
     // Every piece of the answer went to the thread, as a message of its own (not a reply), pinging nobody.
     const writes = writesFrom(from);
@@ -95,32 +124,22 @@ describe.each(BACKENDS)('on %s', (backend) => {
       expect(write.body.message_reference).toBeUndefined();
     }
     expect(final.body.content).toMatch(/^A monad sequences effects .* cannot\.\n-# gpt-4o-mini · /);
-    expect(visibleIn(discord.channel.id).map((message) => message.id)).toEqual([question.id]);
+    expect(visibleIn(discord.channel.id).map((visible) => visible.id)).toEqual([message.id]);
     // The turn belongs to the thread: /escalate used there finds it.
-    await until(
-      async () => (await harness.app.storage.turns.latest(discord.user.id, thread.id)) !== undefined,
-    );
+    await turnRecorded(thread.id);
   });
 
   it('when someone follows up in the thread without a mention, then the answer comes in the thread, with the question it was opened from as context', async () => {
-    const { discord, openai } = harness;
     await setThreads('on');
-    scriptAnswer('Monads chain; applicatives combine.');
-    let from = discord.requests.length;
-    const question = discord.messageCreate({ content: `<@${discord.bot.id}> ${QUESTION}` });
-    await finalWrite(from);
-    await until(() => discord.world.channels.has(question.id));
+    const { message } = await ask(QUESTION, 'Monads chain; applicatives combine.');
 
-    scriptAnswer('Parsing is one place.');
-    from = discord.requests.length;
-    discord.messageCreate({ content: 'where does it matter?', channelId: question.id });
-    await finalWrite(from);
+    const { from } = await ask('where does it matter?', 'Parsing is one place.', { channelId: message.id });
 
     expect(threadStarts()).toHaveLength(1);
-    expect(writesFrom(from).every((request) => request.params.channel_id === question.id)).toBe(true);
+    expect(writesFrom(from).every((request) => request.params.channel_id === message.id)).toBe(true);
     // The follow-up's draft saw the question (from the parent channel), the answer and the follow-up, and
     // not the thread's empty "started from" system message.
-    expect(openai.requests[2]?.body.messages.slice(1)).toEqual([
+    expect(harness.openai.requests[2]?.body.messages.slice(1)).toEqual([
       { role: 'user', content: QUESTION },
       { role: 'assistant', content: 'Monads chain; applicatives combine.' },
       { role: 'user', content: 'where does it matter?' },
@@ -129,21 +148,15 @@ describe.each(BACKENDS)('on %s', (backend) => {
 
   it('when threads are off, which is the default, then the answer is a reply in the channel and no thread is opened', async () => {
     const { discord } = harness;
-    scriptAnswer('Right here.');
-    const from = discord.requests.length;
-    const question = discord.messageCreate({ content: `<@${discord.bot.id}> where?` });
-    const final = await finalWrite(from);
+    const { message, final, from } = await ask('where?', 'Right here.');
 
     expect(final.params.channel_id).toBe(discord.channel.id);
-    expect(writesFrom(from)[0]?.body.message_reference?.message_id).toBe(question.id);
+    expect(writesFrom(from)[0]?.body.message_reference?.message_id).toBe(message.id);
     expect(threadStarts()).toHaveLength(0);
 
     expect(await setThreads('on')).toMatch(/thread/);
     expect(await setThreads('off')).toBe('Questions are answered in their channel again, as replies.');
-    scriptAnswer('Still here.');
-    const again = discord.requests.length;
-    discord.messageCreate({ content: `<@${discord.bot.id}> and now?` });
-    expect((await finalWrite(again)).params.channel_id).toBe(discord.channel.id);
+    expect((await ask('and now?', 'Still here.')).final.params.channel_id).toBe(discord.channel.id);
     expect(threadStarts()).toHaveLength(0);
   });
 
@@ -155,15 +168,14 @@ describe.each(BACKENDS)('on %s', (backend) => {
         `\\n⚠️ In <#${discord.channel.id}> I lack Create Public Threads: answers there stay in the channel until I get it\\.$`,
       ),
     );
-    scriptAnswer('Answered anyway.');
 
-    const from = discord.requests.length;
-    const question = discord.messageCreate({ content: `<@${discord.bot.id}> can you thread this?` });
-    const final = await finalWrite(from, "couldn't open a thread");
+    const { message, final, from } = await ask('can you thread this?', 'Answered anyway.', {
+      footer: "couldn't open a thread",
+    });
 
     expect(threadStarts().map((request) => request.status)).toEqual([403]);
     expect(final.params.channel_id).toBe(discord.channel.id);
-    expect(writesFrom(from)[0]?.body.message_reference?.message_id).toBe(question.id);
+    expect(writesFrom(from)[0]?.body.message_reference?.message_id).toBe(message.id);
     expect(final.body.content).toMatch(
       /^Answered anyway\.\n-# gpt-4o-mini · .*\n-# ⚠️ couldn't open a thread: give me Create Public Threads in this channel$/,
     );
@@ -178,20 +190,20 @@ describe.each(BACKENDS)('on %s', (backend) => {
     const { discord } = harness;
     discord.setBotPermissions({ deny: PermissionFlagsBits.SendMessagesInThreads });
     await setThreads('on');
-    scriptAnswer('Not lost, just not in the thread. ', 30);
 
-    const from = discord.requests.length;
-    const question = discord.messageCreate({ content: `<@${discord.bot.id}> hello?` });
-    const final = await finalWrite(from, "couldn't write in the thread");
+    const { message, final, from } = await ask('hello?', 'Not lost, just not in the thread. ', {
+      chunkDelayMs: 30,
+      footer: "couldn't write in the thread",
+    });
 
     expect(threadStarts().map((request) => request.status)).toEqual([201]);
-    const refused = writesFrom(from).filter((request) => request.params.channel_id === question.id);
+    const refused = writesFrom(from).filter((request) => request.params.channel_id === message.id);
     expect(refused.map((request) => request.status)).toEqual([403]);
     expect(final.params.channel_id).toBe(discord.channel.id);
     expect(final.body.content).toMatch(
       /^Not lost, just not in the thread\.\n-# gpt-4o-mini · .*\n-# ⚠️ couldn't write in the thread: give me Send Messages in Threads in this channel$/,
     );
-    expect(visibleIn(discord.channel.id).map((message) => message.content)).toEqual([
+    expect(visibleIn(discord.channel.id).map((visible) => visible.content)).toEqual([
       `<@${discord.bot.id}> hello?`,
       final.body.content,
     ]);
@@ -202,11 +214,8 @@ describe.each(BACKENDS)('on %s', (backend) => {
     await setThreads('on');
     const news = discord.addAnnouncementChannel({ name: 'news' });
     await discord.waitForEvent((event) => event.type === 'sent' && event.t === 'CHANNEL_CREATE');
-    scriptAnswer('Announced.');
 
-    const from = discord.requests.length;
-    discord.messageCreate({ content: `<@${discord.bot.id}> thoughts?`, channelId: news.id });
-    const final = await finalWrite(from);
+    const { final } = await ask('thoughts?', 'Announced.', { channelId: news.id });
 
     expect(final.params.channel_id).toBe(news.id);
     expect(threadStarts()).toHaveLength(0);
@@ -215,19 +224,16 @@ describe.each(BACKENDS)('on %s', (backend) => {
   it('when the Escalate button under an answer in a thread is clicked, then Claude Haiku answers again in the thread', async () => {
     const { discord, anthropic } = harness;
     await setThreads('on');
-    scriptAnswer('A short answer.');
-    let from = discord.requests.length;
-    const question = discord.messageCreate({ content: `<@${discord.bot.id}> ${QUESTION}` });
-    const final = await finalWrite(from);
+    const { message, final } = await ask(QUESTION, 'A short answer.');
     const customId = final.body.components[0].components[0].custom_id as string;
-    await harness.app.storage.flush();
+    await turnRecorded(message.id);
 
     anthropic.script({ type: 'stream', text: 'The longer, better answer.' });
-    from = discord.requests.length;
+    const from = discord.requests.length;
     const click = discord.clickButton({ messageId: String(final.responseBody.id), customId });
     const again = await finalWrite(from, 'requested by user');
 
-    expect(again.params.channel_id).toBe(question.id);
+    expect(again.params.channel_id).toBe(message.id);
     expect(again.body.content).toMatch(/^The longer, better answer\.\n-# .*claude-haiku-4-5/);
     expect(JSON.stringify(anthropic.requests[0]?.body.messages)).toContain(QUESTION);
     await until(
@@ -239,20 +245,15 @@ describe.each(BACKENDS)('on %s', (backend) => {
   it('when /escalate is used in the thread, then Claude Haiku answers the latest question there again, in the thread', async () => {
     const { discord, anthropic } = harness;
     await setThreads('on');
-    scriptAnswer('A short answer.');
-    let from = discord.requests.length;
-    const question = discord.messageCreate({ content: `<@${discord.bot.id}> ${QUESTION}` });
-    await finalWrite(from);
-    await until(
-      async () => (await harness.app.storage.turns.latest(discord.user.id, question.id)) !== undefined,
-    );
+    const { message } = await ask(QUESTION, 'A short answer.');
+    await turnRecorded(message.id);
 
     anthropic.script({ type: 'stream', text: 'Again, from the thread.' });
-    from = discord.requests.length;
-    discord.chatInputCommand({ commandName: 'escalate', channelId: question.id });
+    const from = discord.requests.length;
+    discord.chatInputCommand({ commandName: 'escalate', channelId: message.id });
     const again = await finalWrite(from, 'requested by user');
 
-    expect(again.params.channel_id).toBe(question.id);
+    expect(again.params.channel_id).toBe(message.id);
     expect(again.body.content).toMatch(/^Again, from the thread\./);
     expect(visibleIn(discord.channel.id)).toHaveLength(1);
   });
@@ -260,24 +261,16 @@ describe.each(BACKENDS)('on %s', (backend) => {
   it('when the bot restarts, then threads stay on, and a thread it opened before still gets answers', async () => {
     const { discord } = harness;
     await setThreads('on');
-    scriptAnswer('Before the restart.');
-    let from = discord.requests.length;
-    const before = discord.messageCreate({ content: `<@${discord.bot.id}> first?` });
-    await finalWrite(from);
+    const before = (await ask('first?', 'Before the restart.')).message;
 
     await harness.restart();
     expect((await harness.app.storage.settings.of(discord.guild.id)).answersInThreads).toBe(true);
 
-    scriptAnswer('In the old thread.');
-    from = discord.requests.length;
-    discord.messageCreate({ content: 'still there?', channelId: before.id });
-    expect((await finalWrite(from)).params.channel_id).toBe(before.id);
-
-    scriptAnswer('In a new thread.');
-    from = discord.requests.length;
-    const after = discord.messageCreate({ content: `<@${discord.bot.id}> second?` });
-    expect((await finalWrite(from)).params.channel_id).toBe(after.id);
-    expect(threadStarts().map((request) => request.params.message_id)).toEqual([before.id, after.id]);
+    const inOldThread = await ask('still there?', 'In the old thread.', { channelId: before.id });
+    expect(inOldThread.final.params.channel_id).toBe(before.id);
+    const after = await ask('second?', 'In a new thread.');
+    expect(after.final.params.channel_id).toBe(after.message.id);
+    expect(threadStarts().map((request) => request.params.message_id)).toEqual([before.id, after.message.id]);
   });
 
   it('when another process turns threads on, then this one follows (PostgreSQL at once by NOTIFY, SQLite once its cache expires)', async () => {
