@@ -18,11 +18,12 @@ import { type AnswerContext, type BotServices, streamTurn } from './answer.js';
 import { applyShards, createDiscordClient } from './client.js';
 import { handleInteraction, warnIfCommandsDiffer } from './commands/index.js';
 import { buildConversation, isForBot } from './conversation.js';
-import { messageSurface, NO_MENTIONS } from './live-reply.js';
+import { NO_MENTIONS } from './live-reply.js';
 import { logIn } from './login.js';
 import { roleIdsOf } from './members.js';
 import { RateLimitWatch } from './rate-limits.js';
 import { RecentIds } from './recent-ids.js';
+import { answerPlace } from './threads.js';
 import { Cooldown } from './cooldown.js';
 import { MESSAGES_WAITING_PER_USER, TURNS_IN_FLIGHT_PER_USER, UserLanes } from './user-lanes.js';
 
@@ -290,7 +291,10 @@ export function sweepIdleDirectMessageChannels(
   });
 }
 
-/** One message in, one answer out: streamed, footed, and charged to the person who asked. */
+/**
+ * One message in, one answer out: streamed (in a thread opened from the message, when its server chose
+ * so), footed, and charged to the person who asked.
+ */
 async function answerMessage(
   { message, roleIds }: { message: Message; roleIds: readonly string[] },
   signal: AbortSignal,
@@ -316,13 +320,14 @@ async function answerMessage(
     return;
   }
   const settings = await context.app.storage.settings.of(message.guildId);
+  const place = await answerPlace(message, settings, context.log);
   await streamTurn(
     {
       turnId: newId(),
       owner: {
         userId: message.author.id,
         guildId: message.guildId,
-        channelId: message.channelId,
+        channelId: place.channelId,
         roleIds,
       },
       conversation: messages,
@@ -332,7 +337,7 @@ async function answerMessage(
       signal,
       questionMessageId: message.id,
     },
-    messageSurface(message),
+    place.surface,
     settings,
     context,
   );

@@ -1,4 +1,4 @@
-import { ChannelType, type Message } from 'discord.js';
+import { type AnyThreadChannel, ChannelType, type Message } from 'discord.js';
 import type { ChatMessage, ContentPart } from '../core/chat.js';
 import { fitConversation } from '../core/history.js';
 import { type DownloadOptions, readAttachments } from './attachments.js';
@@ -81,14 +81,9 @@ export async function buildConversation(
   }
   // In a thread, a message that replies to nothing continues the thread: its recent messages are the context.
   if (chain.length === 1 && question.channel.isThread()) {
-    const recent = await question.channel.messages
-      .fetch({ limit: MAX_CONTEXT_MESSAGES, before: question.id })
-      .catch(() => undefined);
-    if (recent) {
-      const earlier = [...recent.values()].sort((a, b) => a.createdTimestamp - b.createdTimestamp);
-      isCut = earlier.length >= MAX_CONTEXT_MESSAGES;
-      chain.unshift(...earlier.slice(-(MAX_CONTEXT_MESSAGES - 1)));
-    }
+    const history = await threadHistory(question.channel, question.id);
+    isCut = history.isCut || history.messages.length > MAX_CONTEXT_MESSAGES - 1;
+    chain.unshift(...history.messages.slice(-(MAX_CONTEXT_MESSAGES - 1)));
   }
   // Bounded twice: by message count (above) and by tokens, the oldest messages going first.
   const fitted = fitConversation(chain.map((message) => toChatMessage(message, question.author.id, botId)));
@@ -120,6 +115,28 @@ export async function buildConversation(
     warnings.push(...notes.map((note) => `⚠️ ${note}`));
   }
   return { messages, warnings, isDownloadFailed };
+}
+
+/**
+ * A thread's messages before `beforeId`, oldest first, at most {@link MAX_CONTEXT_MESSAGES}; when that
+ * reaches the thread's start, the message it was opened from (which lives in the parent channel) comes
+ * first. System messages (the thread's "started from" marker among them) are left out.
+ */
+async function threadHistory(
+  thread: AnyThreadChannel,
+  beforeId: string,
+): Promise<{ messages: Message[]; isCut: boolean }> {
+  const recent = await thread.messages
+    .fetch({ limit: MAX_CONTEXT_MESSAGES, before: beforeId })
+    .catch(() => undefined);
+  if (!recent) return { messages: [], isCut: false };
+  const messages = [...recent.values()]
+    .filter((message) => !message.system)
+    .sort((a, b) => a.createdTimestamp - b.createdTimestamp);
+  if (recent.size >= MAX_CONTEXT_MESSAGES) return { messages, isCut: true };
+  // A thread opened from a message has that message's id; any other thread has none (Discord says 404).
+  const starter = await thread.fetchStarterMessage().catch(() => null);
+  return { messages: starter ? [starter, ...messages] : messages, isCut: false };
 }
 
 function toChatMessage(message: Message, askerId: string, botId: string): ChatMessage {

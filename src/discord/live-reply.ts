@@ -34,6 +34,11 @@ export interface ReplySurface {
   write(piece: AnswerPiece): Promise<Message>;
   /** Sends a further message of the answer after `previous`. */
   continue(previous: Message, piece: AnswerPiece): Promise<Message>;
+  /**
+   * Lines for the answer's footer about where it went, e.g. in the channel rather than a thread, and
+   * why. Read when the answer is finished, and again after its first message is sent (which may move it).
+   */
+  notes?(): readonly string[];
 }
 
 /** The answer to a chat message: a reply to it, edited as text comes, continued in replies. */
@@ -127,23 +132,19 @@ export class LiveReply {
     this.isFinished = true;
     if (this.timer) clearTimeout(this.timer);
     await this.pending;
-    const footerText = footer.join('\n');
-    const pieces = splitMessage(text);
-    const last = pieces.at(-1);
-    if (footerText !== '') {
-      if (last !== undefined && last.length + 1 + footerText.length <= MESSAGE_LIMIT) {
-        pieces[pieces.length - 1] = `${last}\n${footerText}`;
-      } else {
-        pieces.push(footerText);
-      }
+    const notes = () => (this.surface.notes?.() ?? []).map((note) => `-# ${note}`);
+    const noteCount = notes().length;
+    let pieces = answerPieces(text, [...footer, ...notes()], components);
+    if (pieces[0] === undefined) return [];
+    let first = await this.write(pieces[0]);
+    if (notes().length !== noteCount) {
+      // Sending moved the answer (a thread it could not be written in): the note goes under it too.
+      pieces = answerPieces(text, [...footer, ...notes()], components);
+      if (pieces[0] !== undefined) first = await this.write(pieces[0]);
     }
-    const sent: Message[] = [];
-    for (const [index, content] of pieces.entries()) {
-      const piece = index === pieces.length - 1 && components ? { content, components } : { content };
-      const previous = sent.at(-1);
-      sent.push(
-        await (previous ? this.surface.continue(previous, withoutSecrets(piece)) : this.write(piece)),
-      );
+    const sent = [first];
+    for (const piece of pieces.slice(1)) {
+      sent.push(await this.surface.continue(sent[sent.length - 1] ?? first, withoutSecrets(piece)));
     }
     return sent;
   }
@@ -209,6 +210,26 @@ export class LiveReply {
  */
 function withoutSecrets(piece: AnswerPiece): AnswerPiece {
   return { ...piece, content: redactSecrets(piece.content) };
+}
+
+/**
+ * The final text and its footer lines as messages: the footer under the last piece of text when it fits,
+ * else a message of its own; the last message carries the components.
+ */
+function answerPieces(text: string, footer: readonly string[], components?: Components): AnswerPiece[] {
+  const footerText = footer.join('\n');
+  const pieces = splitMessage(text);
+  const last = pieces.at(-1);
+  if (footerText !== '') {
+    if (last !== undefined && last.length + 1 + footerText.length <= MESSAGE_LIMIT) {
+      pieces[pieces.length - 1] = `${last}\n${footerText}`;
+    } else {
+      pieces.push(footerText);
+    }
+  }
+  return pieces.map((content, index) =>
+    index === pieces.length - 1 && components ? { content, components } : { content },
+  );
 }
 
 function streamingView(text: string): string {

@@ -28,6 +28,11 @@ export interface BotHarness<OpenAIFake extends OpenAIEndpoint = FakeOpenAI> {
   environment: Record<string, string>;
   /** The operator's endpoints, when METRICS_PORT is set (as src/main.ts wires them). */
   metrics: Metrics | undefined;
+  /**
+   * Stops the bot and its app, then starts both again on the same database and loopback servers, as a
+   * redeploy would: nothing cached in the process survives. `app`, `bot` and `metrics` are the new ones.
+   */
+  restart(): Promise<void>;
   /** Stops the bot, checks nothing was left open or unexpected, and removes everything. */
   close(): Promise<void>;
 }
@@ -103,38 +108,46 @@ export async function startBotHarness(
   });
   const log = createLogger('info', destination);
   await options.before?.(discord, config);
-  // Wired as src/main.ts wires them: reporting from the start, serving before Discord is connected.
-  const metrics = config.metrics && new Metrics(config.metrics);
-  const app = await createApp(config, log, metrics ? metrics.telemetry : undefined);
-  const started: { bot?: RunningBot } = {};
-  await metrics?.start({
-    storage: app.storage,
-    gateway: () => started.bot?.gateway(),
-    circuits: () => app.gateway.circuitStates(),
-    onError: (error) => log.error({ err: error }, 'could not serve the metrics'),
-  });
-  const bot = await startBot(config, app, log, {
-    editIntervalMs: 100,
-    shutdownGraceMs: 300,
-    telemetry: metrics ? metrics.telemetry : undefined,
-    ...options.bot,
-  });
-  started.bot = bot;
-  return {
+  const launch = async () => {
+    // Wired as src/main.ts wires them: reporting from the start, serving before Discord is connected.
+    const metrics = config.metrics && new Metrics(config.metrics);
+    const app = await createApp(config, log, metrics ? metrics.telemetry : undefined);
+    const started: { bot?: RunningBot } = {};
+    await metrics?.start({
+      storage: app.storage,
+      gateway: () => started.bot?.gateway(),
+      circuits: () => app.gateway.circuitStates(),
+      onError: (error) => log.error({ err: error }, 'could not serve the metrics'),
+    });
+    const bot = await startBot(config, app, log, {
+      editIntervalMs: 100,
+      shutdownGraceMs: 300,
+      telemetry: metrics ? metrics.telemetry : undefined,
+      ...options.bot,
+    });
+    started.bot = bot;
+    return { app, bot, metrics };
+  };
+  const stop = async ({ app, bot, metrics }: Awaited<ReturnType<typeof launch>>) => {
+    await bot.stop();
+    await metrics?.close();
+    await app.close();
+  };
+  const harness: BotHarness<FakeOpenAI | SplitOpenAI> = {
     database,
     discord,
     openai,
     anthropic,
     config,
-    app,
-    bot,
+    ...(await launch()),
     logs,
     environment,
-    metrics,
+    async restart() {
+      await stop(harness);
+      Object.assign(harness, await launch());
+    },
     async close() {
-      await bot.stop();
-      await metrics?.close();
-      await app.close();
+      await stop(harness);
       expect(await database.value('SELECT COUNT(*) FROM reservations')).toBe(0);
       expect([...openai.unexpected, ...anthropic.unexpected]).toEqual([]);
       discord.assertNothingUnexpected();
@@ -181,6 +194,7 @@ export async function startBotHarness(
       );
     },
   };
+  return harness;
 }
 
 /** Waits until a condition holds, checking every 10 ms (bounded by the test's own timeout). */

@@ -238,6 +238,7 @@ export const guildSettings = pgTable('guild_settings', {
   escalationMode: text('escalation_mode', { enum: ESCALATION_MODES }).notNull().default('auto'),
   showFooter: boolean('show_footer').notNull().default(true),
   alertsChannelId: text('alerts_channel_id'),
+  answersInThreads: boolean('answers_in_threads').notNull().default(false),
   updatedBy: text('updated_by').notNull(),
   updatedAt: moment('updated_at').notNull(),
 });

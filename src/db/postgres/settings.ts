@@ -32,6 +32,7 @@ export class PostgresSettingsRecords implements SettingsRecords {
         escalationMode: guildSettings.escalationMode,
         showFooter: guildSettings.showFooter,
         alertsChannelId: guildSettings.alertsChannelId,
+        answersInThreads: guildSettings.answersInThreads,
       })
       .from(guildSettings)
       .where(eq(guildSettings.guildId, guildId));

@@ -276,6 +276,8 @@ export const guildSettings = sqliteTable('guild_settings', {
   showFooter: integer('show_footer', { mode: 'boolean' }).notNull().default(true),
   /** Where server-budget alerts go; null: nowhere. */
   alertsChannelId: text('alerts_channel_id'),
+  /** /settings threads: answers go on in a thread opened from the question. */
+  answersInThreads: integer('answers_in_threads', { mode: 'boolean' }).notNull().default(false),
   updatedBy: text('updated_by').notNull(),
   updatedAt: integer('updated_at').notNull(),
 });

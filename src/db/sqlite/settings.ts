@@ -14,6 +14,7 @@ export class SqliteSettingsRecords implements SettingsRecords {
         escalationMode: guildSettings.escalationMode,
         showFooter: guildSettings.showFooter,
         alertsChannelId: guildSettings.alertsChannelId,
+        answersInThreads: guildSettings.answersInThreads,
       })
       .from(guildSettings)
       .where(eq(guildSettings.guildId, guildId))

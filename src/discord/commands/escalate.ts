@@ -4,6 +4,7 @@ import {
   type Message,
   MessageFlags,
   SlashCommandBuilder,
+  type ThreadChannel,
 } from 'discord.js';
 import { newId } from '../../core/ids.js';
 import { modelLabel } from '../../core/models.js';
@@ -13,6 +14,7 @@ import { streamTurn, turnOfEscalateButton } from '../answer.js';
 import { buildConversation, isBlank } from '../conversation.js';
 import { interactionSurface, messageSurface, NO_MENTIONS, type ReplySurface } from '../live-reply.js';
 import { roleIdsOf } from '../members.js';
+import { threadSurface } from '../threads.js';
 import { type CommandContext, replyPrivately, type SlashCommand, UserError } from './command.js';
 
 /**
@@ -116,12 +118,13 @@ async function answerAgain(
   try {
     // Acknowledged privately at once; the answer itself goes where the question was.
     await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-    const question = await questionMessage(interaction, source, context);
+    const { question, thread } = await questionMessage(interaction, source, context);
     const conversation: ChatMessage[] = [{ role: 'user', content: source.question }];
     let surface: ReplySurface = interactionSurface(interaction, true);
     let warnings: string[] = [];
     if (question) {
-      surface = messageSurface(question);
+      // Where the earlier answer went: in the thread opened from the question, else as a reply to it.
+      surface = thread ? threadSurface(thread, question, context.log) : messageSurface(question);
       // A question asked in chat is rebuilt as it was asked (reply chain, attachments); an /ask answer
       // stands for its question, which the turn kept.
       if (question.author.id !== context.client.user.id) {
@@ -171,19 +174,26 @@ async function answerAgain(
   }
 }
 
-/** The chat message an earlier turn answered, if it still exists and can be replied to. */
+/**
+ * The chat message an earlier turn answered, if it still exists and can be replied to; and the thread its
+ * answer went in, when that thread was opened from it (/settings threads): the question itself is in
+ * the thread's parent channel, under the thread's own id.
+ */
 async function questionMessage(
   interaction: ChatInputCommandInteraction | ButtonInteraction,
   source: TurnRecord,
   context: CommandContext,
-): Promise<Message | undefined> {
-  if (!source.questionMessageId || !source.channelId) return undefined;
+): Promise<{ question?: Message; thread?: ThreadChannel }> {
+  if (!source.questionMessageId || !source.channelId) return {};
   try {
     const channel = interaction.channel ?? (await context.client.channels.fetch(source.channelId));
-    if (!channel?.isTextBased()) return undefined;
-    return await channel.messages.fetch(source.questionMessageId);
+    if (!channel?.isTextBased()) return {};
+    if (channel.isThread() && channel.id === source.questionMessageId) {
+      return { question: (await channel.fetchStarterMessage()) ?? undefined, thread: channel };
+    }
+    return { question: await channel.messages.fetch(source.questionMessageId) };
   } catch (error) {
     context.log.info({ err: error, turnId: source.turnId }, 'the question to answer again is gone');
-    return undefined;
+    return {};
   }
 }

@@ -8,10 +8,13 @@ import {
 } from 'discord.js';
 import { ESCALATION_MODES, type EscalationMode } from '../../core/escalation.js';
 import { modelLabel } from '../../core/models.js';
+import type { SettingsStore } from '../../core/ports.js';
 import { NO_MENTIONS } from '../live-reply.js';
+import { THREAD_PERMISSIONS } from '../threads.js';
 import { type CommandContext, requireAdmin, requireServer, type SlashCommand, UserError } from './command.js';
 
 const TEXT_CHANNELS = [ChannelType.GuildText, ChannelType.GuildAnnouncement] as const;
+const THREAD_MODES = ['on', 'off'] as const;
 
 /** /settings: how tierbot behaves in this server. */
 export const settings: SlashCommand = {
@@ -78,6 +81,18 @@ export const settings: SlashCommand = {
             .addChannelTypes(...TEXT_CHANNELS),
         ),
     )
+    .addSubcommand((subcommand) =>
+      subcommand
+        .setName('threads')
+        .setDescription('Answer in a thread opened from the question, where the conversation goes on')
+        .addStringOption((option) =>
+          option
+            .setName('mode')
+            .setDescription('on: answers go in a thread; off: in the channel, as replies')
+            .setRequired(true)
+            .addChoices(...THREAD_MODES.map((mode) => ({ name: mode, value: mode }))),
+        ),
+    )
     .toJSON(),
 
   async execute(interaction, context) {
@@ -131,6 +146,8 @@ async function apply(
         ? 'Answers show their footer (models, reason, tokens, cost).'
         : 'Answers no longer show their footer; notes that matter (fallbacks, budget) still show.';
     }
+    case 'threads':
+      return setThreads(interaction, guildId, store, by);
     case 'alerts': {
       const channel = interaction.options.getChannel('channel', true);
       await store.update(guildId, { alertsChannelId: channel.id }, by);
@@ -138,6 +155,31 @@ async function apply(
     }
   }
   throw new UserError(`/settings has no subcommand ${[group, subcommand].filter(Boolean).join(' ')}.`);
+}
+
+async function setThreads(
+  interaction: ChatInputCommandInteraction,
+  guildId: string,
+  store: SettingsStore,
+  by: string,
+): Promise<string> {
+  const mode = interaction.options.getString('mode', true);
+  if (mode !== 'on' && mode !== 'off') {
+    throw new UserError(`Not changed: mode must be one of ${THREAD_MODES.join(', ')}.`);
+  }
+  await store.update(guildId, { answersInThreads: mode === 'on' }, by);
+  if (mode === 'off') return 'Questions are answered in their channel again, as replies.';
+  const content =
+    'A question asked in a text channel is now answered in a thread opened from it, where the ' +
+    'conversation goes on (not in announcement channels, DMs or existing threads).';
+  // What the bot may do where the command was used: the admin hears now, not from the first fallback.
+  const missing = THREAD_PERMISSIONS.filter(
+    ([permission]) => interaction.appPermissions?.has(permission) === false,
+  ).map(([, name]) => name);
+  return missing.length === 0
+    ? content
+    : `${content}\n⚠️ In <#${interaction.channelId}> I lack ${missing.join(' and ')}: answers there stay ` +
+        `in the channel until I get ${missing.length === 1 ? 'it' : 'them'}.`;
 }
 
 function modeMeaning(mode: EscalationMode, fast: string, smart: string): string {

@@ -11,6 +11,7 @@ import {
   Events,
   GatewayIntentBits,
   MessageFlags,
+  MessageType,
   OverwriteType,
   Partials,
   PermissionFlagsBits,
@@ -18,6 +19,7 @@ import {
   Routes,
   StringSelectMenuBuilder,
   type TextChannel,
+  ThreadAutoArchiveDuration,
 } from 'discord.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeDiscord, type FakeDiscordOptions, startFakeDiscord } from './index.js';
@@ -403,13 +405,91 @@ describe('messages', () => {
     const received = nextEvent(Events.MessageCreate);
     const question = fake.messageCreate({ content: 'long question' });
     const [message] = await received;
+    const updated = nextEvent(Events.MessageUpdate);
 
-    const thread = await message.startThread({ name: 'long question' });
+    const thread = await message.startThread({
+      name: 'long question',
+      autoArchiveDuration: ThreadAutoArchiveDuration.OneHour,
+    });
     await thread.send('Let us talk here.');
 
     expect(thread.id).toBe(question.id);
+    expect(thread.type).toBe(ChannelType.PublicThread);
+    expect(thread.parentId).toBe(fake.channel.id);
     expect(thread.ownerId).toBe(fake.bot.id);
-    expect(fake.messagesIn(question.id).map((stored) => stored.content)).toEqual(['Let us talk here.']);
+    expect(thread.autoArchiveDuration).toBe(ThreadAutoArchiveDuration.OneHour);
+    const start = await fake.waitForRequest('POST /channels/:channel_id/messages/:message_id/threads');
+    expect(start.status).toBe(201);
+    expect(start.responseBody).toMatchObject({ type: ChannelType.PublicThread, parent_id: fake.channel.id });
+    // As on Discord: THREAD_CREATE, then MESSAGE_UPDATE marking the message as having a thread.
+    await fake.waitForEvent((event) => event.type === 'sent' && event.t === 'THREAD_CREATE');
+    const [, after] = await updated;
+    expect(after.hasThread).toBe(true);
+    // The thread opens with a system message pointing back at the message in the parent channel.
+    const [starter, sent] = fake.messagesIn(question.id);
+    expect(starter).toMatchObject({
+      type: MessageType.ThreadStarterMessage,
+      content: '',
+      message_reference: { message_id: question.id, channel_id: fake.channel.id },
+    });
+    expect(sent?.content).toBe('Let us talk here.');
+    const fetched = await thread.messages.fetch();
+    expect(fetched.get(starter!.id)?.system).toBe(true);
+    expect((await thread.fetchStarterMessage())?.content).toBe('long question');
+  });
+
+  it('when the bot starts a second thread from one message, then Discord refuses with 160004', async () => {
+    const received = nextEvent(Events.MessageCreate);
+    const question = fake.messageCreate({ content: 'twice' });
+    const [message] = await received;
+    await message.startThread({ name: 'first' });
+
+    const second = client.rest.post(Routes.threads(fake.channel.id, question.id), {
+      body: { name: 'again' },
+    });
+
+    await expect(second).rejects.toMatchObject({ status: 400, code: 160004 });
+  });
+
+  it('when the bot may not create public threads in a channel, then starting one is refused with 50013 and the bot may still answer there', async () => {
+    const received = nextEvent(Events.MessageCreate);
+    fake.messageCreate({ content: 'no threads here' });
+    const [message] = await received;
+    const channelUpdated = nextEvent(Events.ChannelUpdate);
+    fake.setBotPermissions({ deny: PermissionFlagsBits.CreatePublicThreads });
+    await channelUpdated;
+
+    await expect(message.startThread({ name: 'denied' })).rejects.toMatchObject({ status: 403, code: 50013 });
+    await expect(message.reply('still here')).resolves.toMatchObject({ content: 'still here' });
+    expect(
+      (client.channels.cache.get(fake.channel.id) as TextChannel)
+        .permissionsFor(fake.bot.id)
+        ?.has(PermissionFlagsBits.CreatePublicThreads),
+    ).toBe(false);
+  });
+
+  it('when the bot may not send in threads, then it opens one but its message there is refused with 50013', async () => {
+    fake.setBotPermissions({ deny: PermissionFlagsBits.SendMessagesInThreads });
+    const received = nextEvent(Events.MessageCreate);
+    fake.messageCreate({ content: 'open, but quiet' });
+    const [message] = await received;
+
+    const thread = await message.startThread({ name: 'quiet' });
+
+    await expect(thread.send('hello')).rejects.toMatchObject({ status: 403, code: 50013 });
+  });
+
+  it('when the bot starts a thread from a message in an announcement channel, then it is an announcement thread', async () => {
+    const news = fake.addAnnouncementChannel({ name: 'news' });
+    await fake.waitForEvent((event) => event.type === 'sent' && event.t === 'CHANNEL_CREATE');
+    const received = nextEvent(Events.MessageCreate);
+    const posted = fake.messageCreate({ content: 'release notes', channelId: news.id });
+    const [message] = await received;
+
+    const thread = await message.startThread({ name: 'release notes' });
+
+    expect(thread.id).toBe(posted.id);
+    expect(thread.type).toBe(ChannelType.AnnouncementThread);
   });
 
   it('when the bot requests members over the gateway, then a GUILD_MEMBERS_CHUNK answers', async () => {

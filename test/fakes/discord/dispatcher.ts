@@ -66,6 +66,10 @@ export class Dispatcher {
     this.#gateway.dispatch('CHANNEL_CREATE', channel, GatewayIntentBits.Guilds);
   }
 
+  channelUpdate(channel: FakeChannel): void {
+    this.#gateway.dispatch('CHANNEL_UPDATE', channel, GatewayIntentBits.Guilds);
+  }
+
   guildCreate(guildId: string): void {
     const intents = this.#gateway.intents ?? 0;
     const data = this.#world.guildCreatePayload(guildId, (intents & GatewayIntentBits.GuildPresences) !== 0);

@@ -406,6 +406,29 @@ export class FakeDiscord {
     return channel;
   }
 
+  /** An announcement channel (its messages can be followed from other servers; threads there are announcement threads). */
+  addAnnouncementChannel(input: { name: string; overwrites?: APIOverwrite[]; guildId?: string }) {
+    const channel = this.world.addTextChannel(input.guildId ?? this.guild.id, {
+      ...input,
+      type: ChannelType.GuildAnnouncement,
+    });
+    if (this.#isConnected) this.#dispatcher.channelCreate(channel);
+    return channel;
+  }
+
+  /**
+   * Takes permissions from the bot in a channel (default #general) and its threads, as an admin would with a
+   * member overwrite that denies them (CHANNEL_UPDATE); `allow` gives some back. Replaces the bot's
+   * earlier overwrite there.
+   */
+  setBotPermissions(input: { deny: bigint; allow?: bigint; channelId?: string }): void {
+    const channel = this.world.setMemberOverwrite(input.channelId ?? this.channel.id, this.bot.id, {
+      deny: input.deny,
+      allow: input.allow ?? 0n,
+    });
+    if (this.#isConnected) this.#dispatcher.channelUpdate(channel);
+  }
+
   /** A server the bot is in: with #general, the given owner (default: the default owner) and the bot. */
   addGuild(input: { name: string; ownerId?: string; botPermissions?: bigint }) {
     const guild = this.world.addGuild({ ...input, ownerId: input.ownerId ?? this.owner.id });

@@ -4,6 +4,7 @@ import {
   type APIEmbed,
   type APIGuildMember,
   type APIMessage,
+  type APINewsChannel,
   type APIOverwrite,
   type APIRole,
   type APITextChannel,
@@ -16,10 +17,14 @@ import {
   OverwriteType,
   PermissionFlagsBits,
   type RoleFlags,
+  ThreadAutoArchiveDuration,
   type ThreadChannelType,
   type UserFlags,
 } from 'discord.js';
 import { snowflakeDate } from './snowflake.js';
+
+/** The channels a server's members write in directly (threads hang off them). */
+export type TextChannelType = ChannelType.GuildText | ChannelType.GuildAnnouncement;
 
 /**
  * Pure builders for the objects Discord puts on the wire, in the shapes discord.js parses. Each one fills
@@ -165,6 +170,7 @@ export function buildMember(member: MemberRecord, user: APIUser): APIGuildMember
   return { ...buildMemberWithoutUser(member), user };
 }
 
+/** A server's text channel: a plain one, or an announcement channel (whose messages others can follow). */
 export function buildTextChannel(input: {
   id: string;
   guildId: string;
@@ -172,10 +178,11 @@ export function buildTextChannel(input: {
   position: number;
   overwrites?: APIOverwrite[];
   topic?: string | null;
-}): APITextChannel {
+  type?: TextChannelType;
+}): APITextChannel | APINewsChannel {
   return {
     id: input.id,
-    type: ChannelType.GuildText,
+    type: input.type ?? ChannelType.GuildText,
     guild_id: input.guildId,
     name: input.name,
     position: input.position,
@@ -198,6 +205,9 @@ export function buildThreadChannel(input: {
   ownerId: string;
   name: string;
   type: ThreadChannelType;
+  /** Minutes without a message before it is archived: 60, 1440, 4320 or 10080. Default 1440. */
+  autoArchiveDuration?: ThreadAutoArchiveDuration;
+  rateLimitPerUser?: number;
 }): APIThreadChannel {
   const createdAt = toDiscordTimestamp(snowflakeDate(input.id));
   return {
@@ -209,7 +219,7 @@ export function buildThreadChannel(input: {
     name: input.name,
     last_message_id: null,
     last_pin_timestamp: null,
-    rate_limit_per_user: 0,
+    rate_limit_per_user: input.rateLimitPerUser ?? 0,
     message_count: 0,
     member_count: 1,
     total_message_sent: 0,
@@ -217,7 +227,7 @@ export function buildThreadChannel(input: {
     applied_tags: [],
     thread_metadata: {
       archived: false,
-      auto_archive_duration: 1440,
+      auto_archive_duration: input.autoArchiveDuration ?? ThreadAutoArchiveDuration.OneDay,
       archive_timestamp: createdAt,
       locked: false,
       create_timestamp: createdAt,

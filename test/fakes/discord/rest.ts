@@ -116,7 +116,10 @@ export const failures = {
   emptyMessage: () => new DiscordFailure(400, 50006, 'Cannot send an empty message'),
   cannotMessageUser: () => new DiscordFailure(403, 50007, 'Cannot send messages to this user'),
   missingPermissions: () => new DiscordFailure(403, 50013, 'Missing Permissions'),
+  wrongChannelType: () => new DiscordFailure(400, 50024, 'Cannot execute action on this channel type'),
   invalidJson: () => new DiscordFailure(400, 50109, 'The request body contains invalid JSON.'),
+  threadAlreadyCreated: () =>
+    new DiscordFailure(400, 160004, 'A thread has already been created for this message'),
   /** `path` like ['embeds', 0, 'description']; Discord nests the error object along it. */
   invalidFormBody(path: (string | number)[], code: string, message: string) {
     let errors: Record<string, unknown> = { _errors: [{ code, message }] };

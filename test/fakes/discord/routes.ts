@@ -7,6 +7,7 @@ import {
   MessageFlags,
   MessageType,
   PermissionFlagsBits,
+  type ThreadAutoArchiveDuration,
 } from 'discord.js';
 import type { Dispatcher } from './dispatcher.js';
 import {
@@ -223,31 +224,61 @@ export function createRouteHandlers(context: FakeContext): RouteHandlers {
       const thread = world.addThread({ parentId, name, ownerId: world.bot.id, type });
       return { status: 201, body: thread, after: notify(() => dispatcher.threadCreate(thread)) };
     },
+    // https://discord.com/developers/docs/resources/channel#start-thread-from-message
     'POST /channels/:channel_id/messages/:message_id/threads': ({ params, request }) => {
       const parentId = params.channel_id!;
-      guardChannel(world, parentId, 'view');
+      const parent = guardChannel(world, parentId, 'view');
+      // A text channel's message starts a public thread, an announcement channel's an announcement thread;
+      // DMs, threads, forums and the rest start none.
+      const type =
+        parent.type === ChannelType.GuildText
+          ? ChannelType.PublicThread
+          : parent.type === ChannelType.GuildAnnouncement
+            ? ChannelType.AnnouncementThread
+            : undefined;
+      if (type === undefined) throw failures.wrongChannelType();
       const name = validateThreadName(request.body?.name);
+      const autoArchiveDuration = validateAutoArchiveDuration(request.body?.auto_archive_duration);
+      const rateLimitPerUser = validateRateLimitPerUser(request.body?.rate_limit_per_user);
       if (!hasPermission(world, parentId, PermissionFlagsBits.CreatePublicThreads))
         throw failures.missingPermissions();
       const message = world.message(parentId, params.message_id!);
-      if (!message) throw failures.unknownMessage();
-      if (message.thread)
-        throw failures.invalidFormBody(
-          [],
-          'THREAD_ALREADY_CREATED',
-          'A thread has already been created for this message',
-        );
+      if (!message || isEphemeral(message)) throw failures.unknownMessage();
+      if (message.thread) throw failures.threadAlreadyCreated();
       // A thread started from a message takes the message's id.
       const thread = world.addThread({
         id: message.id,
         parentId,
         name,
         ownerId: world.bot.id,
-        type: ChannelType.PublicThread,
+        type,
+        autoArchiveDuration,
+        rateLimitPerUser,
       });
-      message.thread = thread;
-      message.flags = (message.flags ?? 0) | MessageFlags.HasThread;
-      return { status: 201, body: thread, after: notify(() => dispatcher.threadCreate(thread)) };
+      // Its first message is a system message pointing back at the message in the parent channel.
+      world.storeMessage(
+        buildMessage({
+          id: nextSnowflake(),
+          channelId: thread.id,
+          author: world.bot,
+          content: '',
+          mentions: [],
+          mentionRoleIds: [],
+          mentionsEveryone: false,
+          type: MessageType.ThreadStarterMessage,
+          reference: { message, guildId: thread.guild_id },
+        }),
+      );
+      const updated = { ...message, thread, flags: (message.flags ?? 0) | MessageFlags.HasThread };
+      world.replaceMessage(updated);
+      return {
+        status: 201,
+        body: thread,
+        after: notify(() => {
+          dispatcher.threadCreate(thread);
+          dispatcher.messageUpdate(updated);
+        }),
+      };
     },
     'POST /channels/:channel_id/typing': ({ params }) => {
       guardChannel(world, params.channel_id!, 'send');
@@ -651,6 +682,34 @@ function validateThreadName(name: unknown): string {
     throw failures.invalidFormBody(['name'], 'BASE_TYPE_BAD_LENGTH', 'Must be between 1 and 100 in length.');
   }
   return name;
+}
+
+/** The archive durations Discord offers, in minutes; without one a thread takes its parent's default. */
+const AUTO_ARCHIVE_DURATIONS = [60, 1440, 4320, 10080];
+const MAX_RATE_LIMIT_PER_USER = 21_600;
+
+function validateAutoArchiveDuration(value: unknown): ThreadAutoArchiveDuration | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !AUTO_ARCHIVE_DURATIONS.includes(value)) {
+    throw failures.invalidFormBody(
+      ['auto_archive_duration'],
+      'BASE_TYPE_CHOICES',
+      `Value must be one of {${AUTO_ARCHIVE_DURATIONS.join(', ')}}.`,
+    );
+  }
+  return value as ThreadAutoArchiveDuration;
+}
+
+function validateRateLimitPerUser(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > MAX_RATE_LIMIT_PER_USER) {
+    throw failures.invalidFormBody(
+      ['rate_limit_per_user'],
+      'NUMBER_TYPE_MAX',
+      `int value should be less than or equal to ${MAX_RATE_LIMIT_PER_USER}.`,
+    );
+  }
+  return value as number;
 }
 
 function isEphemeral(message: APIMessage): boolean {

@@ -2,13 +2,17 @@ import {
   type APIApplicationCommand,
   type APIDMChannel,
   type APIMessage,
+  type APINewsChannel,
   type APIOverwrite,
   type APIRole,
   type APITextChannel,
   type APIThreadChannel,
   type APIUser,
   ChannelType,
+  MessageType,
+  OverwriteType,
   PermissionFlagsBits,
+  type ThreadAutoArchiveDuration,
   type ThreadChannelType,
 } from 'discord.js';
 import {
@@ -23,6 +27,7 @@ import {
   DEFAULT_BOT_PERMISSIONS,
   DEFAULT_EVERYONE_PERMISSIONS,
   type MemberRecord,
+  type TextChannelType,
   toDiscordTimestamp,
 } from './payloads.js';
 import { compareSnowflakes, nextSnowflake } from './snowflake.js';
@@ -32,7 +37,25 @@ import { compareSnowflakes, nextSnowflake } from './snowflake.js';
  * messages, registered commands and interactions. No I/O: the gateway and REST layers read and change it.
  */
 
-export type FakeChannel = APITextChannel | APIThreadChannel | APIDMChannel;
+export type FakeChannel = APITextChannel | APINewsChannel | APIThreadChannel | APIDMChannel;
+
+/** A channel members write in directly: a plain text channel or an announcement channel. */
+export type FakeTextChannel = APITextChannel | APINewsChannel;
+
+export interface TextChannelInput {
+  name: string;
+  overwrites?: APIOverwrite[];
+  topic?: string;
+}
+
+/** Threads: they take their parent's permission overwrites, and posting in them needs SendMessagesInThreads. */
+export function isThread(channel: FakeChannel): channel is APIThreadChannel {
+  return (
+    channel.type === ChannelType.PublicThread ||
+    channel.type === ChannelType.PrivateThread ||
+    channel.type === ChannelType.AnnouncementThread
+  );
+}
 
 export interface GuildRecord {
   id: string;
@@ -200,9 +223,14 @@ export class World {
     return role;
   }
 
-  addTextChannel(guildId: string, input: { name: string; overwrites?: APIOverwrite[]; topic?: string }) {
+  addTextChannel(guildId: string, input: TextChannelInput & { type?: ChannelType.GuildText }): APITextChannel;
+  addTextChannel(guildId: string, input: TextChannelInput & { type: TextChannelType }): FakeTextChannel;
+  addTextChannel(guildId: string, input: TextChannelInput & { type?: TextChannelType }): FakeTextChannel {
     const guild = this.guild(guildId);
-    const position = guild.channelIds.filter((id) => this.channels.get(id)?.type === ChannelType.GuildText);
+    const position = guild.channelIds.filter((id) => {
+      const channel = this.channels.get(id);
+      return channel !== undefined && channel.type !== ChannelType.DM && !isThread(channel);
+    });
     const channel = buildTextChannel({ id: nextSnowflake(), guildId, position: position.length, ...input });
     this.channels.set(channel.id, channel);
     guild.channelIds.push(channel.id);
@@ -217,10 +245,12 @@ export class World {
     type: ThreadChannelType;
     /** A thread started from a message takes that message's id. */
     id?: string;
+    autoArchiveDuration?: ThreadAutoArchiveDuration;
+    rateLimitPerUser?: number;
   }): APIThreadChannel {
     const parent = this.channel(input.parentId);
-    if (parent.type !== ChannelType.GuildText) {
-      throw new Error(`fake discord: threads live in guild text channels, not in ${parent.id}`);
+    if (parent.type !== ChannelType.GuildText && parent.type !== ChannelType.GuildAnnouncement) {
+      throw new Error(`fake discord: threads live in text and announcement channels, not in ${parent.id}`);
     }
     const thread = buildThreadChannel({
       id: input.id ?? nextSnowflake(),
@@ -230,6 +260,23 @@ export class World {
     this.channels.set(thread.id, thread);
     this.guild(parent.guild_id!).channelIds.push(thread.id);
     return thread;
+  }
+
+  /** Sets (replacing) a member's permission overwrite on a server channel; its threads follow it. */
+  setMemberOverwrite(
+    channelId: string,
+    userId: string,
+    bits: { allow: bigint; deny: bigint },
+  ): FakeTextChannel {
+    const channel = this.channel(channelId);
+    if (channel.type === ChannelType.DM || isThread(channel)) {
+      throw new Error(`fake discord: overwrites are set on a server channel, not on ${channelId}`);
+    }
+    channel.permission_overwrites = [
+      ...(channel.permission_overwrites ?? []).filter((overwrite) => overwrite.id !== userId),
+      { id: userId, type: OverwriteType.Member, allow: String(bits.allow), deny: String(bits.deny) },
+    ];
+    return channel;
   }
 
   /** The bot's DM channel with this user, opened on first use (one per user, as on Discord). */
@@ -259,8 +306,7 @@ export class World {
     const guild = this.guild(channel.guild_id!);
     const member = guild.members.get(userId);
     if (!member) return 0n;
-    const overwriteSource =
-      channel.type === ChannelType.GuildText ? channel : this.channel(channel.parent_id!);
+    const overwriteSource = isThread(channel) ? this.channel(channel.parent_id!) : channel;
     return computePermissions({
       userId,
       guildId: guild.id,
@@ -276,10 +322,9 @@ export class World {
   canSendIn(channelId: string, userId: string): boolean {
     const channel = this.channel(channelId);
     const permissions = this.permissionsIn(channelId, userId);
-    const needed =
-      channel.type === ChannelType.GuildText || channel.type === ChannelType.DM
-        ? PermissionFlagsBits.SendMessages
-        : PermissionFlagsBits.SendMessagesInThreads;
+    const needed = isThread(channel)
+      ? PermissionFlagsBits.SendMessagesInThreads
+      : PermissionFlagsBits.SendMessages;
     return (permissions & needed) === needed;
   }
 
@@ -350,10 +395,8 @@ export class World {
       voice_states: [],
       members: this.membersOf(guild.id, includeEveryMember ? undefined : [this.bot.id]),
       // Channels in GUILD_CREATE come without guild_id; threads keep theirs.
-      channels: channels.filter((channel) => channel.type === ChannelType.GuildText).map(withoutGuildId),
-      threads: channels.filter(
-        (channel) => channel.type === ChannelType.PublicThread || channel.type === ChannelType.PrivateThread,
-      ),
+      channels: channels.filter((channel) => !isThread(channel)).map(withoutGuildId),
+      threads: channels.filter(isThread),
       presences: [],
       stage_instances: [],
       guild_scheduled_events: [],
@@ -371,7 +414,8 @@ export class World {
     const channel = this.channels.get(message.channel_id);
     if (channel) {
       channel.last_message_id = message.id;
-      if (channel.type === ChannelType.PublicThread || channel.type === ChannelType.PrivateThread) {
+      // A thread's counts leave out its starter message, as Discord's do.
+      if (isThread(channel) && message.type !== MessageType.ThreadStarterMessage) {
         channel.message_count = (channel.message_count ?? 0) + 1;
         channel.total_message_sent = (channel.total_message_sent ?? 0) + 1;
       }
