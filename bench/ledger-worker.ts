@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { newId } from '../src/core/ids.js';
 import type { ReserveRequest } from '../src/core/ledger.js';
 import { buildPriceTable, DEFAULT_PRICES, type TokenUsage } from '../src/core/pricing.js';
+import { closeDatabase, openDatabase } from '../src/db/sqlite/database.js';
 import { openStorage } from '../src/db/storage.js';
 import { createLogger } from '../src/log.js';
 import { runAsWorker, startSignal } from '../test/support/workers.js';
@@ -50,6 +51,11 @@ export interface LedgerWorkerReport {
   elapsedMs: number;
   /** Each pair's time, in whole microseconds. */
   samplesUs: number[];
+  /**
+   * SQLite, listed plan: the p50 of a one-row INSERT committed on its own, on the same file with the bot's
+   * settings, in this process after the pairs (a pair commits twice): this machine's floor, in µs.
+   */
+  oneRowCommitUs?: number;
 }
 
 const FAST_MODEL = 'gpt-4o-mini';
@@ -61,6 +67,7 @@ const MAX_OUTPUT_TOKENS = 1_024;
 const USAGE = { inputTokens: 1_500, cachedInputTokens: 0, cacheWriteTokens: 0, outputTokens: 300 };
 /** Budgets so large nothing is ever denied; a server cap too, so each reserve locks both counter rows. */
 const NEVER_DENY = { amountMicros: 10 ** 15, period: 'month' as const };
+const FLOOR_COMMITS = 2_000;
 
 await runAsWorker(async (plan: LedgerWorkerPlan): Promise<LedgerWorkerReport> => {
   const prices = buildPriceTable(DEFAULT_PRICES);
@@ -93,11 +100,13 @@ await runAsWorker(async (plan: LedgerWorkerPlan): Promise<LedgerWorkerReport> =>
         await pairOf(call);
         samplesUs.push(Math.round((performance.now() - pairStart) * 1_000));
       }
+      const elapsedMs = performance.now() - start;
       return {
         warmUpPairs: plan.warmUp,
         pairs: samplesUs.length,
-        elapsedMs: performance.now() - start,
+        elapsedMs,
         samplesUs,
+        ...(plan.databaseUrl ? {} : { oneRowCommitUs: oneRowCommitUs(plan.databasePath) }),
       };
     }
 
@@ -138,3 +147,24 @@ await runAsWorker(async (plan: LedgerWorkerPlan): Promise<LedgerWorkerReport> =>
     await storage.close();
   }
 });
+
+/** The p50 of FLOOR_COMMITS one-row INSERTs, each its own transaction, in a table made (and dropped) for it. */
+function oneRowCommitUs(path: string): number {
+  const db = openDatabase(path);
+  try {
+    const sqlite = db.$client;
+    sqlite.exec('CREATE TABLE bench_commits (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)');
+    const insert = sqlite.prepare('INSERT INTO bench_commits (at) VALUES (?)');
+    const samplesUs: number[] = [];
+    for (let index = 0; index < FLOOR_COMMITS; index += 1) {
+      const start = performance.now();
+      insert.run(Date.now());
+      samplesUs.push((performance.now() - start) * 1_000);
+    }
+    sqlite.exec('DROP TABLE bench_commits');
+    samplesUs.sort((a, b) => a - b);
+    return samplesUs[Math.floor(samplesUs.length / 2)] ?? 0;
+  } finally {
+    closeDatabase(db);
+  }
+}

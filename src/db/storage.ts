@@ -61,8 +61,12 @@ export interface AppStorage extends Storage {
  * for them while it runs.
  */
 export async function openStorage(options: StorageOptions): Promise<AppStorage> {
+  // One plain line: pg attaches the dropped client (its statements, its settings) to the error.
   const { stores, applied } = await openDialect(options, (error) =>
-    options.log.error({ err: error }, 'a database connection failed; reconnecting'),
+    options.log.error(
+      { reason: error.message, code: (error as { code?: unknown }).code },
+      'a database connection failed; reconnecting',
+    ),
   );
   if (applied > 0) options.log.info({ applied, dialect: stores.dialect }, 'database migrated');
   const now = options.now ?? Date.now;
