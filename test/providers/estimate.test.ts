@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { deflateSync } from 'node:zlib';
 import fc from 'fast-check';
 import { countTokens as countO200kTokens } from 'gpt-tokenizer/encoding/o200k_base';
@@ -10,6 +12,7 @@ import {
   estimateOpenAIInputTokens as estimateOpenAIWithin,
   openAIImageTokens,
   type PdfPart,
+  readTiktokenRanks,
 } from '../../src/providers/estimate.js';
 import { escapedNamePdf, objectStreamPdf, plainPdf } from '../support/pdfs.js';
 
@@ -119,6 +122,29 @@ const estimateAnthropicInputTokens = (
   request: ChatRequest,
   pdfTokens?: (part: PdfPart) => number | undefined,
 ) => estimateAnthropicWithin(request, CLAUDE_HAIKU_WINDOW, pdfTokens);
+
+describe('readTiktokenRanks', () => {
+  const require = createRequire(import.meta.url);
+
+  it("when it reads gpt-tokenizer's o200k_base.tiktoken, then it holds the same ranks as the package's own module of them", () => {
+    const fromModule = (
+      require('gpt-tokenizer/cjs/bpeRanks/o200k_base') as { default: (string | number[])[] }
+    ).default;
+    const fromFile = readTiktokenRanks(
+      readFileSync(require.resolve('gpt-tokenizer/data/o200k_base.tiktoken'), 'latin1'),
+    );
+
+    expect(fromFile).toHaveLength(199_998);
+    // Tokens whose bytes are not UTF-8 text on their own, and tokens that start with a byte-order mark.
+    expect(fromFile.filter((rank) => typeof rank !== 'string').length).toBe(1_571);
+    expect(fromFile).toEqual(fromModule);
+  });
+
+  it('when a line is not the next rank, then the file is refused', () => {
+    expect(() => readTiktokenRanks('IQ== 0\nIg== 2\n')).toThrow('line 2 is not rank 1');
+    expect(() => readTiktokenRanks('IQ==\n')).toThrow('line 1 is not rank 0');
+  });
+});
 
 describe('estimateOpenAIInputTokens', () => {
   for (const [name, request] of Object.entries({ ...PROMPTS, 'a structured draft check': VERDICT_REQUEST })) {
