@@ -2,8 +2,10 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import {
   inBatchedTransaction,
+  MIGRATION_LOCK,
   migrate as migratePostgres,
   openPool,
   POSTGRES_MIGRATIONS_FOLDER,
@@ -139,6 +141,32 @@ describe('PostgreSQL: migrate', () => {
     }
     expect(await appliedMigrations()).toBe(MIGRATION_COUNT);
     expect(await publicTables()).toEqual(expect.arrayContaining(TABLES));
+  });
+
+  it("when another process holds the migration lock longer than the pool's statement timeout, then migrate waits for it and applies the migrations", async () => {
+    database = await temporaryDatabase('postgres', { empty: true });
+    const url = database.location.databaseUrl ?? '';
+    const holder = openPool(url, () => {});
+    // The bot's pools stop a statement after 15 s; this one after 100 ms, so the wait below outlasts it.
+    const pool = new pg.Pool({ connectionString: url, max: 1, statement_timeout: 100 });
+    try {
+      const lockHolder = await holder.connect();
+      await lockHolder.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+      const migrating = migratePostgres(pool);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await lockHolder.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+      lockHolder.release();
+
+      expect(await migrating).toEqual({ applied: MIGRATION_COUNT });
+      // The connection goes back to the pool with its own timeout.
+      expect(await pool.query('SHOW statement_timeout')).toMatchObject({
+        rows: [{ statement_timeout: '100ms' }],
+      });
+    } finally {
+      await pool.end();
+      await holder.end();
+    }
+    expect(await appliedMigrations()).toBe(MIGRATION_COUNT);
   });
 
   it('when a ledger row is updated or deleted, then PostgreSQL refuses: the ledger is append-only', async () => {

@@ -58,7 +58,7 @@ export function openDatabase(pool: pg.Pool): PgDatabase {
 const MIGRATIONS_SCHEMA = 'drizzle';
 const MIGRATIONS_TABLE = '__drizzle_migrations';
 /** The advisory lock migrations run under: any 64-bit number that no other code of the database uses. */
-const MIGRATION_LOCK = 7_354_991_020_214_001;
+export const MIGRATION_LOCK = 7_354_991_020_214_001;
 
 /**
  * Applies the migrations drizzle-kit generated into migrations/postgres, once, however many hosts start
@@ -73,6 +73,10 @@ export async function migrate(
   const migrations = readMigrationFiles({ migrationsFolder });
   const client = await pool.connect();
   try {
+    // No statement timeout while migrating: a process waits for the lock as long as another migrates, and
+    // a migration's statement (an index on a large ledger) may run for minutes. Reset before the
+    // connection goes back to the pool.
+    await client.query('SET statement_timeout = 0');
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     try {
       await client.query('BEGIN');
@@ -105,6 +109,7 @@ export async function migrate(
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
     }
   } finally {
+    await client.query('RESET statement_timeout').catch(() => {});
     client.release();
   }
 }
