@@ -143,14 +143,14 @@ const VARIABLES = {
       .string()
       .optional()
       .transform((text) =>
-        text === undefined
-          ? undefined
-          : text
-              .split(',')
-              .map((id) => id.trim())
-              .filter((id) => id !== ''),
+        text === undefined || text.trim() === '' ? undefined : text.split(',').map((id) => id.trim()),
       )
-      .pipe(z.array(z.string().regex(/^\d+$/, 'must be shard numbers')).optional())
+      .pipe(
+        z
+          .array(z.string().regex(/^\d+$/, 'must be shard numbers'))
+          .refine((ids) => new Set(ids.map(Number)).size === ids.length, 'lists a shard twice')
+          .optional(),
+      )
       .transform((ids) => ids?.map(Number)),
   },
   DATABASE_PATH: {

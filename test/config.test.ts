@@ -191,6 +191,24 @@ describe('the metrics endpoints', () => {
   });
 });
 
+describe('sharding', () => {
+  it('when DISCORD_SHARD_IDS lists shards, then they are read as numbers; empty, it means every shard', () => {
+    const discordOf = (ids: string) =>
+      loadConfig({ ...REQUIRED, DISCORD_SHARD_COUNT: '4', DISCORD_SHARD_IDS: ids }).discord;
+    expect(discordOf(' 0, 2 ')).toMatchObject({ shardIds: [0, 2], shardCount: 4 });
+    expect(discordOf('')).toMatchObject({ shardIds: undefined });
+  });
+
+  it('when DISCORD_SHARD_IDS has an empty entry, a shard twice or one past the count, then start-up names it', () => {
+    const problems = (ids: string) =>
+      problemsOf({ ...REQUIRED, DISCORD_SHARD_COUNT: '4', DISCORD_SHARD_IDS: ids }).join('\n');
+    expect(problems(',')).toMatch(/^DISCORD_SHARD_IDS: .*must be shard numbers/);
+    expect(problems('0,,2')).toMatch(/^DISCORD_SHARD_IDS: .*must be shard numbers/);
+    expect(problems('1,1')).toMatch(/^DISCORD_SHARD_IDS: .*lists a shard twice/);
+    expect(problems('0,4')).toMatch(/^DISCORD_SHARD_IDS: shard 4 is not below DISCORD_SHARD_COUNT \(4\)/);
+  });
+});
+
 describe('what each entry point reads', () => {
   const MODEL_KEYS = { OPENAI_API_KEY: OPENAI_KEY, ANTHROPIC_API_KEY: ANTHROPIC_KEY };
   /** What a half-filled .env looks like: Discord's settings still placeholders. */
