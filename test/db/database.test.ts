@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import {
   inBatchedTransaction,
+  inTransaction,
   MIGRATION_LOCK,
   migrate as migratePostgres,
   openPool,
@@ -195,6 +196,40 @@ describe('PostgreSQL: migrate', () => {
       const hostKeys = reports.map((report) => report.host);
       expect(new Set(hostKeys).size).toBe(2);
       expect(hostKeys.filter((host) => host === hostKeys[0])).toHaveLength(2);
+    }
+  });
+});
+
+describe('PostgreSQL: a connection dropped while checked out', () => {
+  let database: TemporaryDatabase | undefined;
+  afterEach(async () => {
+    await database?.cleanup();
+    database = undefined;
+  });
+
+  it('when the server drops a connection between two statements of a transaction, then the transaction fails, the process goes on, and the pool serves the next query', async () => {
+    database = await temporaryDatabase('postgres');
+    const pool = openPool(database.location.databaseUrl ?? '', () => {});
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const transaction = inTransaction(pool, async (client) => {
+        const [{ pid }] = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows as [
+          { pid: number },
+        ];
+        await database?.query(`SELECT pg_terminate_backend(${pid})`);
+        // The termination reaches the connection while no statement of it runs.
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await client.query('SELECT 1');
+      });
+
+      await expect(transaction).rejects.toThrow();
+      expect(uncaught).toEqual([]);
+      expect((await pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await pool.end();
     }
   });
 });

@@ -47,7 +47,19 @@ export function openPool(url: string, onError: (error: Error) => void, size = PO
   });
   // An idle connection the server dropped (a restart, a failover) is an event, not a crash.
   pool.on('error', onError);
+  acknowledgeErrorsWhileCheckedOut(pool);
   return pool;
+}
+
+/**
+ * pg-pool listens for a connection's errors only while it is idle, and an 'error' event nobody listens for
+ * ends the process: a connection the server drops while it is checked out (for a transaction, between two
+ * of its statements) would take the bot down. Each connection gets a listener for its whole life that only
+ * acknowledges the event: the statement the drop fails rejects on its own, and pg-pool does not put a
+ * connection that is no longer queryable back in the pool.
+ */
+export function acknowledgeErrorsWhileCheckedOut(pool: pg.Pool): void {
+  pool.on('connect', (client) => client.on('error', () => {}));
 }
 
 export function openDatabase(pool: pg.Pool): PgDatabase {

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { DialectStores, ReadOnlyStores } from '../store.js';
 import { PostgresClaimStore } from './claims.js';
-import { migrate, openDatabase, openPool, PG_TYPES } from './database.js';
+import { acknowledgeErrorsWhileCheckedOut, migrate, openDatabase, openPool, PG_TYPES } from './database.js';
 import { PostgresInstanceStore } from './instances.js';
 import { PostgresLedgerStore } from './ledger-store.js';
 import { PostgresSettingsRecords } from './settings.js';
@@ -58,6 +58,7 @@ export function openPostgresReadOnly(url: string): ReadOnlyStores {
   });
   // An idle connection the server drops ends nothing here: the next query reconnects or fails, and says so.
   pool.on('error', () => {});
+  acknowledgeErrorsWhileCheckedOut(pool);
   return {
     dialect: 'postgres',
     ledger: new PostgresLedgerStore(openDatabase(pool), pool),
