@@ -57,32 +57,50 @@ export class MeteredLedger implements UsageLedger {
     return result;
   }
 
-  async settle(requestId: string, usage: TokenUsage): Promise<SettleResult> {
-    const result = await this.ledger.settle(requestId, usage);
-    this.#closed(requestId, result, 'settled', usage);
-    return result;
+  settle(requestId: string, usage: TokenUsage): Promise<SettleResult> {
+    return this.#close(requestId, 'settled', usage, () => this.ledger.settle(requestId, usage));
   }
 
-  async release(requestId: string, reportedUsage?: TokenUsage): Promise<SettleResult> {
-    const result = await this.ledger.release(requestId, reportedUsage);
-    this.#closed(requestId, result, 'failed', reportedUsage ?? NO_USAGE);
-    return result;
+  release(requestId: string, reportedUsage?: TokenUsage): Promise<SettleResult> {
+    return this.#close(requestId, 'failed', reportedUsage ?? NO_USAGE, () =>
+      this.ledger.release(requestId, reportedUsage),
+    );
   }
 
   async cancel(requestId: string): Promise<void> {
-    await this.ledger.cancel(requestId);
-    if (this.#open.delete(requestId)) this.telemetry.reservationClosed();
+    try {
+      await this.ledger.cancel(requestId);
+    } finally {
+      this.#forget(requestId);
+    }
   }
 
-  #closed(requestId: string, result: SettleResult, outcome: 'settled' | 'failed', usage: TokenUsage): void {
-    const call = this.#open.get(requestId);
-    if (!call) return;
-    this.#open.delete(requestId);
-    this.telemetry.reservationClosed();
-    // A duplicate or unknown close wrote no row: nothing to count.
-    if (result.status === 'settled') {
-      this.telemetry.callCharged({ ...call, outcome, usage, costMicros: result.costMicros });
+  async #close(
+    requestId: string,
+    outcome: 'settled' | 'failed',
+    usage: TokenUsage,
+    close: () => Promise<SettleResult>,
+  ): Promise<SettleResult> {
+    try {
+      const result = await close();
+      const call = this.#open.get(requestId);
+      // A duplicate or unknown close wrote no row: nothing to count.
+      if (call && result.status === 'settled') {
+        this.telemetry.callCharged({ ...call, outcome, usage, costMicros: result.costMicros });
+      }
+      return result;
+    } finally {
+      this.#forget(requestId);
     }
+  }
+
+  /**
+   * The reservation is no longer this process's to close, whether or not the ledger managed to: one the
+   * ledger threw on (the database dropped) stays in the database until the sweep charges it, and the sweep
+   * does not pass through here, so waiting for it would leave the gauge counting it for ever.
+   */
+  #forget(requestId: string): void {
+    if (this.#open.delete(requestId)) this.telemetry.reservationClosed();
   }
 }
 

@@ -78,7 +78,8 @@ function sqlSum(bot: BotHarness, where: string, parameters: unknown[]): Promise<
 
 /**
  * Twelve members of the server who spent 1.2, 1.1, … 0.1 dollars this month (the first two partly on the
- * smart model), a call last month, calls in another server and in DMs, and turns with reasons.
+ * smart model), a call last month, calls in another server and in DMs, and turns with reasons: each
+ * member's calls belong to their turn, so a call's route reason is its turn's escalation source.
  */
 function history(bot: BotHarness, memberIds: readonly string[], nowMs: number) {
   const guildId = bot.discord.guild.id;
@@ -87,16 +88,22 @@ function history(bot: BotHarness, memberIds: readonly string[], nowMs: number) {
   memberIds.forEach((userId, index) => {
     const spentMicros = (12 - index) * 100_000;
     const at = MONTH.startMs + HOUR_MS * (index + 1);
+    const turnId = `turn-${index}`;
     if (index < 2) {
+      // Split unevenly to the micro-dollar, each member's total and each model's the same: costs past the
+      // cent, over a dollar and under two cents, for the export to carry exactly.
+      const shiftMicros = index === 0 ? 534_567 : -534_567;
       calls.push({
         userId,
         guildId,
         model: FAST,
         chargedAt: at,
-        costMicros: spentMicros / 2,
+        costMicros: spentMicros / 2 + shiftMicros,
         smartCostMicros: spentMicros * 3,
-        inputTokens: 1_000,
+        inputTokens: 700,
+        cachedInputTokens: 300,
         outputTokens: 400,
+        turnId,
       });
       calls.push({
         userId,
@@ -104,9 +111,12 @@ function history(bot: BotHarness, memberIds: readonly string[], nowMs: number) {
         model: SMART,
         purpose: 'refine',
         chargedAt: at + 60_000,
-        costMicros: spentMicros / 2,
-        inputTokens: 2_000,
+        costMicros: spentMicros / 2 - shiftMicros,
+        inputTokens: 1_200,
+        cachedInputTokens: 500,
+        cacheWriteTokens: 300,
         outputTokens: 500,
+        turnId,
       });
     } else {
       calls.push({
@@ -118,10 +128,11 @@ function history(bot: BotHarness, memberIds: readonly string[], nowMs: number) {
         smartCostMicros: spentMicros * 6,
         inputTokens: 700,
         outputTokens: 300,
+        turnId,
       });
     }
     turns.push({
-      turnId: `turn-${index}`,
+      turnId,
       userId,
       guildId,
       escalationSource: index === 0 ? 'check' : index === 1 ? 'router' : null,
@@ -354,6 +365,21 @@ describe.each(BACKENDS)('on %s', (backend) => {
     expect(files[0]!.name).toBe(`tierbot-calls-${bot.discord.guild.id}-month-${today}.csv`);
     const records = parse(files[0]!.data, { columns: true }) as Record<string, string>[];
     expect(Object.keys(records[0] ?? {})).toEqual([...CSV_COLUMNS]);
+    // The two escalated answers' calls as seeded: model, cache read and write tokens, cost, route reason.
+    expect(
+      records.map((record) => [
+        record.model,
+        record.cached_input_tokens,
+        record.cache_write_tokens,
+        record.cost_usd,
+        record.route_reason,
+      ]),
+    ).toEqual([
+      [FAST, '300', '0', '1.134567', 'check'],
+      [SMART, '500', '300', '0.065433', 'check'],
+      [FAST, '300', '0', '0.015433', 'router'],
+      [SMART, '500', '300', '1.084567', 'router'],
+    ]);
     const ledger = await bot.database.query<Record<string, unknown>>(
       `SELECT l.charged_at, l.user_id, l.channel_id, l.model, l.purpose, l.input_tokens, l.cached_input_tokens,
               l.cache_write_tokens, l.output_tokens, l.cost_micros, t.escalation_source

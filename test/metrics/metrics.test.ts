@@ -2,6 +2,8 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import pg from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
+import { MeteredLedger } from '../../src/core/telemetry.js';
+import { NO_USAGE } from '../../src/core/pricing.js';
 import { registerCommands } from '../../src/discord/commands/register.js';
 import { EXIT_CODES } from '../../src/exit-codes.js';
 import { type FakeAnthropic, startFakeAnthropic } from '../fakes/anthropic.js';
@@ -310,6 +312,58 @@ describe('/readyz', () => {
       await admin.query(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true`);
       await admin.end();
     }
+  });
+});
+
+describe.each(BACKENDS)('the open reservations, on %s', (backend) => {
+  it('when the database fails the release or cancel of a reservation, then the close throws and the gauge still comes back to 0', async () => {
+    const harness = await startBot({ backend, environment: withMetrics });
+    const { discord, app, metrics, database } = harness;
+    const url = metrics?.url ?? '';
+    // The bot's own ledger and telemetry, reserved through directly: a turn cannot be held between its
+    // reservation and a circuit-open cancel, and what is measured here is the wrapper, not the turn.
+    const ledger = new MeteredLedger(app.storage.ledger, metrics!.telemetry);
+    const reserve = async (requestId: string) => {
+      const result = await ledger.reserve({
+        requestId,
+        turnId: `turn-of-${requestId}`,
+        userId: discord.user.id,
+        guildId: discord.guild.id,
+        channelId: discord.channel.id,
+        provider: 'openai',
+        model: 'gpt-4o-mini',
+        purpose: 'draft',
+        amountMicros: ledger.worstCaseMicros('gpt-4o-mini', 100, 100),
+      });
+      expect(result.ok).toBe(true);
+    };
+    await reserve('released-while-failing');
+    await reserve('cancelled-while-failing');
+    expect((await scrape(url)).total('tierbot_open_reservations')).toBe(2);
+
+    // The reservations table out of the bot's reach: every close fails in the database, as when it drops.
+    // (Ending the bot's connections instead, as /readyz does, can also end a pg client with no error listener.)
+    await database.query('ALTER TABLE reservations RENAME TO reservations_away');
+    try {
+      await expect(
+        ledger.release('released-while-failing', { ...NO_USAGE, inputTokens: 40, outputTokens: 3 }),
+      ).rejects.toThrow();
+      await expect(ledger.cancel('cancelled-while-failing')).rejects.toThrow();
+    } finally {
+      await database.query('ALTER TABLE reservations_away RENAME TO reservations');
+    }
+    // Both stay in the database for the sweep to charge; this process holds neither any more.
+    let scraped = await scrape(url);
+    expect(scraped.total('tierbot_open_reservations')).toBe(0);
+    expect(scraped.total('tierbot_model_calls_total')).toBe(0);
+    expect(await database.value('SELECT COUNT(*) FROM reservations')).toBe(2);
+
+    // Closed once the database answers again (the sweep's job, done here by hand): not counted twice.
+    await ledger.release('released-while-failing');
+    await ledger.cancel('cancelled-while-failing');
+    expect(await database.value('SELECT COUNT(*) FROM reservations')).toBe(0);
+    scraped = await scrape(url);
+    expect(scraped.total('tierbot_open_reservations')).toBe(0);
   });
 });
 
