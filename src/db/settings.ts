@@ -53,10 +53,9 @@ export class CachedSettings implements SettingsStore {
   }
 
   async update(guildId: string, change: Partial<ServerSettings>, updatedBy: string): Promise<ServerSettings> {
-    const next = { ...((await this.records.settingsOf(guildId)) ?? DEFAULT_SETTINGS), ...change };
-    await this.records.update(guildId, next, updatedBy, this.now());
+    await this.records.update(guildId, change, updatedBy, this.now());
     await this.changed(guildId);
-    return next;
+    return (await this.records.settingsOf(guildId)) ?? { ...DEFAULT_SETTINGS, ...change };
   }
 
   async addAnsweredChannel(guildId: string, channelId: string, addedBy: string): Promise<void> {

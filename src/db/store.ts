@@ -245,7 +245,11 @@ export interface TurnStore {
 /** A server's stored settings and answered channels, uncached (settings.ts caches them). */
 export interface SettingsRecords {
   settingsOf(guildId: string): Promise<ServerSettings | undefined>;
-  update(guildId: string, settings: ServerSettings, updatedBy: string, atMs: number): Promise<void>;
+  /**
+   * Writes only the settings in `change` (a server without a row gets the defaults for the rest), so two
+   * processes changing different settings of one server at once both keep their change.
+   */
+  update(guildId: string, change: Partial<ServerSettings>, updatedBy: string, atMs: number): Promise<void>;
   answeredChannelsOf(guildId: string): Promise<string[]>;
   addAnsweredChannel(guildId: string, channelId: string, addedBy: string, atMs: number): Promise<void>;
   removeAnsweredChannel(guildId: string, channelId: string): Promise<void>;

@@ -1,6 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import pg from 'pg';
-import type { ServerSettings } from '../../core/settings.js';
+import { DEFAULT_SETTINGS, type ServerSettings } from '../../core/settings.js';
 import type { SettingsRecords } from '../store.js';
 import type { PgDatabase } from './database.js';
 import { answeredChannels, guildSettings } from './schema.js';
@@ -39,13 +39,18 @@ export class PostgresSettingsRecords implements SettingsRecords {
     return row;
   }
 
-  async update(guildId: string, settings: ServerSettings, updatedBy: string, atMs: number): Promise<void> {
+  async update(
+    guildId: string,
+    change: Partial<ServerSettings>,
+    updatedBy: string,
+    atMs: number,
+  ): Promise<void> {
     await this.db
       .insert(guildSettings)
-      .values({ guildId, ...settings, updatedBy, updatedAt: atMs })
+      .values({ guildId, ...DEFAULT_SETTINGS, ...change, updatedBy, updatedAt: atMs })
       .onConflictDoUpdate({
         target: guildSettings.guildId,
-        set: { ...settings, updatedBy, updatedAt: atMs },
+        set: { ...change, updatedBy, updatedAt: atMs },
       });
   }
 

@@ -1,5 +1,5 @@
 import { and, eq } from 'drizzle-orm';
-import type { ServerSettings } from '../../core/settings.js';
+import { DEFAULT_SETTINGS, type ServerSettings } from '../../core/settings.js';
 import type { SettingsRecords } from '../store.js';
 import type { AppDatabase } from './database.js';
 import { answeredChannels, guildSettings } from './schema.js';
@@ -21,11 +21,16 @@ export class SqliteSettingsRecords implements SettingsRecords {
       .get();
   }
 
-  async update(guildId: string, settings: ServerSettings, updatedBy: string, atMs: number): Promise<void> {
+  async update(
+    guildId: string,
+    change: Partial<ServerSettings>,
+    updatedBy: string,
+    atMs: number,
+  ): Promise<void> {
     this.db
       .insert(guildSettings)
-      .values({ guildId, ...settings, updatedBy, updatedAt: atMs })
-      .onConflictDoUpdate({ target: guildSettings.guildId, set: { ...settings, updatedBy, updatedAt: atMs } })
+      .values({ guildId, ...DEFAULT_SETTINGS, ...change, updatedBy, updatedAt: atMs })
+      .onConflictDoUpdate({ target: guildSettings.guildId, set: { ...change, updatedBy, updatedAt: atMs } })
       .run();
   }
 
