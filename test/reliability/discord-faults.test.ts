@@ -4,6 +4,7 @@ import { EMPTY_QUESTION_HINT } from '../../src/discord/bot.js';
 import { registerCommands } from '../../src/discord/commands/register.js';
 import type { RecordedRequest } from '../fakes/discord/index.js';
 import { ACCEPT, type BotHarness, botPerTest } from '../support/bot.js';
+import { BACKENDS } from '../support/databases.js';
 
 /**
  * Discord faults end to end: the real bot and discord.js against the loopback Discord. 429s on the
@@ -166,9 +167,10 @@ describe('a gateway that drops mid-answer', () => {
   }
 });
 
-describe('events delivered twice', () => {
+// The repeat that reaches the bot's handler is stopped by the event's claim in the database: on both.
+describe.each(BACKENDS)('events delivered twice (%s)', (backend) => {
   it('when the same MESSAGE_CREATE comes again, at once and after newer messages pushed it out of discord.js’s cache, then one model call, one charge, one reply', async () => {
-    const harness = await start();
+    const harness = await start({ backend });
     harness.openai.script(
       { type: 'stream', text: 'Once is enough.', finishReason: 'stop' },
       { type: 'completion', content: ACCEPT },
@@ -205,6 +207,7 @@ describe('events delivered twice', () => {
 
   it('when the same INTERACTION_CREATE comes twice, at once and after the answer, then one acknowledgement, one model call, one charge, one reply', async () => {
     const harness = await start({
+      backend,
       before: (_discord, config) => registerCommands(config.discord).then(() => {}),
     });
     harness.openai.script(
