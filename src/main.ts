@@ -50,8 +50,9 @@ async function main(): Promise<void> {
   }
 
   // A process that keeps crashing at start-up backs off before it logs in to Discord again (counting
-  // this host's starts: another host's deploy is not this one crashing).
-  const earlierStarts = await app.storage.recordStart(Date.now());
+  // the starts of this host's process for these shards: another host's deploy, or another process of this
+  // one, is not this one crashing).
+  const earlierStarts = await app.storage.recordStart(Date.now(), config.discord.shardIds?.join(',') ?? '');
   const backoffMs = loginBackoffMs(earlierStarts, Date.now());
   if (backoffMs > 0) {
     log.warn(

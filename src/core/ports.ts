@@ -142,8 +142,12 @@ export interface Storage {
   flush(): Promise<void>;
   /** Whether the database answers and this process's lease is fresh: for /readyz. */
   health(): Promise<Health>;
-  /** Starts of this host's bot within the restart window (this one recorded), for the crash-loop backoff. */
-  recordStart(nowMs: number): Promise<number[]>;
+  /**
+   * Starts within the restart window (this one recorded) of the bot on this host running these shards
+   * (`shards`: their list, or '' for all), for the crash-loop backoff: several processes of one host, each
+   * with shards of its own, restarting in one deploy are not one process crashing.
+   */
+  recordStart(nowMs: number, shards: string): Promise<number[]>;
   close(): Promise<void>;
 }
 

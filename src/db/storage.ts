@@ -168,8 +168,13 @@ export async function openStorage(options: StorageOptions): Promise<AppStorage> 
       if (!(await lease.check())) return { ok: false, reason: "this process's lease has lapsed" };
       return { ok: true };
     },
-    recordStart: (nowMs) =>
-      stores.instances.recordStart(lease.host, process.pid, nowMs, nowMs - RESTART_WINDOW_MS),
+    recordStart: (nowMs, shards) =>
+      stores.instances.recordStart(
+        shards === '' ? lease.host : `${lease.host} shards ${shards}`,
+        process.pid,
+        nowMs,
+        nowMs - RESTART_WINDOW_MS,
+      ),
     async close() {
       if (isClosed) return;
       isClosed = true;
