@@ -12,6 +12,27 @@ export const ANNOUNCED_SETTINGS_TTL_MS = 60_000;
 /** Servers whose settings are kept; the least recently used are dropped first. */
 const CACHED_SERVERS = 10_000;
 
+/**
+ * What a settings update writes, in both dialects: a server without a row gets the defaults for what the
+ * change leaves out; a server with one gets only the changed columns, so two processes changing different
+ * settings of one server at once both keep their change.
+ */
+export function settingsUpsert(
+  guildId: string,
+  change: Partial<ServerSettings>,
+  updatedBy: string,
+  atMs: number,
+): { insert: ServerSettings & SettingsRow; update: Partial<ServerSettings> & Omit<SettingsRow, 'guildId'> } {
+  const stamp = { updatedBy, updatedAt: atMs };
+  return { insert: { guildId, ...DEFAULT_SETTINGS, ...change, ...stamp }, update: { ...change, ...stamp } };
+}
+
+interface SettingsRow {
+  guildId: string;
+  updatedBy: string;
+  updatedAt: number;
+}
+
 interface CachedServer {
   settings: ServerSettings;
   answeredChannels: ReadonlySet<string>;

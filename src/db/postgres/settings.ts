@@ -1,6 +1,7 @@
 import { and, eq } from 'drizzle-orm';
 import pg from 'pg';
-import { DEFAULT_SETTINGS, type ServerSettings } from '../../core/settings.js';
+import type { ServerSettings } from '../../core/settings.js';
+import { settingsUpsert } from '../settings.js';
 import type { SettingsRecords } from '../store.js';
 import type { PgDatabase } from './database.js';
 import { answeredChannels, guildSettings } from './schema.js';
@@ -45,13 +46,11 @@ export class PostgresSettingsRecords implements SettingsRecords {
     updatedBy: string,
     atMs: number,
   ): Promise<void> {
+    const { insert, update } = settingsUpsert(guildId, change, updatedBy, atMs);
     await this.db
       .insert(guildSettings)
-      .values({ guildId, ...DEFAULT_SETTINGS, ...change, updatedBy, updatedAt: atMs })
-      .onConflictDoUpdate({
-        target: guildSettings.guildId,
-        set: { ...change, updatedBy, updatedAt: atMs },
-      });
+      .values(insert)
+      .onConflictDoUpdate({ target: guildSettings.guildId, set: update });
   }
 
   async answeredChannelsOf(guildId: string): Promise<string[]> {

@@ -1,5 +1,6 @@
 import { and, eq } from 'drizzle-orm';
-import { DEFAULT_SETTINGS, type ServerSettings } from '../../core/settings.js';
+import type { ServerSettings } from '../../core/settings.js';
+import { settingsUpsert } from '../settings.js';
 import type { SettingsRecords } from '../store.js';
 import type { AppDatabase } from './database.js';
 import { answeredChannels, guildSettings } from './schema.js';
@@ -27,10 +28,11 @@ export class SqliteSettingsRecords implements SettingsRecords {
     updatedBy: string,
     atMs: number,
   ): Promise<void> {
+    const { insert, update } = settingsUpsert(guildId, change, updatedBy, atMs);
     this.db
       .insert(guildSettings)
-      .values({ guildId, ...DEFAULT_SETTINGS, ...change, updatedBy, updatedAt: atMs })
-      .onConflictDoUpdate({ target: guildSettings.guildId, set: { ...change, updatedBy, updatedAt: atMs } })
+      .values(insert)
+      .onConflictDoUpdate({ target: guildSettings.guildId, set: update })
       .run();
   }
 
