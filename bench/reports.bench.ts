@@ -10,6 +10,7 @@ import { migrate as migratePostgres, openPool } from '../src/db/postgres/databas
 import { closeDatabase, migrate as migrateSqlite, openDatabase } from '../src/db/sqlite/database.js';
 import { type AppStorage, openStorage } from '../src/db/storage.js';
 import { renderSpendChart } from '../src/discord/usage-chart.js';
+import { hoursOf, serverSumsQueries } from '../src/db/usage-by-hour.js';
 import { createLogger } from '../src/log.js';
 import { collectCsv } from '../src/usage-csv.js';
 import { startEmbeddedPostgres, withDatabase } from '../test/setup/postgres.js';
@@ -291,23 +292,21 @@ async function benchSqlite(nowMs: number): Promise<Figure[]> {
   }
 }
 
-/** Whether SQLite reads the busiest server's month from `usage_ledger_guild_day` alone, in order. */
+/** Whether SQLite reads the busiest server's month from the per-hour sums by their key, not the ledger. */
 function planUsesIndex(path: string, seeded: Seeded, nowMs: number): Figure {
   const db = openDatabase(path);
   try {
-    const window = periodWindow('month', nowMs);
+    const { buckets } = serverSumsQueries((name) => `@${name}`, DAY_MS);
     const rows = db.$client
-      .prepare(
-        `EXPLAIN QUERY PLAN SELECT (charged_at / 86400000) * 86400000 AS startMs, model, COUNT(*), SUM(cost_micros)
-         FROM usage_ledger WHERE guild_id = ? AND charged_at / 86400000 >= ? AND charged_at / 86400000 < ?
-         GROUP BY charged_at / 86400000, model`,
-      )
-      .all(item(seeded.guildIds, 0), window.startMs / DAY_MS, window.endMs / DAY_MS) as { detail: string }[];
+      .prepare(`EXPLAIN QUERY PLAN ${buckets}`)
+      .all({ guildKey: item(seeded.guildIds, 0), ...hoursOf(periodWindow('month', nowMs)) }) as {
+      detail: string;
+    }[];
     const details = rows.map((row) => row.detail).join(' | ');
     progress(`reports: SQLite plan: ${details}`);
     return {
-      name: '/usage server reads one covering index, no sort',
-      value: details.includes('COVERING INDEX usage_ledger_guild_day') && !details.includes('TEMP B-TREE'),
+      name: '/usage server reads the per-hour sums by their key',
+      value: details.includes('SEARCH usage_by_hour USING PRIMARY KEY') && !details.includes('usage_ledger'),
       unit: '',
       target: { equals: true },
     };
@@ -337,7 +336,9 @@ async function benchPostgres(nowMs: number): Promise<Figure[]> {
       // a page all-visible only once the commit that wrote its rows is flushed, and this server commits
       // without waiting for the disk: CHECKPOINT flushes it first.
       await pool.query('CHECKPOINT');
-      await pool.query('VACUUM (ANALYZE) usage_ledger, turns, spend_counters');
+      await pool.query(
+        'VACUUM (ANALYZE) usage_ledger, turns, spend_counters, usage_by_hour, answers_by_hour',
+      );
     } finally {
       await pool.end();
     }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -29,6 +29,113 @@ const LEDGER_ROW = `INSERT INTO usage_ledger (request_id, turn_id, user_id, prov
     input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, cost_micros, smart_cost_micros,
     reserved_micros, charged_at, created_at)
   VALUES ('r', 't', 'u', 'openai', 'gpt-4o-mini', 'draft', 'settled', 1, 0, 0, 1, 1, 6, 10, 0, 0)`;
+
+/** History written before the per-hour sums existed: calls in two servers and DMs, hours and models apart. */
+const HISTORY = `INSERT INTO usage_ledger (request_id, turn_id, user_id, guild_id, provider, model, purpose, outcome,
+    input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, cost_micros, smart_cost_micros,
+    reserved_micros, charged_at, created_at)
+  VALUES ('r1', 't1', 'u1', 'g1', 'openai', 'gpt-4o-mini', 'draft', 'settled', 10, 2, 0, 5, 7, 40, 50, 3600000, 0),
+    ('r2', 't1', 'u1', 'g1', 'openai', 'gpt-4o-mini', 'check', 'settled', 20, 0, 0, 1, 3, 20, 50, 7199999, 0),
+    ('r3', 't2', 'u2', 'g1', 'anthropic', 'claude-haiku-4-5', 'refine', 'settled', 30, 0, 4, 9, 90, 90, 99, 7000000, 0),
+    ('r4', 't3', 'u2', 'g1', 'openai', 'gpt-4o-mini', 'draft', 'swept', 0, 0, 0, 0, 50, 50, 50, 7200000, 0),
+    ('r5', 't4', 'u3', 'g2', 'openai', 'gpt-4o-mini', 'draft', 'settled', 1, 0, 0, 1, 1, 6, 10, 3600000, 0),
+    ('r6', 't5', 'u3', NULL, 'openai', 'gpt-4o-mini', 'draft', 'settled', 2, 0, 0, 2, 2, 12, 10, 3600001, 0)`;
+const HISTORY_TURNS = `INSERT INTO turns (turn_id, user_id, guild_id, status, models, final_model, escalation_source,
+    tokens, cost_micros, smart_only_cost_micros, question, answer, created_at)
+  VALUES ('t1', 'u1', 'g1', 'answered', 'gpt-4o-mini', 'gpt-4o-mini', NULL, 36, 10, 60, 'q', 'a', 3600000),
+    ('t2', 'u2', 'g1', 'answered', 'claude-haiku-4-5', 'claude-haiku-4-5', 'router', 43, 90, 90, 'q', 'a', 7000000),
+    ('t6', 'u2', 'g1', 'answered', 'claude-haiku-4-5', 'claude-haiku-4-5', 'router', 43, 80, 80, 'q', 'a', 7100000),
+    ('t3', 'u2', 'g1', 'denied', 'gpt-4o-mini', 'gpt-4o-mini', NULL, 0, 50, 50, 'q', '', 7200000),
+    ('t5', 'u3', NULL, 'answered', 'gpt-4o-mini', 'gpt-4o-mini', NULL, 4, 2, 12, 'q', 'a', 3600001)`;
+const HOUR_SUMS = `SELECT guild_key AS "guildKey", hour, model, calls, input_tokens AS "inputTokens",
+    cached_input_tokens AS "cachedInputTokens", cache_write_tokens AS "cacheWriteTokens",
+    output_tokens AS "outputTokens", cost_micros AS "costMicros", smart_cost_micros AS "smartCostMicros"
+  FROM usage_by_hour ORDER BY guild_key, hour, model`;
+const ANSWER_SUMS = `SELECT guild_key AS "guildKey", hour, reason, answers, cost_micros AS "costMicros",
+    smart_only_cost_micros AS "smartOnlyCostMicros" FROM answers_by_hour ORDER BY guild_key, hour, reason`;
+/** What HISTORY and HISTORY_TURNS sum to: answered turns only, '' for DMs and for no escalation. */
+const HISTORY_SUMS = {
+  hours: [
+    {
+      guildKey: '',
+      hour: 1,
+      model: 'gpt-4o-mini',
+      calls: 1,
+      inputTokens: 2,
+      cachedInputTokens: 0,
+      cacheWriteTokens: 0,
+      outputTokens: 2,
+      costMicros: 2,
+      smartCostMicros: 12,
+    },
+    {
+      guildKey: 'g1',
+      hour: 1,
+      model: 'claude-haiku-4-5',
+      calls: 1,
+      inputTokens: 30,
+      cachedInputTokens: 0,
+      cacheWriteTokens: 4,
+      outputTokens: 9,
+      costMicros: 90,
+      smartCostMicros: 90,
+    },
+    {
+      guildKey: 'g1',
+      hour: 1,
+      model: 'gpt-4o-mini',
+      calls: 2,
+      inputTokens: 30,
+      cachedInputTokens: 2,
+      cacheWriteTokens: 0,
+      outputTokens: 6,
+      costMicros: 10,
+      smartCostMicros: 60,
+    },
+    {
+      guildKey: 'g1',
+      hour: 2,
+      model: 'gpt-4o-mini',
+      calls: 1,
+      inputTokens: 0,
+      cachedInputTokens: 0,
+      cacheWriteTokens: 0,
+      outputTokens: 0,
+      costMicros: 50,
+      smartCostMicros: 50,
+    },
+    {
+      guildKey: 'g2',
+      hour: 1,
+      model: 'gpt-4o-mini',
+      calls: 1,
+      inputTokens: 1,
+      cachedInputTokens: 0,
+      cacheWriteTokens: 0,
+      outputTokens: 1,
+      costMicros: 1,
+      smartCostMicros: 6,
+    },
+  ],
+  answers: [
+    { guildKey: '', hour: 1, reason: '', answers: 1, costMicros: 2, smartOnlyCostMicros: 12 },
+    { guildKey: 'g1', hour: 1, reason: '', answers: 1, costMicros: 10, smartOnlyCostMicros: 60 },
+    { guildKey: 'g1', hour: 1, reason: 'router', answers: 2, costMicros: 170, smartOnlyCostMicros: 170 },
+  ],
+};
+
+/**
+ * A copy of a migrations folder that holds only its first `count` migrations, to build a database as an
+ * older release left it.
+ */
+function firstMigrations(folder: string, count: number, into: string): string {
+  const copy = join(into, 'migrations');
+  cpSync(folder, copy, { recursive: true });
+  const journalPath = join(copy, 'meta', '_journal.json');
+  const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: unknown[] };
+  writeFileSync(journalPath, JSON.stringify({ ...journal, entries: journal.entries.slice(0, count) }));
+  return copy;
+}
 
 const migrationCount = (folder: string) => readdirSync(folder).filter((name) => name.endsWith('.sql')).length;
 
@@ -94,6 +201,32 @@ describe('SQLite: openDatabase and migrate', () => {
       expect(db.$client.prepare('SELECT COUNT(*) FROM __drizzle_migrations').pluck().get()).toBe(
         MIGRATION_COUNT,
       );
+    } finally {
+      closeDatabase(db);
+    }
+  });
+
+  it('when a database with history is migrated to the per-hour sums, then they hold its history, and go on adding up', () => {
+    const path = freshPath();
+    const db = openDatabase(path);
+    try {
+      const before = firstMigrations(MIGRATIONS_FOLDER, MIGRATION_COUNT - 1, join(path, '..'));
+      expect(migrateSqlite(db, before)).toEqual({ applied: MIGRATION_COUNT - 1 });
+      db.$client.exec(HISTORY);
+      db.$client.exec(HISTORY_TURNS);
+      expect(migrateSqlite(db)).toEqual({ applied: 1 });
+      expect(db.$client.prepare(HOUR_SUMS).all()).toEqual(HISTORY_SUMS.hours);
+      expect(db.$client.prepare(ANSWER_SUMS).all()).toEqual(HISTORY_SUMS.answers);
+      // From now on the triggers add each new row.
+      db.$client.prepare(LEDGER_ROW).run();
+      expect(
+        db.$client
+          .prepare("SELECT calls, cost_micros FROM usage_by_hour WHERE guild_key = '' AND hour = 0")
+          .get(),
+      ).toEqual({
+        calls: 1,
+        cost_micros: 1,
+      });
     } finally {
       closeDatabase(db);
     }
@@ -168,6 +301,28 @@ describe('PostgreSQL: migrate', () => {
       await holder.end();
     }
     expect(await appliedMigrations()).toBe(MIGRATION_COUNT);
+  });
+
+  it('when a database with history is migrated to the per-hour sums, then they hold its history, and go on adding up', async () => {
+    database = await temporaryDatabase('postgres', { empty: true });
+    const directory = mkdtempSync(join(tmpdir(), 'tierbot-migrations-'));
+    const pool = openPool(database.location.databaseUrl ?? '', () => {});
+    try {
+      const before = firstMigrations(POSTGRES_MIGRATIONS_FOLDER, MIGRATION_COUNT - 1, directory);
+      expect(await migratePostgres(pool, before)).toEqual({ applied: MIGRATION_COUNT - 1 });
+      await pool.query(HISTORY);
+      await pool.query(HISTORY_TURNS);
+      expect(await migratePostgres(pool)).toEqual({ applied: 1 });
+    } finally {
+      await pool.end();
+      rmSync(directory, { recursive: true, force: true });
+    }
+    expect(await database.query(HOUR_SUMS)).toEqual(HISTORY_SUMS.hours);
+    expect(await database.query(ANSWER_SUMS)).toEqual(HISTORY_SUMS.answers);
+    await database.query(LEDGER_ROW);
+    expect(
+      await database.query("SELECT calls, cost_micros FROM usage_by_hour WHERE guild_key = '' AND hour = 0"),
+    ).toEqual([{ calls: 1, cost_micros: 1 }]);
   });
 
   it('when a ledger row is updated or deleted, then PostgreSQL refuses: the ledger is append-only', async () => {

@@ -9,6 +9,7 @@ import {
   type BudgetPeriod,
   type BudgetScope,
   highestRoleBudget,
+  HOUR_MS,
   type LimitSource,
   type LimitStanding,
   periodWindow,
@@ -219,9 +220,28 @@ interface LedgerRow {
   request_id: string;
   user_id: string;
   guild_id: string | null;
+  model: string;
+  input_tokens: number;
+  cached_input_tokens: number;
+  cache_write_tokens: number;
+  output_tokens: number;
   cost_micros: number;
+  smart_cost_micros: number;
   charged_at: number;
   outcome: string;
+}
+
+/** A row of the per-hour sums that /usage server and /usage bot read (usage_by_hour). */
+interface HourRow {
+  hour: number;
+  model: string;
+  calls: number;
+  input_tokens: number;
+  cached_input_tokens: number;
+  cache_write_tokens: number;
+  output_tokens: number;
+  cost_micros: number;
+  smart_cost_micros: number;
 }
 
 interface ReservationRow {
@@ -237,6 +257,36 @@ interface Books {
   ledger: LedgerRow[];
   reservations: ReservationRow[];
   counters: CounterRow[];
+  hours: HourRow[];
+}
+
+/** The per-hour sums the ledger's rows make, as the triggers on usage_ledger should keep them. */
+function hoursOfLedger(ledger: readonly LedgerRow[]): HourRow[] {
+  const sums = new Map<string, HourRow>();
+  for (const row of ledger) {
+    const hour = Math.floor(row.charged_at / HOUR_MS);
+    const key = `${hour}|${row.model}`;
+    const sum = sums.get(key) ?? {
+      hour,
+      model: row.model,
+      calls: 0,
+      input_tokens: 0,
+      cached_input_tokens: 0,
+      cache_write_tokens: 0,
+      output_tokens: 0,
+      cost_micros: 0,
+      smart_cost_micros: 0,
+    };
+    sum.calls += 1;
+    sum.input_tokens += row.input_tokens;
+    sum.cached_input_tokens += row.cached_input_tokens;
+    sum.cache_write_tokens += row.cache_write_tokens;
+    sum.output_tokens += row.output_tokens;
+    sum.cost_micros += row.cost_micros;
+    sum.smart_cost_micros += row.smart_cost_micros;
+    sums.set(key, sum);
+  }
+  return [...sums.values()].sort((a, b) => a.hour - b.hour || (a.model < b.model ? -1 : 1));
 }
 
 /** Money of a run's server in a window: a member's (userId) or everyone's (null). */
@@ -288,6 +338,8 @@ interface TableReader {
 const LEDGER_ROWS = 'SELECT * FROM usage_ledger WHERE guild_id = $1 ORDER BY id';
 const RESERVATION_ROWS = 'SELECT * FROM reservations WHERE guild_id = $1 ORDER BY request_id';
 const COUNTER_ROWS = 'SELECT * FROM spend_counters WHERE guild_key = $1 ORDER BY kind, user_key';
+const HOUR_ROWS = `SELECT hour, model, calls, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens,
+  cost_micros, smart_cost_micros FROM usage_by_hour WHERE guild_key = $1 ORDER BY hour, model`;
 
 async function openTableReader(database: TemporaryDatabase): Promise<TableReader> {
   const { databaseUrl, databasePath } = database.location;
@@ -301,7 +353,7 @@ async function openTableReader(database: TemporaryDatabase): Promise<TableReader
         const result = await client.query<Books>({
           name: 'property_books',
           text: `SELECT ${asJson(LEDGER_ROWS)} AS ledger, ${asJson(RESERVATION_ROWS)} AS reservations,
-            ${asJson(COUNTER_ROWS)} AS counters`,
+            ${asJson(COUNTER_ROWS)} AS counters, ${asJson(HOUR_ROWS)} AS hours`,
           values: [guildId],
         });
         const [books] = result.rows;
@@ -314,13 +366,19 @@ async function openTableReader(database: TemporaryDatabase): Promise<TableReader
   const { default: Database } = await import('better-sqlite3');
   const sqlite = new Database(databasePath, { readonly: true });
   const prepare = (sql: string) => sqlite.prepare<[string]>(sql.replace('$1', '?'));
-  const [ledger, reservations, counters] = [LEDGER_ROWS, RESERVATION_ROWS, COUNTER_ROWS].map(prepare);
+  const [ledger, reservations, counters, hours] = [
+    LEDGER_ROWS,
+    RESERVATION_ROWS,
+    COUNTER_ROWS,
+    HOUR_ROWS,
+  ].map(prepare);
   return {
     async books(guildId) {
       return {
         ledger: ledger?.all(guildId) as LedgerRow[],
         reservations: reservations?.all(guildId) as ReservationRow[],
         counters: counters?.all(guildId) as CounterRow[],
+        hours: hours?.all(guildId) as HourRow[],
       };
     },
     close: async () => {
@@ -608,6 +666,8 @@ class World {
   async checkBooks(step: Step): Promise<void> {
     const books = await this.books();
     this.checkCounterRows(books);
+    // The sums the server views read are the ledger's, whatever the step wrote.
+    expect(books.hours).toEqual(hoursOfLedger(books.ledger));
     const serverStandings: LimitStanding[] = [];
     const everyStanding = await this.everyStanding();
     for (const userId of USER_IDS) {
@@ -806,7 +866,7 @@ describe.each(BACKENDS)('Ledger under random interleavings, on %s', (backend) =>
   });
 
   it(
-    'when reserves, settles, releases, replays, budget changes and rollovers interleave at random, then each counter row holds exactly the money of its window, new windows start empty and committed money never passes a limit it was not already over',
+    'when reserves, settles, releases, replays, budget changes and rollovers interleave at random, then each counter row holds exactly the money of its window, new windows start empty and committed money never passes a limit it was not already over, and the per-hour sums the server views read are the ledger’s',
     async () => {
       const price = defaultPrices().get(FAST_MODEL);
       expect(price && worstCaseCostMicros(price, TYPICAL_INPUT_TOKENS, TYPICAL_OUTPUT_TOKENS)).toBe(

@@ -60,21 +60,8 @@ export const usageLedger = pgTable(
       table.cacheWriteTokens,
       table.outputTokens,
     ),
-    // Covers /usage server and /usage bot (a server's calls in a period, by day and model) by an
-    // index-only scan, and /usage export's pages in time order, keyed by (charged_at, id).
-    index('usage_ledger_guild_period').on(
-      table.guildId,
-      table.chargedAt,
-      table.id,
-      table.model,
-      table.costMicros,
-      table.smartCostMicros,
-      table.inputTokens,
-      table.cachedInputTokens,
-      table.cacheWriteTokens,
-      table.outputTokens,
-      table.userId,
-    ),
+    // /usage export's pages of a server's calls in time order, keyed by (charged_at, id).
+    index('usage_ledger_guild_time').on(table.guildId, table.chargedAt, table.id),
   ],
 );
 
@@ -200,16 +187,42 @@ export const turns = pgTable(
   (table) => [
     index('turns_user_channel').on(table.userId, table.channelId, table.createdAt),
     index('turns_user_guild').on(table.guildId, table.userId, table.createdAt),
-    // Covers /usage server's answers by reason: a server's turns in a period, by an index-only scan.
-    index('turns_guild_period').on(
-      table.guildId,
-      table.createdAt,
-      table.status,
-      table.escalationSource,
-      table.costMicros,
-      table.smartOnlyCostMicros,
-    ),
   ],
+);
+
+/**
+ * A server's calls by UTC hour and model, summed by a statement trigger on usage_ledger
+ * (migrations/postgres/0004_usage_by_hour.sql); see ../sqlite/schema.ts.
+ */
+export const usageByHour = pgTable(
+  'usage_by_hour',
+  {
+    guildKey: text('guild_key').notNull(),
+    hour: bigint('hour', { mode: 'number' }).notNull(),
+    model: text('model').notNull(),
+    calls: bigint('calls', { mode: 'number' }).notNull(),
+    inputTokens: bigint('input_tokens', { mode: 'number' }).notNull(),
+    cachedInputTokens: bigint('cached_input_tokens', { mode: 'number' }).notNull(),
+    cacheWriteTokens: bigint('cache_write_tokens', { mode: 'number' }).notNull(),
+    outputTokens: bigint('output_tokens', { mode: 'number' }).notNull(),
+    costMicros: micros('cost_micros').notNull(),
+    smartCostMicros: micros('smart_cost_micros').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.guildKey, table.hour, table.model] })],
+);
+
+/** A server's answered turns by UTC hour and escalation reason ('' for none), summed by a trigger on turns. */
+export const answersByHour = pgTable(
+  'answers_by_hour',
+  {
+    guildKey: text('guild_key').notNull(),
+    hour: bigint('hour', { mode: 'number' }).notNull(),
+    reason: text('reason').notNull(),
+    answers: bigint('answers', { mode: 'number' }).notNull(),
+    costMicros: micros('cost_micros').notNull(),
+    smartOnlyCostMicros: micros('smart_only_cost_micros').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.guildKey, table.hour, table.reason] })],
 );
 
 export const escalations = pgTable('escalations', {

@@ -12,6 +12,7 @@ import type {
   UsageOverview,
 } from '../../core/usage.js';
 import type { UsageStore } from '../store.js';
+import { botSumsQueries, type HourParameter, hoursOf, serverSumsQueries } from '../usage-by-hour.js';
 
 /** A member's rows in a window: $1 user, $2 guild ('' and IS NULL for DMs), $3–$4 the window. */
 const inWindow = (column: 'charged_at' | 'created_at', isDirectMessage: boolean) =>
@@ -23,8 +24,12 @@ const USAGE_SUMS = `model, COUNT(*)::int AS calls, SUM(input_tokens) AS "inputTo
   SUM(cached_input_tokens) AS "cachedInputTokens", SUM(cache_write_tokens) AS "cacheWriteTokens",
   SUM(output_tokens) AS "outputTokens", SUM(cost_micros) AS "costMicros", SUM(smart_cost_micros) AS "smartCostMicros"`;
 
+/** A member's answers by reason. */
 const ROUTE_SUMS = `escalation_source AS reason, COUNT(*)::int AS answers, SUM(cost_micros) AS "costMicros",
   SUM(smart_only_cost_micros) AS "smartOnlyCostMicros"`;
+
+/** Where each parameter of a server's per-hour sums' statements goes. */
+const SERVER_PARAMETERS: Record<HourParameter, string> = { guildKey: '$1', fromHour: '$2', toHour: '$3' };
 
 /** The running totals' columns of each budget period. */
 const PERIOD_COLUMNS = { day: 'day', week: 'week', month: 'month' } as const;
@@ -70,19 +75,16 @@ export class PostgresUsageStore implements UsageStore {
 
   /**
    * A view's reads, in one read-only snapshot (its figures agree with each other, as on SQLite) on one
-   * connection, without parallel workers: for the tens of thousands of rows of a server's month, starting
-   * workers costs more than they save (on a 2-vCPU host, a month of the busiest server took 150–240 ms with
-   * two workers and 50 ms without).
+   * connection. A member's figures come from their calls (their own covering index); a server's and the
+   * bot's from the per-hour sums (../usage-by-hour.ts).
    */
   async overview(query: OverviewQuery): Promise<UsageOverview> {
     const { scope, window, bucketMs } = query;
-    // Grouped by the step number, whose distinct values PostgreSQL knows for a day's step from the
-    // statistics object `usage_ledger_charge_day` (migrations/postgres/0002_reports.sql): without it, it
-    // takes the charge times' near-unique values for the step's, and sorts a month of rows on disk
-    // instead of hashing 60 groups.
-    const step = `charged_at / ${checkedChartStep(bucketMs)}`;
     return this.inSnapshot(async (read) => {
       if (scope.kind === 'member') {
+        // Grouped by the step number, whose distinct values PostgreSQL knows for a day's step from the
+        // statistics object `usage_ledger_charge_day` (migrations/postgres/0002_reports.sql).
+        const step = `charged_at / ${checkedChartStep(bucketMs)}`;
         const isDirectMessage = scope.guildId === null;
         const parameters = [scope.userId, scope.guildId ?? '', window.startMs, window.endMs];
         const buckets = await read<BucketUsage>(
@@ -97,33 +99,18 @@ export class PostgresUsageStore implements UsageStore {
         );
         return { buckets, top: [], routes };
       }
+      const { fromHour, toHour } = hoursOf(window);
       if (scope.kind === 'server') {
-        // Index-only scans of usage_ledger_guild_period and turns_guild_period, hashed into groups.
-        const parameters = [scope.guildId, window.startMs, window.endMs];
-        const buckets = await read<BucketUsage>(
-          `SELECT ${step} * ${bucketMs} AS "startMs", ${USAGE_SUMS} FROM usage_ledger
-           WHERE guild_id = $1 AND charged_at >= $2 AND charged_at < $3 GROUP BY ${step}, model`,
-          parameters,
-        );
-        const routes = await read<AnswersByRoute>(
-          `SELECT ${ROUTE_SUMS} FROM turns
-           WHERE guild_id = $1 AND created_at >= $2 AND created_at < $3 AND status = 'answered' GROUP BY 1`,
-          parameters,
-        );
+        const sums = serverSumsQueries((name) => SERVER_PARAMETERS[name], bucketMs);
+        const parameters = [scope.guildId, fromHour, toHour];
+        const buckets = await read<BucketUsage>(sums.buckets, parameters);
+        const routes = await read<AnswersByRoute>(sums.routes, parameters);
         return { buckets, top: await topMembers(read, scope.guildId, query), routes };
       }
-      // Every server (and DMs): one pass over the period, grouped by server too for the biggest ones.
-      const parameters = [window.startMs, window.endMs];
-      const rows = await read<BucketUsage & { guildId: string | null }>(
-        `SELECT guild_id AS "guildId", ${step} * ${bucketMs} AS "startMs", ${USAGE_SUMS} FROM usage_ledger
-         WHERE charged_at >= $1 AND charged_at < $2 GROUP BY guild_id, ${step}, model`,
-        parameters,
-      );
-      const routes = await read<AnswersByRoute>(
-        `SELECT ${ROUTE_SUMS} FROM turns
-         WHERE created_at >= $1 AND created_at < $2 AND status = 'answered' GROUP BY 1`,
-        parameters,
-      );
+      // Every server (and DMs), grouped by server too for the biggest ones.
+      const sums = botSumsQueries((name) => (name === 'fromHour' ? '$1' : '$2'), bucketMs);
+      const rows = await read<BucketUsage & { guildId: string | null }>(sums.buckets, [fromHour, toHour]);
+      const routes = await read<AnswersByRoute>(sums.routes, [fromHour, toHour]);
       const spentByServer = new Map<string | null, number>();
       const buckets = rows.map(({ guildId, ...bucket }) => {
         spentByServer.set(guildId, (spentByServer.get(guildId) ?? 0) + bucket.costMicros);

@@ -1,4 +1,3 @@
-import { sql } from 'drizzle-orm';
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 import { BUDGET_PERIODS, BUDGET_SCOPES } from '../../core/budget.js';
 import { ESCALATION_MODES } from '../../core/escalation.js';
@@ -53,22 +52,8 @@ export const usageLedger = sqliteTable(
       table.cacheWriteTokens,
       table.outputTokens,
     ),
-    // Covers /usage server and /usage bot (a server's calls in a period, by day and model): the UTC day
-    // number leads after the server, so grouping by day and model follows the index and needs no sort,
-    // and the charge time itself is in it so that SQLite can count it covering (see ./usage.ts).
-    index('usage_ledger_guild_day').on(
-      table.guildId,
-      sql`${table.chargedAt} / 86400000`,
-      table.model,
-      table.costMicros,
-      table.smartCostMicros,
-      table.inputTokens,
-      table.cachedInputTokens,
-      table.cacheWriteTokens,
-      table.outputTokens,
-      table.userId,
-      table.chargedAt,
-    ),
+    // /usage export: a server's calls in time order (the rowid, last in every index, breaks ties).
+    index('usage_ledger_guild_time').on(table.guildId, table.chargedAt),
   ],
 );
 
@@ -227,17 +212,48 @@ export const turns = sqliteTable(
   (table) => [
     index('turns_user_channel').on(table.userId, table.channelId, table.createdAt),
     index('turns_user_guild').on(table.guildId, table.userId, table.createdAt),
-    // Covers /usage server's answers by reason: a server's turns by UTC day and reason, in index order.
-    index('turns_guild_day').on(
-      table.guildId,
-      sql`${table.createdAt} / 86400000`,
-      table.escalationSource,
-      table.status,
-      table.costMicros,
-      table.smartOnlyCostMicros,
-      table.createdAt,
-    ),
   ],
+);
+
+/**
+ * A server's calls by UTC hour and model, summed: what /usage server and /usage bot read, so that a month
+ * of the busiest server is a few hundred rows, not its tens of thousands of calls. Written by a trigger on
+ * every usage_ledger insert, in the same transaction (migrations/sqlite/0007_usage_by_hour.sql), so it
+ * always holds the ledger's sums; never written by the bot itself. `guild_key` is '' for direct messages,
+ * `hour` the charge time's hours since the epoch. WITHOUT ROWID in the migration (clustered on its key).
+ */
+export const usageByHour = sqliteTable(
+  'usage_by_hour',
+  {
+    guildKey: text('guild_key').notNull(),
+    hour: integer('hour').notNull(),
+    model: text('model').notNull(),
+    calls: integer('calls').notNull(),
+    inputTokens: integer('input_tokens').notNull(),
+    cachedInputTokens: integer('cached_input_tokens').notNull(),
+    cacheWriteTokens: integer('cache_write_tokens').notNull(),
+    outputTokens: integer('output_tokens').notNull(),
+    costMicros: integer('cost_micros').notNull(),
+    smartCostMicros: integer('smart_cost_micros').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.guildKey, table.hour, table.model] })],
+);
+
+/**
+ * A server's answered turns by UTC hour and escalation reason ('' for none), summed by a trigger on every
+ * turns insert, as usage_by_hour is on the ledger's: /usage server's answers by reason and savings.
+ */
+export const answersByHour = sqliteTable(
+  'answers_by_hour',
+  {
+    guildKey: text('guild_key').notNull(),
+    hour: integer('hour').notNull(),
+    reason: text('reason').notNull(),
+    answers: integer('answers').notNull(),
+    costMicros: integer('cost_micros').notNull(),
+    smartOnlyCostMicros: integer('smart_only_cost_micros').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.guildKey, table.hour, table.reason] })],
 );
 
 /**
