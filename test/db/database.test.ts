@@ -435,6 +435,24 @@ describe('PostgreSQL: inBatchedTransaction (BEGIN with the first statement, COMM
     }
   });
 
+  it("when statements run in it, then they run on generic plans, and the connection's next statements as before", async () => {
+    database = await temporaryDatabase('postgres');
+    // One connection, so the statement after the transaction runs where the setting was made.
+    const pool = openPool(database.location.databaseUrl ?? '', () => {}, 1);
+    const PLAN_MODE = "SELECT current_setting('plan_cache_mode') AS mode";
+    try {
+      const inside = await inBatchedTransaction(pool, async (transaction) => {
+        const first = await transaction.query<{ mode: string }>({ text: PLAN_MODE });
+        const last = await transaction.queryAndCommit<{ mode: string }>({ text: PLAN_MODE });
+        return [first.rows[0]?.mode, last.rows[0]?.mode];
+      });
+      expect(inside).toEqual(['force_generic_plan', 'force_generic_plan']);
+      expect((await pool.query<{ mode: string }>(PLAN_MODE)).rows).toEqual([{ mode: 'auto' }]);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('when the last statement fails, then COMMIT does not run, nothing is kept, and the connection serves the next transaction', async () => {
     database = await temporaryDatabase('postgres');
     // One connection, so the next transaction runs on the one the failure left behind.

@@ -102,7 +102,7 @@ const INSERT_RESERVATION = `WITH reservation AS (
   ${UPDATE_COUNTERS}`;
 
 /**
- * The write behind's batch of settles in one statement (so one round trip, committed on its own): each
+ * The write behind's batch of settles in one statement (one round trip, in a batched transaction): each
  * reservation is removed, its ledger row written, and its money moved from reserved to spent in its
  * windows. Row locks are taken in the same order as every other close — the reservations first (the
  * DELETE), then the counter rows in the one global order (the `locked` subquery, which the counters'
@@ -351,23 +351,25 @@ export class PostgresLedgerStore implements LedgerStore {
     const parts = splitByWindows(settles);
     const settled = new Set<string>();
     for (const part of parts) {
-      const result = await this.pool.query<{ requestId: string }>({
-        name: 'tierbot_settle_held',
-        text: SETTLE_HELD,
-        values: [
-          part.map((settle) => settle.requestId),
-          part.map((settle) => settle.usage.inputTokens),
-          part.map((settle) => settle.usage.cachedInputTokens),
-          part.map((settle) => settle.usage.cacheWriteTokens),
-          part.map((settle) => settle.usage.outputTokens),
-          part.map((settle) => settle.costMicros),
-          part.map((settle) => settle.smartCostMicros),
-          part.map((settle) => settle.windows.day),
-          part.map((settle) => settle.windows.week),
-          part.map((settle) => settle.windows.month),
-          Date.now(),
-        ],
-      });
+      const result = await inBatchedTransaction(this.pool, (transaction) =>
+        transaction.queryAndCommit<{ requestId: string }>({
+          name: 'tierbot_settle_held',
+          text: SETTLE_HELD,
+          values: [
+            part.map((settle) => settle.requestId),
+            part.map((settle) => settle.usage.inputTokens),
+            part.map((settle) => settle.usage.cachedInputTokens),
+            part.map((settle) => settle.usage.cacheWriteTokens),
+            part.map((settle) => settle.usage.outputTokens),
+            part.map((settle) => settle.costMicros),
+            part.map((settle) => settle.smartCostMicros),
+            part.map((settle) => settle.windows.day),
+            part.map((settle) => settle.windows.week),
+            part.map((settle) => settle.windows.month),
+            Date.now(),
+          ],
+        }),
+      );
       for (const { requestId } of result.rows) settled.add(requestId);
     }
     return settles.map((settle): SettleResult =>
