@@ -2,11 +2,14 @@
 -- its calls: a month of the busiest server is a few hundred rows, not tens of thousands. Statement
 -- triggers keep the sums in the same transaction as every insert into the ledger and the turns (both only
 -- ever grow), one upsert per statement, its rows in key order (so two transactions lock them in the same
--- order, and queue instead of deadlocking); the history so far is summed here, with both tables locked
--- against writes so that no row is summed twice or missed. The covering indexes the views read until now
--- are dropped: export reads a server's calls by (guild_id, charged_at, id).
+-- order, and queue instead of deadlocking); the history so far is summed here. The covering indexes the
+-- views read until now are dropped: export reads a server's calls by (guild_id, charged_at, id).
+-- Both tables are locked first, in the strongest mode the migration needs (DROP INDEX's), so that no row
+-- is summed twice or missed and no transaction of a running bot holds a weaker lock the migration would
+-- have to wait on later (a deadlock); bot processes' statements on them wait for the migration's commit,
+-- a few seconds per million ledger rows.
 SET LOCAL statement_timeout = 0;--> statement-breakpoint
-LOCK TABLE usage_ledger, turns IN SHARE ROW EXCLUSIVE MODE;--> statement-breakpoint
+LOCK TABLE usage_ledger, turns IN ACCESS EXCLUSIVE MODE;--> statement-breakpoint
 CREATE TABLE "answers_by_hour" (
 	"guild_key" text NOT NULL,
 	"hour" bigint NOT NULL,
@@ -31,6 +34,9 @@ CREATE TABLE "usage_by_hour" (
 	CONSTRAINT "usage_by_hour_guild_key_hour_model_pk" PRIMARY KEY("guild_key","hour","model")
 );
 --> statement-breakpoint
+-- The bot's view reads every server's hours of a window.
+CREATE INDEX "answers_by_hour_hour" ON "answers_by_hour" USING btree ("hour");--> statement-breakpoint
+CREATE INDEX "usage_by_hour_hour" ON "usage_by_hour" USING btree ("hour");--> statement-breakpoint
 -- Rewritten at every server's hour of calls: room on each page keeps the updates in place (HOT).
 ALTER TABLE usage_by_hour SET (fillfactor = 70);--> statement-breakpoint
 ALTER TABLE answers_by_hour SET (fillfactor = 70);--> statement-breakpoint

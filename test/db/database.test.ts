@@ -453,6 +453,26 @@ describe('PostgreSQL: inBatchedTransaction (BEGIN with the first statement, COMM
     }
   });
 
+  it('when the first statement of a batch fails before it is prepared, then the next use of that statement prepares it again', async () => {
+    database = await temporaryDatabase('postgres');
+    // One connection: without the fix, pg counts the statement as prepared on it (BEGIN's ParseComplete came
+    // first) and never sends its Parse again, so every later use fails with "does not exist".
+    const pool = openPool(database.location.databaseUrl ?? '', () => {}, 1);
+    const NAMED = { name: 'test_not_yet', text: 'SELECT count(*)::int AS n FROM not_yet', values: [] };
+    try {
+      await expect(
+        inBatchedTransaction(pool, (transaction) => transaction.queryAndCommit(NAMED)),
+      ).rejects.toThrow(/not_yet/);
+      await pool.query('CREATE TABLE not_yet (id int)');
+      const rows = await inBatchedTransaction(pool, async (transaction) => {
+        return (await transaction.queryAndCommit<{ n: number }>(NAMED)).rows;
+      });
+      expect(rows).toEqual([{ n: 0 }]);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it('when the last statement fails, then COMMIT does not run, nothing is kept, and the connection serves the next transaction', async () => {
     database = await temporaryDatabase('postgres');
     // One connection, so the next transaction runs on the one the failure left behind.

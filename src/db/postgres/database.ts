@@ -155,6 +155,7 @@ export async function inBatchedTransaction<T>(
   type State = 'new' | 'open' | 'committed';
   // Changed by `run`, which the compiler's narrowing of a local cannot see.
   let state = 'new' as State;
+  let isBroken = false;
   const run = async <Row extends pg.QueryResultRow>(config: pg.QueryConfig, commit: boolean) => {
     const begin = state === 'new';
     // Until the batch's answer, a failure may have left the transaction open: roll back to be sure.
@@ -162,8 +163,13 @@ export async function inBatchedTransaction<T>(
     const results = await new Promise<pg.QueryResult<Row> | pg.QueryResult<Row>[]>((resolve, reject) => {
       void client.query(
         new BatchedQuery(config, { begin, commit }, (error, result) => {
-          if (error) reject(error);
-          else resolve(result as pg.QueryResult<Row> | pg.QueryResult<Row>[]);
+          if (error) {
+            // pg counts a named statement as prepared on the first ParseComplete of its query, which here
+            // may be BEGIN's: had the batch failed before the statement's own Parse, the connection would
+            // never prepare it again. It is not given back to the pool.
+            if (begin && config.name) isBroken = true;
+            reject(error);
+          } else resolve(result as pg.QueryResult<Row> | pg.QueryResult<Row>[]);
         }),
       );
     });
@@ -174,7 +180,6 @@ export async function inBatchedTransaction<T>(
     if (!result) throw new Error('PostgreSQL answered a batch without its statement');
     return result;
   };
-  let isBroken = false;
   try {
     const result = await work({
       query: (config) => run(config, false),

@@ -208,7 +208,11 @@ export const usageByHour = pgTable(
     costMicros: micros('cost_micros').notNull(),
     smartCostMicros: micros('smart_cost_micros').notNull(),
   },
-  (table) => [primaryKey({ columns: [table.guildKey, table.hour, table.model] })],
+  // The bot's view reads every server's hours of a window.
+  (table) => [
+    primaryKey({ columns: [table.guildKey, table.hour, table.model] }),
+    index('usage_by_hour_hour').on(table.hour),
+  ],
 );
 
 /** A server's answered turns by UTC hour and escalation reason ('' for none), summed by a trigger on turns. */
@@ -222,7 +226,10 @@ export const answersByHour = pgTable(
     costMicros: micros('cost_micros').notNull(),
     smartOnlyCostMicros: micros('smart_only_cost_micros').notNull(),
   },
-  (table) => [primaryKey({ columns: [table.guildKey, table.hour, table.reason] })],
+  (table) => [
+    primaryKey({ columns: [table.guildKey, table.hour, table.reason] }),
+    index('answers_by_hour_hour').on(table.hour),
+  ],
 );
 
 export const escalations = pgTable('escalations', {

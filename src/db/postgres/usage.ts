@@ -39,7 +39,7 @@ const EXPORT_PAGE_ROWS = 2_000;
 
 /**
  * A page of a server's calls after a (charged_at, id) key, in that order: the index
- * `usage_ledger_guild_period` (guild_id, charged_at, id, …) gives the order and the seek, so each page
+ * `usage_ledger_guild_time` (guild_id, charged_at, id, …) gives the order and the seek, so each page
  * costs its own rows, however far into the period it starts. The page is taken first and only its rows
  * are joined to their turns: joined in one query, the planner expected the whole period and sent the
  * page to parallel workers, whose start alone cost more than the page (80 ms against 10).

@@ -236,7 +236,11 @@ export const usageByHour = sqliteTable(
     costMicros: integer('cost_micros').notNull(),
     smartCostMicros: integer('smart_cost_micros').notNull(),
   },
-  (table) => [primaryKey({ columns: [table.guildKey, table.hour, table.model] })],
+  // The bot's view reads every server's hours of a window.
+  (table) => [
+    primaryKey({ columns: [table.guildKey, table.hour, table.model] }),
+    index('usage_by_hour_hour').on(table.hour),
+  ],
 );
 
 /**
@@ -253,7 +257,10 @@ export const answersByHour = sqliteTable(
     costMicros: integer('cost_micros').notNull(),
     smartOnlyCostMicros: integer('smart_only_cost_micros').notNull(),
   },
-  (table) => [primaryKey({ columns: [table.guildKey, table.hour, table.reason] })],
+  (table) => [
+    primaryKey({ columns: [table.guildKey, table.hour, table.reason] }),
+    index('answers_by_hour_hour').on(table.hour),
+  ],
 );
 
 /**
