@@ -34,9 +34,6 @@ CREATE TABLE "usage_by_hour" (
 	CONSTRAINT "usage_by_hour_guild_key_hour_model_pk" PRIMARY KEY("guild_key","hour","model")
 );
 --> statement-breakpoint
--- The bot's view reads every server's hours of a window.
-CREATE INDEX "answers_by_hour_hour" ON "answers_by_hour" USING btree ("hour");--> statement-breakpoint
-CREATE INDEX "usage_by_hour_hour" ON "usage_by_hour" USING btree ("hour");--> statement-breakpoint
 -- Rewritten at every server's hour of calls: room on each page keeps the updates in place (HOT).
 ALTER TABLE usage_by_hour SET (fillfactor = 70);--> statement-breakpoint
 ALTER TABLE answers_by_hour SET (fillfactor = 70);--> statement-breakpoint

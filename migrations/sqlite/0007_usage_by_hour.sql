@@ -27,9 +27,6 @@ CREATE TABLE `usage_by_hour` (
 	PRIMARY KEY(`guild_key`, `hour`, `model`)
 ) WITHOUT ROWID;
 --> statement-breakpoint
--- The bot's view reads every server's hours of a window.
-CREATE INDEX `answers_by_hour_hour` ON `answers_by_hour` (`hour`);--> statement-breakpoint
-CREATE INDEX `usage_by_hour_hour` ON `usage_by_hour` (`hour`);--> statement-breakpoint
 INSERT INTO `usage_by_hour`
   SELECT COALESCE(guild_id, ''), charged_at / 3600000, model, COUNT(*), SUM(input_tokens), SUM(cached_input_tokens),
     SUM(cache_write_tokens), SUM(output_tokens), SUM(cost_micros), SUM(smart_cost_micros)

@@ -46,14 +46,33 @@ export function serverSumsQueries(parameter: (name: HourParameter) => string, bu
   };
 }
 
-/** The whole bot's statements: every server's (and direct messages', `guildId` null) figures. */
+/**
+ * Every key of a sums table, found by seeking from one to the next in its primary key (guild_key, hour, …):
+ * SQLite has no skip scan without statistics, and neither database would otherwise avoid reading every
+ * hour of every server ever summed to find a window's.
+ */
+const keysOf = (table: 'usage_by_hour' | 'answers_by_hour') => `WITH RECURSIVE servers(key) AS (
+    SELECT MIN(guild_key) FROM ${table}
+    UNION ALL
+    SELECT (SELECT MIN(guild_key) FROM ${table} WHERE guild_key > servers.key) FROM servers
+    WHERE servers.key IS NOT NULL
+  )`;
+
+/**
+ * The whole bot's statements: every server's (and direct messages', `guildId` null) figures, each
+ * server's hours of the window read by a seek in the primary key.
+ */
 export function botSumsQueries(parameter: (name: 'fromHour' | 'toHour') => string, bucketMs: number) {
   const { step, inWindow } = stepAndWindow(parameter, bucketMs);
+  const ofEachServer = (table: 'usage_by_hour' | 'answers_by_hour') =>
+    `FROM servers s JOIN ${table} ON guild_key = s.key AND ${inWindow}`;
   return {
     /** Calls by server, step and model. */
-    buckets: `SELECT NULLIF(guild_key, '') AS "guildId", ${step} * ${bucketMs} AS "startMs", ${CALL_SUMS}
-      FROM usage_by_hour WHERE ${inWindow} GROUP BY guild_key, ${step}, model`,
+    buckets: `${keysOf('usage_by_hour')}
+      SELECT NULLIF(guild_key, '') AS "guildId", ${step} * ${bucketMs} AS "startMs", ${CALL_SUMS}
+      ${ofEachServer('usage_by_hour')} GROUP BY guild_key, ${step}, model`,
     /** Every answer's reason. */
-    routes: `SELECT ${ANSWER_SUMS} FROM answers_by_hour WHERE ${inWindow} GROUP BY reason`,
+    routes: `${keysOf('answers_by_hour')}
+      SELECT ${ANSWER_SUMS} ${ofEachServer('answers_by_hour')} GROUP BY reason`,
   };
 }

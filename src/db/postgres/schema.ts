@@ -208,11 +208,7 @@ export const usageByHour = pgTable(
     costMicros: micros('cost_micros').notNull(),
     smartCostMicros: micros('smart_cost_micros').notNull(),
   },
-  // The bot's view reads every server's hours of a window.
-  (table) => [
-    primaryKey({ columns: [table.guildKey, table.hour, table.model] }),
-    index('usage_by_hour_hour').on(table.hour),
-  ],
+  (table) => [primaryKey({ columns: [table.guildKey, table.hour, table.model] })],
 );
 
 /** A server's answered turns by UTC hour and escalation reason ('' for none), summed by a trigger on turns. */
@@ -226,10 +222,7 @@ export const answersByHour = pgTable(
     costMicros: micros('cost_micros').notNull(),
     smartOnlyCostMicros: micros('smart_only_cost_micros').notNull(),
   },
-  (table) => [
-    primaryKey({ columns: [table.guildKey, table.hour, table.reason] }),
-    index('answers_by_hour_hour').on(table.hour),
-  ],
+  (table) => [primaryKey({ columns: [table.guildKey, table.hour, table.reason] })],
 );
 
 export const escalations = pgTable('escalations', {

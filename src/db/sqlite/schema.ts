@@ -236,11 +236,7 @@ export const usageByHour = sqliteTable(
     costMicros: integer('cost_micros').notNull(),
     smartCostMicros: integer('smart_cost_micros').notNull(),
   },
-  // The bot's view reads every server's hours of a window.
-  (table) => [
-    primaryKey({ columns: [table.guildKey, table.hour, table.model] }),
-    index('usage_by_hour_hour').on(table.hour),
-  ],
+  (table) => [primaryKey({ columns: [table.guildKey, table.hour, table.model] })],
 );
 
 /**
@@ -257,10 +253,7 @@ export const answersByHour = sqliteTable(
     costMicros: integer('cost_micros').notNull(),
     smartOnlyCostMicros: integer('smart_only_cost_micros').notNull(),
   },
-  (table) => [
-    primaryKey({ columns: [table.guildKey, table.hour, table.reason] }),
-    index('answers_by_hour_hour').on(table.hour),
-  ],
+  (table) => [primaryKey({ columns: [table.guildKey, table.hour, table.reason] })],
 );
 
 /**
