@@ -79,6 +79,8 @@ export interface Member {
 export interface Budgets {
   /** The limits that apply to a member right now and how each stands (spent and held this period). */
   standings(member: Member): Promise<LimitStanding[]>;
+  /** The standings of several members, read at one moment, in their order. */
+  standingsOfMembers(members: readonly Member[]): Promise<LimitStanding[][]>;
   /** Sets a budget and audits the change; returns the budget it replaced. */
   setBudget(change: BudgetChange, budget: Budget): Promise<Budget | undefined>;
   /** Removes a budget and audits it; clearing an unset budget changes nothing. */

@@ -29,7 +29,7 @@ export const TOP_SPENDERS = 10;
 /** What the views read: the bot's storage, or `npm run report`'s read-only view of the same database. */
 export interface ReportSources {
   usage: Pick<UsageReports, 'overview'>;
-  budgets: Pick<Budgets, 'standings' | 'roleBudgets'>;
+  budgets: Pick<Budgets, 'standings' | 'standingsOfMembers' | 'roleBudgets'>;
 }
 
 /** The window a view covers: the period's current window, or all time up to the end of today (UTC). */
@@ -207,17 +207,20 @@ export async function serverView(
     cap,
     'cap',
   );
-  const top = await Promise.all(
-    figures.top.map(async ({ id, spentMicros }): Promise<TopMember> => {
-      const userId = id ?? '';
-      const roleIds = input.rolesOf(userId);
-      const budget = (await sources.budgets.standings({ userId, guildId, roleIds: roleIds ?? [] })).find(
-        (standing) => standing.kind === 'user',
-      );
-      const isBudgetCertain = roleIds !== undefined || roleBudgets.length === 0 || budget?.source === 'own';
-      return { userId, spentMicros, budget, isBudgetCertain };
-    }),
+  const members = figures.top.map(({ id }) => {
+    const userId = id ?? '';
+    return { userId, guildId, roleIds: input.rolesOf(userId) };
+  });
+  // One read for every member listed, not one each.
+  const memberStandings = await sources.budgets.standingsOfMembers(
+    members.map((member) => ({ ...member, roleIds: member.roleIds ?? [] })),
   );
+  const top = figures.top.map(({ spentMicros }, index): TopMember => {
+    const { userId, roleIds } = members[index] ?? { userId: '', roleIds: undefined };
+    const budget = memberStandings[index]?.find((standing) => standing.kind === 'user');
+    const isBudgetCertain = roleIds !== undefined || roleBudgets.length === 0 || budget?.source === 'own';
+    return { userId, spentMicros, budget, isBudgetCertain };
+  });
   return { ...figures, cap, doesCapApply: cap?.budget.period === period, top };
 }
 

@@ -18,6 +18,10 @@ export class BudgetBook implements Budgets {
     return this.ledger.standings(member);
   }
 
+  standingsOfMembers(members: readonly Member[]): Promise<LimitStanding[][]> {
+    return this.ledger.standingsOfMembers(members);
+  }
+
   setBudget(change: BudgetChange, budget: Budget): Promise<Budget | undefined> {
     return this.store.writeBudget(change, budget, this.now());
   }

@@ -246,6 +246,24 @@ export class Ledger implements UsageLedger {
     return results.filter((result) => result.status === 'settled').length;
   }
 
+  /** `standings` of several members, read at one moment in one query (/usage server's top members). */
+  async standingsOfMembers(members: readonly Member[]): Promise<LimitStanding[][]> {
+    const owners = members.map(ownerOf);
+    const pending = this.settles.pending.filter((settle) => owners.some((owner) => concerns(settle, owner)));
+    const { snapshots, openIds } = await this.store.snapshots(
+      owners,
+      pending.map((settle) => settle.requestId),
+    );
+    const nowMs = this.now();
+    return owners.map((owner, index) => {
+      // A settle written while the snapshot was read is in the rows, and its reservation gone.
+      const unwritten = pending.filter((settle) => concerns(settle, owner) && openIds.has(settle.requestId));
+      const snapshot = snapshots[index];
+      if (!snapshot) throw new Error('the store returned fewer snapshots than members');
+      return standingsOf(owner, snapshot, this.options, nowMs, unwritten).standings;
+    });
+  }
+
   /** The limits that apply to a member and how each stands right now (for /usage and /budget show). */
   async standings(member: Member): Promise<LimitStanding[]> {
     const owner = ownerOf(member);

@@ -32,6 +32,20 @@ export async function openReportDatabase(
         const { snapshot } = await stores.ledger.snapshot(owner, []);
         return standingsOf(owner, snapshot, options, now(), []).standings;
       },
+      async standingsOfMembers(members: readonly Member[]): Promise<LimitStanding[][]> {
+        const owners = members.map((member) => ({
+          userId: member.userId,
+          guildId: member.guildId,
+          roleIds: member.roleIds ?? [],
+        }));
+        const { snapshots } = await stores.ledger.snapshots(owners, []);
+        const nowMs = now();
+        return owners.map((owner, index) => {
+          const snapshot = snapshots[index];
+          if (!snapshot) throw new Error('the store returned fewer snapshots than members');
+          return standingsOf(owner, snapshot, options, nowMs, []).standings;
+        });
+      },
       roleBudgets: (guildId) => stores.ledger.roleBudgets(guildId),
     },
     close: () => stores.close(),

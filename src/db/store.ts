@@ -159,6 +159,12 @@ export interface LedgerStore {
     stillOpen: readonly string[],
   ): Promise<{ snapshot: LimitSnapshot; openIds: Set<string> }>;
 
+  /** `snapshot` for several members at once, read at one moment: one result per owner, in their order. */
+  snapshots(
+    owners: readonly CounterOwner[],
+    stillOpen: readonly string[],
+  ): Promise<{ snapshots: LimitSnapshot[]; openIds: Set<string> }>;
+
   /**
    * Reservations to charge at their worst case: held past their TTL, or by an instance whose lease has
    * expired (or that no longer exists), or by a process of this host that is gone.
@@ -302,7 +308,7 @@ export interface DialectStores {
 /** What reading a database without touching it needs (`npm run report`): the usage queries and budgets. */
 export interface ReadOnlyStores {
   readonly dialect: 'sqlite' | 'postgres';
-  ledger: Pick<LedgerStore, 'snapshot' | 'roleBudgets'>;
+  ledger: Pick<LedgerStore, 'snapshot' | 'snapshots' | 'roleBudgets'>;
   usage: UsageStore;
   close(): Promise<void>;
 }

@@ -183,6 +183,10 @@ function scriptedSources(script: {
         calls.standings.push(member);
         return script.standings(member);
       },
+      async standingsOfMembers(members) {
+        calls.standings.push(...members);
+        return members.map((member) => script.standings(member));
+      },
       async roleBudgets(guildId) {
         const budgets = script.roleBudgets[guildId];
         if (!budgets) throw new Error(`unscripted roleBudgets(${guildId})`);

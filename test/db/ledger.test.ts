@@ -320,6 +320,52 @@ describe.each(BACKENDS)('on %s', (backend) => {
       });
     });
 
+    it("when several members' standings are read at once, then each is what it reads alone: own, role, default budgets, DMs, and a settle not yet written", async () => {
+      await storage.budgets.setBudget(
+        { guildId: 'guild-1', scope: 'role', roleId: 'role-patrons', changedBy: 'admin' },
+        { amountMicros: 50_000, period: 'month' },
+      );
+      await storage.budgets.setBudget(
+        { guildId: 'guild-1', scope: 'user', userId: 'user-2', changedBy: 'admin' },
+        { amountMicros: 7_000, period: 'week' },
+      );
+      await storage.budgets.setBudget(
+        { guildId: 'guild-1', scope: 'server-total', changedBy: 'admin' },
+        { amountMicros: 100_000, period: 'month' },
+      );
+      const members: Member[] = [
+        { userId: 'user-1', guildId: 'guild-1', roleIds: ['role-patrons'] },
+        { userId: 'user-2', guildId: 'guild-1' },
+        { userId: 'user-3', guildId: 'guild-1' },
+        { userId: 'user-1', guildId: null },
+      ];
+      const held = await storage.ledger.reserve({
+        ...callRequest({ amountMicros: 4_000 }),
+        roleIds: ['role-patrons'],
+      });
+      const settled = await storage.ledger.reserve(callRequest({ userId: 'user-2', amountMicros: 2_000 }));
+      const direct = await storage.ledger.reserve(
+        callRequest({ userId: 'user-1', guildId: null, amountMicros: 900 }),
+      );
+      expect([held.ok, settled.ok, direct.ok]).toEqual([true, true, true]);
+      // Settled in this process, its row not written yet: counted as spent, its hold gone.
+      await storage.ledger.settle(settled.ok ? settled.requestId : '', usage);
+      const together = await storage.budgets.standingsOfMembers(members);
+      const alone = await Promise.all(members.map((member) => storage.budgets.standings(member)));
+      expect(together).toEqual(alone);
+      expect(together.map((standings) => standings.map(({ kind, source }) => `${kind}:${source}`))).toEqual([
+        ['user:role', 'server:server-cap'],
+        ['user:own', 'server:server-cap'],
+        ['user:bot-default', 'server:server-cap'],
+        ['user:bot-default'],
+      ]);
+      expect(together[1]?.[0]).toMatchObject({ spentMicros: USAGE_COST, reservedMicros: 0 });
+      expect(together[2]?.[1]).toMatchObject({ spentMicros: USAGE_COST, reservedMicros: 4_000 });
+      expect(together[0]?.[0]).toMatchObject({ reservedMicros: 4_000 });
+      expect(together[3]?.[0]).toMatchObject({ reservedMicros: 900 });
+      expect(await storage.budgets.standingsOfMembers([])).toEqual([]);
+    });
+
     it('when a budget period changes from month to day, then spend already made today still counts', async () => {
       await storage.ledger.reserve(callRequest({ requestId: 'today', amountMicros: 4_000 }));
       await storage.ledger.settle('today', usage);

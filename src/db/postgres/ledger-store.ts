@@ -71,6 +71,23 @@ const SNAPSHOT = `SELECT
     (SELECT array_agg(request_id) FROM reservations WHERE request_id = ANY($7::text[])) AS open`;
 
 /**
+ * SNAPSHOT for several members in one statement: $1–$4 the counter keys, each with its member's position
+ * in $5–$7 (guild, user, roles as a JSON array); $8 the reservations to tell open.
+ */
+const SNAPSHOTS = `WITH keys AS (
+    SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS k(member, kind, guild_key, user_key)
+  ),
+  members AS (
+    SELECT * FROM unnest($5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS m(guild_id, user_id, roles, member)
+  )
+  SELECT
+    (SELECT json_agg(c) FROM (SELECT kind, ${COUNTER_COLUMNS} FROM keys JOIN spend_counters USING (kind, guild_key, user_key)
+      WHERE keys.member = m.member) c) AS counters,
+    (SELECT json_agg(b) FROM (${budgetsOfMember('m.guild_id', 'm.user_id', 'ARRAY(SELECT json_array_elements_text(m.roles::json))')}) b) AS budgets,
+    (SELECT array_agg(request_id) FROM reservations WHERE request_id = ANY($8::text[])) AS open
+  FROM members m ORDER BY m.member`;
+
+/**
  * Moves money in counter rows, one delta per row, in every window of its moment: a window that has
  * ended starts over; a delta for a window older than the row's is dropped (that period is closed, and the
  * ledger row records it). Every SET expression sees the row as it was.
@@ -440,6 +457,45 @@ export class PostgresLedgerStore implements LedgerStore {
       },
       openIds: new Set(row?.open ?? []),
     };
+  }
+
+  async snapshots(
+    owners: readonly CounterOwner[],
+    stillOpen: readonly string[],
+  ): Promise<{ snapshots: LimitSnapshot[]; openIds: Set<string> }> {
+    if (owners.length === 0) return { snapshots: [], openIds: new Set() };
+    const keys = owners.flatMap((owner, index) =>
+      counterKeys(owner).map((key) => ({ ...key, member: index + 1 })),
+    );
+    // One statement, so one view of the database for every member.
+    const result = await this.pool.query<{
+      counters: (CounterRow & { kind: 'user' | 'server' })[] | null;
+      budgets: BudgetRow[] | null;
+      open: string[] | null;
+    }>({
+      name: 'tierbot_snapshots',
+      text: SNAPSHOTS,
+      values: [
+        keys.map((key) => key.member),
+        keys.map((key) => key.kind),
+        keys.map((key) => key.guildKey),
+        keys.map((key) => key.userKey),
+        owners.map((owner) => owner.guildId ?? ''),
+        owners.map((owner) => owner.userId),
+        owners.map((owner) => JSON.stringify(owner.guildId === null ? [] : owner.roleIds)),
+        stillOpen,
+      ],
+    });
+    const snapshots = owners.map((owner, index): LimitSnapshot => {
+      const row = result.rows[index];
+      const counters = row?.counters ?? [];
+      return {
+        user: counters.find((counter) => counter.kind === 'user'),
+        server: counters.find((counter) => counter.kind === 'server'),
+        budgets: owner.guildId === null ? [] : (row?.budgets ?? []),
+      };
+    });
+    return { snapshots, openIds: new Set(result.rows[0]?.open ?? []) };
   }
 
   async staleReservations(sweep: Parameters<LedgerStore['staleReservations']>[0]): Promise<string[]> {

@@ -272,6 +272,13 @@ export class SqliteLedgerStore implements LedgerStore {
     return { snapshot: this.read(owner), openIds: this.openOf(stillOpen) };
   }
 
+  async snapshots(
+    owners: readonly CounterOwner[],
+    stillOpen: readonly string[],
+  ): Promise<{ snapshots: LimitSnapshot[]; openIds: Set<string> }> {
+    return { snapshots: owners.map((owner) => this.read(owner)), openIds: this.openOf(stillOpen) };
+  }
+
   private openOf(ids: readonly string[]): Set<string> {
     return new Set(ids.length === 0 ? [] : this.statements.openOf.all({ ids: JSON.stringify(ids) }));
   }
