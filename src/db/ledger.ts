@@ -266,15 +266,8 @@ export class Ledger implements UsageLedger {
 
   /** The limits that apply to a member and how each stands right now (for /usage and /budget show). */
   async standings(member: Member): Promise<LimitStanding[]> {
-    const owner = ownerOf(member);
-    const pending = this.settles.pending.filter((settle) => concerns(settle, owner));
-    const { snapshot, openIds } = await this.store.snapshot(
-      owner,
-      pending.map((settle) => settle.requestId),
-    );
-    // A settle written while the snapshot was read is in the rows, and its reservation gone.
-    const unwritten = pending.filter((settle) => openIds.has(settle.requestId));
-    return standingsOf(owner, snapshot, this.options, this.now(), unwritten).standings;
+    const [standings] = await this.standingsOfMembers([member]);
+    return standings ?? [];
   }
 
   /**

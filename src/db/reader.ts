@@ -23,29 +23,26 @@ export async function openReportDatabase(
 ): Promise<ReportDatabase> {
   const stores = await openReadOnly(options);
   const now = options.now ?? Date.now;
+  const standingsOfMembers = async (members: readonly Member[]): Promise<LimitStanding[][]> => {
+    const owners = members.map((member) => ({
+      userId: member.userId,
+      guildId: member.guildId,
+      roleIds: member.roleIds ?? [],
+    }));
+    const { snapshots } = await stores.ledger.snapshots(owners, []);
+    const nowMs = now();
+    return owners.map((owner, index) => {
+      const snapshot = snapshots[index];
+      if (!snapshot) throw new Error('the store returned fewer snapshots than members');
+      return standingsOf(owner, snapshot, options, nowMs, []).standings;
+    });
+  };
   return {
     dialect: stores.dialect,
     usage: stores.usage,
     budgets: {
-      async standings(member: Member): Promise<LimitStanding[]> {
-        const owner = { userId: member.userId, guildId: member.guildId, roleIds: member.roleIds ?? [] };
-        const { snapshot } = await stores.ledger.snapshot(owner, []);
-        return standingsOf(owner, snapshot, options, now(), []).standings;
-      },
-      async standingsOfMembers(members: readonly Member[]): Promise<LimitStanding[][]> {
-        const owners = members.map((member) => ({
-          userId: member.userId,
-          guildId: member.guildId,
-          roleIds: member.roleIds ?? [],
-        }));
-        const { snapshots } = await stores.ledger.snapshots(owners, []);
-        const nowMs = now();
-        return owners.map((owner, index) => {
-          const snapshot = snapshots[index];
-          if (!snapshot) throw new Error('the store returned fewer snapshots than members');
-          return standingsOf(owner, snapshot, options, nowMs, []).standings;
-        });
-      },
+      standingsOfMembers,
+      standings: async (member) => (await standingsOfMembers([member]))[0] ?? [],
       roleBudgets: (guildId) => stores.ledger.roleBudgets(guildId),
     },
     close: () => stores.close(),

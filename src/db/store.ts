@@ -151,15 +151,9 @@ export interface LedgerStore {
   cancel(requestId: string, windowsOf: (createdAt: number) => WindowStarts): Promise<void>;
 
   /**
-   * The counters and budgets of a member, without locking (for /usage and standings), read at one moment
-   * with which of `stillOpen` are still open (as in reserve).
+   * The counters and budgets of members, without locking (for /usage and standings), read at one moment
+   * with which of `stillOpen` are still open (as in reserve): one snapshot per owner, in their order.
    */
-  snapshot(
-    owner: CounterOwner,
-    stillOpen: readonly string[],
-  ): Promise<{ snapshot: LimitSnapshot; openIds: Set<string> }>;
-
-  /** `snapshot` for several members at once, read at one moment: one result per owner, in their order. */
   snapshots(
     owners: readonly CounterOwner[],
     stillOpen: readonly string[],
@@ -308,7 +302,7 @@ export interface DialectStores {
 /** What reading a database without touching it needs (`npm run report`): the usage queries and budgets. */
 export interface ReadOnlyStores {
   readonly dialect: 'sqlite' | 'postgres';
-  ledger: Pick<LedgerStore, 'snapshot' | 'snapshots' | 'roleBudgets'>;
+  ledger: Pick<LedgerStore, 'snapshots' | 'roleBudgets'>;
   usage: UsageStore;
   close(): Promise<void>;
 }

@@ -216,10 +216,8 @@ type CounterRow = { kind: 'user' | 'server'; guild_key: string; user_key: string
   number
 >;
 
-interface LedgerRow {
-  request_id: string;
-  user_id: string;
-  guild_id: string | null;
+/** What a ledger row holds of a call's tokens and cost, and a per-hour sum row the totals of. */
+interface CallFigures {
   model: string;
   input_tokens: number;
   cached_input_tokens: number;
@@ -227,21 +225,20 @@ interface LedgerRow {
   output_tokens: number;
   cost_micros: number;
   smart_cost_micros: number;
+}
+
+interface LedgerRow extends CallFigures {
+  request_id: string;
+  user_id: string;
+  guild_id: string | null;
   charged_at: number;
   outcome: string;
 }
 
 /** A row of the per-hour sums that /usage server and /usage bot read (usage_by_hour). */
-interface HourRow {
+interface HourRow extends CallFigures {
   hour: number;
-  model: string;
   calls: number;
-  input_tokens: number;
-  cached_input_tokens: number;
-  cache_write_tokens: number;
-  output_tokens: number;
-  cost_micros: number;
-  smart_cost_micros: number;
 }
 
 interface ReservationRow {

@@ -63,16 +63,10 @@ const LOCK_COUNTERS = `WITH locked AS (
     (SELECT json_agg(locked) FROM locked) AS counters,
     (SELECT json_agg(b) FROM (${budgetsOfMember('$8', '$9', '$10')}) b) AS budgets`;
 
-/** A member's counters, budgets and which of some reservations are open, read in one statement. */
-const SNAPSHOT = `SELECT
-    (SELECT json_agg(c) FROM (SELECT kind, ${COUNTER_COLUMNS} FROM spend_counters
-      WHERE (kind, guild_key, user_key) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))) c) AS counters,
-    (SELECT json_agg(b) FROM (${budgetsOfMember('$4', '$5', '$6')}) b) AS budgets,
-    (SELECT array_agg(request_id) FROM reservations WHERE request_id = ANY($7::text[])) AS open`;
-
 /**
- * SNAPSHOT for several members in one statement: $1–$4 the counter keys, each with its member's position
- * in $5–$7 (guild, user, roles as a JSON array); $8 the reservations to tell open.
+ * Members' counters, budgets, and which of some reservations are open, read in one statement: $1–$4 the
+ * counter keys, each with its member's position in $5–$7 (guild, user, roles as a JSON array); $8 the
+ * reservations to tell open.
  */
 const SNAPSHOTS = `WITH keys AS (
     SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS k(member, kind, guild_key, user_key)
@@ -422,41 +416,6 @@ export class PostgresLedgerStore implements LedgerStore {
         })),
       );
     });
-  }
-
-  async snapshot(
-    owner: CounterOwner,
-    stillOpen: readonly string[],
-  ): Promise<{ snapshot: LimitSnapshot; openIds: Set<string> }> {
-    const keys = counterKeys(owner);
-    // One statement, so one view of the database: counters and open reservations agree.
-    const result = await this.pool.query<{
-      counters: (CounterRow & { kind: 'user' | 'server' })[] | null;
-      budgets: BudgetRow[] | null;
-      open: string[] | null;
-    }>({
-      name: 'tierbot_snapshot',
-      text: SNAPSHOT,
-      values: [
-        keys.map((key) => key.kind),
-        keys.map((key) => key.guildKey),
-        keys.map((key) => key.userKey),
-        owner.guildId ?? '',
-        owner.userId,
-        owner.guildId === null ? [] : owner.roleIds,
-        stillOpen,
-      ],
-    });
-    const row = result.rows[0];
-    const counters = row?.counters ?? [];
-    return {
-      snapshot: {
-        user: counters.find((counter) => counter.kind === 'user'),
-        server: counters.find((counter) => counter.kind === 'server'),
-        budgets: owner.guildId === null ? [] : (row?.budgets ?? []),
-      },
-      openIds: new Set(row?.open ?? []),
-    };
   }
 
   async snapshots(

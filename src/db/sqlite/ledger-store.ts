@@ -264,18 +264,11 @@ export class SqliteLedgerStore implements LedgerStore {
     });
   }
 
-  async snapshot(
-    owner: CounterOwner,
-    stillOpen: readonly string[],
-  ): Promise<{ snapshot: LimitSnapshot; openIds: Set<string> }> {
-    // Synchronous reads: nothing is written between them.
-    return { snapshot: this.read(owner), openIds: this.openOf(stillOpen) };
-  }
-
   async snapshots(
     owners: readonly CounterOwner[],
     stillOpen: readonly string[],
   ): Promise<{ snapshots: LimitSnapshot[]; openIds: Set<string> }> {
+    // Synchronous reads: nothing is written between them.
     return { snapshots: owners.map((owner) => this.read(owner)), openIds: this.openOf(stillOpen) };
   }
 
