@@ -175,15 +175,24 @@ export interface BudgetDenial {
 }
 
 /**
- * The rule every reservation passes: for each limit, spent + reserved + this call ≤ limit.
- * Returns the first limit that would be exceeded (the user's before the server's), or undefined.
+ * The most a limit's window may already hold, spent and reserved together, for a call of this size to
+ * fit: spent + reserved + this call ≤ limit. A database can check this ceiling itself, row by row.
+ */
+export function usageCeiling(budget: Budget, requestedMicros: Micros): Micros {
+  return budget.amountMicros - requestedMicros;
+}
+
+/**
+ * The rule every reservation passes: for each limit, spent + reserved stays within its
+ * {@link usageCeiling}. Returns the first limit that would be exceeded (the user's before the server's),
+ * or undefined.
  */
 export function findDenial(
   standings: readonly LimitStanding[],
   requestedMicros: Micros,
 ): BudgetDenial | undefined {
   for (const standing of standings) {
-    if (standing.spentMicros + standing.reservedMicros + requestedMicros > standing.budget.amountMicros) {
+    if (standing.spentMicros + standing.reservedMicros > usageCeiling(standing.budget, requestedMicros)) {
       return {
         limit: standing,
         requestedMicros,

@@ -1,4 +1,10 @@
-import { type BudgetDenial, findDenial, type LimitKind, type LimitStanding } from '../core/budget.js';
+import {
+  type BudgetDenial,
+  findDenial,
+  type LimitKind,
+  type LimitStanding,
+  usageCeiling,
+} from '../core/budget.js';
 import type { ReserveRequest, ReserveResult, SettleResult } from '../core/ledger.js';
 import type { Micros } from '../core/money.js';
 import type { Member, UsageLedger } from '../core/ports.js';
@@ -12,16 +18,19 @@ import {
 import {
   concerns,
   type DefaultBudgets,
+  limitsOf,
   type PendingCharge,
   standingsOf,
   windowStartsAt,
 } from './standings.js';
 import type {
+  BudgetRow,
   CallOutcome,
   Charge,
   CloseRequest,
   CounterOwner,
   LedgerStore,
+  LimitCeiling,
   ReservationRow,
 } from './store.js';
 import { WriteBehind } from './write-behind.js';
@@ -150,7 +159,16 @@ export class Ledger implements UsageLedger {
           checkLease: !this.lease.isSurelyFresh(),
           owner,
           ttlMs: this.ttlMs,
+          clockMs,
           createWindows: windowStartsAt(clockMs),
+          ...(pending.length === 0 && {
+            ceilingsOf: (budgets: readonly BudgetRow[]) =>
+              limitsOf(owner, budgets, this.options).map(({ kind, budget }): LimitCeiling => ({
+                kind,
+                period: budget.period,
+                maxUsedMicros: usageCeiling(budget, request.amountMicros),
+              })),
+          }),
         },
         pending.map((settle) => settle.requestId),
         (snapshot, openIds) => {

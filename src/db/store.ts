@@ -4,7 +4,14 @@
  * (what a call may cost, whether it fits a budget, what is still waiting to be written) are written once
  * over these.
  */
-import type { AuditEntry, Budget, BudgetChange, BudgetScope, PeriodWindow } from '../core/budget.js';
+import type {
+  AuditEntry,
+  Budget,
+  BudgetChange,
+  BudgetPeriod,
+  BudgetScope,
+  PeriodWindow,
+} from '../core/budget.js';
 import type { CallRecord, CallsQuery, ModelUsage, OverviewQuery, UsageOverview } from '../core/usage.js';
 import type { NoticeKey } from '../core/notices.js';
 import type { ServerSettings } from '../core/settings.js';
@@ -74,6 +81,13 @@ export interface ReservationRow extends Omit<CallContext, 'roleIds'> {
   instanceId: string;
 }
 
+/** The most one limit's window may hold (spent + reserved) for a reservation to be granted. */
+export interface LimitCeiling {
+  kind: 'user' | 'server';
+  period: BudgetPeriod;
+  maxUsedMicros: Micros;
+}
+
 /** What the rules decide inside the reserve's transaction, once the counters are locked. */
 export type ReserveDecision<Denied> =
   { ok: true; atMs: number; windows: WindowStarts } | { ok: false; denied: Denied };
@@ -123,8 +137,18 @@ export interface LedgerStore {
       checkLease: boolean;
       owner: CounterOwner;
       ttlMs: number;
-      /** The windows a counter row that does not exist yet starts with. */
+      /** This process's clock, which the reservation is made at unless a counter row is in a later window. */
+      clockMs: number;
+      /** The windows of `clockMs`: a counter row that does not exist yet starts with them. */
       createWindows: WindowStarts;
+      /**
+       * Given when nothing of this process waits to be written for the member: the ceiling of each limit
+       * that budgets would set (see usageCeiling). A store may then reserve in one statement with budgets it
+       * read before, granting only if they are still the stored ones, every counter row exists and is in
+       * `createWindows`, and each limit's window holds no more than its ceiling; `decide` still runs on
+       * the rows it locked. Otherwise, or when that does not grant, it reserves as above.
+       */
+      ceilingsOf?: (budgets: readonly BudgetRow[]) => LimitCeiling[];
     },
     stillOpen: readonly string[],
     decide: (snapshot: LimitSnapshot, openIds: ReadonlySet<string>) => ReserveDecision<Denied>,

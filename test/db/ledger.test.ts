@@ -378,6 +378,39 @@ describe.each(BACKENDS)('on %s', (backend) => {
       expect((await storage.ledger.reserve(callRequest({ amountMicros: 50 }))).ok).toBe(true);
     });
 
+    it("when another process changes a member's budget or roles between two of this process's reserves, then the second is decided on the new budgets", async () => {
+      // A second reserve for a member may be decided in the database on the budgets the first one read
+      // (PostgreSQL): it must see that they changed.
+      const admin = await process();
+      const member = { userId: 'user-1', guildId: 'guild-1', roleIds: ['helpers'] };
+      const reserve = (amountMicros: number) =>
+        storage.ledger.reserve(callRequest({ ...member, amountMicros }));
+      expect((await reserve(1_000)).ok).toBe(true);
+      await admin.budgets.setBudget(
+        { guildId: 'guild-1', scope: 'user', userId: 'user-1', changedBy: 'admin' },
+        { amountMicros: 1_500, period: 'day' },
+      );
+      expect(await reserve(501)).toMatchObject({
+        ok: false,
+        denial: { limit: { source: 'own' }, remainingMicros: 500 },
+      });
+      expect((await reserve(500)).ok).toBe(true);
+      await admin.budgets.clearBudget({
+        guildId: 'guild-1',
+        scope: 'user',
+        userId: 'user-1',
+        changedBy: 'admin',
+      });
+      await admin.budgets.setBudget(
+        { guildId: 'guild-1', scope: 'role', roleId: 'helpers', changedBy: 'admin' },
+        { amountMicros: 1_600, period: 'month' },
+      );
+      expect(await reserve(101)).toMatchObject({ ok: false, denial: { limit: { source: 'role' } } });
+      expect((await reserve(100)).ok).toBe(true);
+      // Without the role, the default (10,000) applies again.
+      expect((await storage.ledger.reserve(callRequest({ amountMicros: 8_400 }))).ok).toBe(true);
+    });
+
     it('when an unset budget is cleared, then nothing changes and nothing is audited', async () => {
       expect(
         await storage.budgets.clearBudget({ guildId: 'guild-1', scope: 'server-total', changedBy: 'admin' }),

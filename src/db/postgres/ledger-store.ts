@@ -20,6 +20,7 @@ import type {
   CounterOwner,
   CounterRow,
   LedgerStore,
+  LimitCeiling,
   LimitSnapshot,
   ReservationRow,
   ReserveDecision,
@@ -43,6 +44,12 @@ const budgetsOfMember = (guild: string, user: string, roles: string) => `SELECT 
       OR (scope = 'user' AND user_id = ${user})
       OR (scope = 'role' AND user_id = ANY(${roles}::text[])))`;
 
+/** The same budgets as one string, to tell at a later reserve whether they are still the stored ones. */
+const budgetsKeyOf = (guild: string, user: string, roles: string) => `(SELECT string_agg(
+    b.scope || ':' || b."subjectId" || ':' || b."amountMicros" || ':' || b.period, ','
+    ORDER BY b.scope COLLATE "C", b."subjectId" COLLATE "C")
+  FROM (${budgetsOfMember(guild, user, roles)}) b)`;
+
 /**
  * Locks (creating if missing) the counter rows of a reserve, in the order given (the server's before the
  * member's, always), and returns them with the budgets that may apply and whether the lease is fresh.
@@ -61,7 +68,8 @@ const LOCK_COUNTERS = `WITH locked AS (
   )
   SELECT (SELECT lease_expires_at > ${POSTGRES_NOW_MS} FROM instances WHERE id = $7) AS "isLeaseFresh",
     (SELECT json_agg(locked) FROM locked) AS counters,
-    (SELECT json_agg(b) FROM (${budgetsOfMember('$8', '$9', '$10')}) b) AS budgets`;
+    (SELECT json_agg(b) FROM (${budgetsOfMember('$8', '$9', '$10')}) b) AS budgets,
+    ${budgetsKeyOf('$8', '$9', '$10')} AS "budgetsKey"`;
 
 /**
  * Members' counters, budgets, and which of some reservations are open, read in one statement: $1–$4 the
@@ -160,6 +168,57 @@ const SETTLE_HELD = `WITH input AS (
   )
   SELECT request_id AS "requestId" FROM taken`;
 
+/** What a locked counter row `l` holds in a period's window that starts at `start`: NULL if it is in a later one. */
+const usedIn = (period: BudgetPeriod, start: string) => `CASE
+    WHEN l."${period}Start" = ${start} THEN l."${period}SpentMicros" + l."${period}ReservedMicros"
+    WHEN l."${period}Start" < ${start} THEN 0 END`;
+
+/**
+ * A reserve in one statement, on budgets read at an earlier reserve (see LedgerStore.reserve's
+ * `ceilingsOf`): the counter rows are locked in the one global order, and the reservation is written
+ * and its amount added to every window's reserved total only if the lease is fresh, the budgets are
+ * still the ones whose key is $11, every counter row exists and is in the windows $4–$6, and each
+ * limit's window ($12–$14: kind, period, ceiling) holds no more than its ceiling. It returns the rows
+ * as they were locked, so the rules can decide on them too. With BEGIN and COMMIT in its batch, the
+ * rows stay locked for no round trip at all.
+ */
+const RESERVE_AT_ONCE = `WITH locked AS (
+    SELECT kind, ${COUNTER_COLUMNS} FROM spend_counters
+    WHERE (kind, guild_key, user_key) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+    ORDER BY kind, guild_key, user_key FOR UPDATE
+  ),
+  verdict AS (
+    SELECT COALESCE((SELECT lease_expires_at > ${POSTGRES_NOW_MS} FROM instances WHERE id = $7), false)
+        AS "isLeaseFresh",
+      ${budgetsKeyOf('$8', '$9', '$10')} IS NOT DISTINCT FROM $11::text AS "isBudgetsSame",
+      (SELECT count(*) FROM locked) = cardinality($1::text[]) AND NOT EXISTS (
+        SELECT 1 FROM unnest($12::text[], $13::text[], $14::bigint[]) AS b(kind, period, ceiling)
+        LEFT JOIN locked l ON l.kind = b.kind
+        WHERE NOT COALESCE(CASE b.period
+          WHEN 'day' THEN ${usedIn('day', '$4')}
+          WHEN 'week' THEN ${usedIn('week', '$5')}
+          WHEN 'month' THEN ${usedIn('month', '$6')} END <= b.ceiling, false)
+      ) AS "isWithinCeilings"
+  ),
+  go AS (SELECT "isLeaseFresh" AND "isBudgetsSame" AND "isWithinCeilings" AS granted FROM verdict),
+  reservation AS (
+    INSERT INTO reservations (request_id, turn_id, user_id, guild_id, channel_id, provider, model, purpose,
+      amount_micros, created_at, expires_at, instance_id)
+    SELECT $16::text, $17::text, $18::text, $19::text, $20::text, $21::text, $22::text, $23::text,
+      $15::bigint, $24::bigint, $25::bigint, $7::text
+    FROM go WHERE granted
+  ),
+  moved AS (
+    UPDATE spend_counters AS c SET ${BUDGET_PERIODS.map(windowUpdate).join(',')}
+    FROM (SELECT k.*, $4::bigint AS day_start, $5::bigint AS week_start, $6::bigint AS month_start,
+        0::bigint AS spent, $15::bigint AS reserved
+      FROM unnest($1::text[], $2::text[], $3::text[]) AS k(kind, guild_key, user_key)) d
+    WHERE c.kind = d.kind AND c.guild_key = d.guild_key AND c.user_key = d.user_key
+      AND (SELECT granted FROM go)
+  )
+  SELECT v."isLeaseFresh", v."isBudgetsSame", g.granted, (SELECT json_agg(locked) FROM locked) AS counters
+  FROM verdict v, go g`;
+
 const RESERVATION_COLUMNS = `request_id AS "requestId", turn_id AS "turnId", user_id AS "userId",
   guild_id AS "guildId", channel_id AS "channelId", provider, model, purpose, amount_micros AS "amountMicros",
   created_at AS "createdAt", expires_at AS "expiresAt", instance_id AS "instanceId"`;
@@ -176,6 +235,21 @@ const INSERT_LEDGER_ROWS = `INSERT INTO usage_ledger (request_id, turn_id, user_
     $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[],
     $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[])`;
 
+type ReserveRequest = Parameters<LedgerStore['reserve']>[0];
+
+/** Budgets a reserve read, and their key (budgetsKeyOf): null when there were none. */
+interface BudgetsSeen {
+  rows: BudgetRow[];
+  key: string | null;
+}
+
+/** Members whose budgets are remembered: a few hundred bytes each. */
+const MAX_BUDGETS_SEEN = 10_000;
+
+function budgetsSeenKey(owner: CounterOwner): string {
+  return `${owner.guildId ?? ''}|${owner.userId}|${owner.roleIds.join(',')}`;
+}
+
 interface Delta extends CounterKey {
   windows: WindowStarts;
   spent: Micros;
@@ -190,24 +264,123 @@ interface Delta extends CounterKey {
  * queue on each other instead of deadlocking. Statements are named, so each connection parses them once.
  */
 export class PostgresLedgerStore implements LedgerStore {
+  /**
+   * The budgets each member's latest reserve read, with their key, so that the next can be decided in the
+   * database in one statement. The oldest are forgotten past MAX_BUDGETS_SEEN.
+   */
+  private readonly budgetsSeen = new Map<string, BudgetsSeen>();
+
   constructor(
     private readonly db: PgDatabase,
     private readonly pool: pg.Pool,
   ) {}
 
+  /**
+   * One round trip (RESERVE_AT_ONCE) when the member's budgets were read before and the caller gives
+   * ceilings; two otherwise, or when that does not grant and the rules would: a counter row missing or in
+   * a later window, or the budgets changed since.
+   */
   async reserve<Denied>(
-    request: Parameters<LedgerStore['reserve']>[0],
+    request: ReserveRequest,
     stillOpen: readonly string[],
     decide: (snapshot: LimitSnapshot, openIds: ReadonlySet<string>) => ReserveDecision<Denied>,
   ): Promise<ReserveDecision<Denied> | { ok: false; lapsed: true }> {
+    const seenKey = budgetsSeenKey(request.owner);
+    const seen = this.budgetsSeen.get(seenKey);
+    if (seen && request.ceilingsOf && stillOpen.length === 0) {
+      const outcome = await this.reserveAtOnce(request, seen, request.ceilingsOf(seen.rows), decide);
+      if (outcome) return outcome;
+      this.budgetsSeen.delete(seenKey);
+    }
+    return this.reserveDeciding(request, stillOpen, decide, seenKey);
+  }
+
+  /** RESERVE_AT_ONCE: the outcome, or undefined when the rules must decide on what the database holds. */
+  private async reserveAtOnce<Denied>(
+    request: ReserveRequest,
+    seen: BudgetsSeen,
+    ceilings: readonly LimitCeiling[],
+    decide: (snapshot: LimitSnapshot, openIds: ReadonlySet<string>) => ReserveDecision<Denied>,
+  ): Promise<ReserveDecision<Denied> | { ok: false; lapsed: true } | undefined> {
     const { owner, createWindows } = request;
     const keys = counterKeys(owner);
-    // BEGIN goes with the lock and COMMIT with the write: the rows stay locked for one round trip.
+    const result = await inBatchedTransaction(this.pool, (transaction) =>
+      transaction.queryAndCommit<{
+        isLeaseFresh: boolean;
+        isBudgetsSame: boolean;
+        granted: boolean;
+        counters: (CounterRow & { kind: 'user' | 'server' })[] | null;
+      }>({
+        name: 'tierbot_reserve_at_once',
+        text: RESERVE_AT_ONCE,
+        values: [
+          keys.map((key) => key.kind),
+          keys.map((key) => key.guildKey),
+          keys.map((key) => key.userKey),
+          createWindows.day,
+          createWindows.week,
+          createWindows.month,
+          request.instanceId,
+          owner.guildId ?? '',
+          owner.userId,
+          owner.guildId === null ? [] : owner.roleIds,
+          seen.key,
+          ceilings.map((ceiling) => ceiling.kind),
+          ceilings.map((ceiling) => ceiling.period),
+          ceilings.map((ceiling) => ceiling.maxUsedMicros),
+          request.amountMicros,
+          request.requestId,
+          request.turnId,
+          request.userId,
+          request.guildId,
+          request.channelId,
+          request.provider,
+          request.model,
+          request.purpose,
+          request.clockMs,
+          request.clockMs + request.ttlMs,
+        ],
+      }),
+    );
+    const row = result.rows[0];
+    if (!row?.isLeaseFresh) return { ok: false, lapsed: true };
+    if (!row.isBudgetsSame) return undefined;
+    const counters = row.counters ?? [];
+    const decision = decide(
+      {
+        user: counters.find((counter) => counter.kind === 'user'),
+        server: counters.find((counter) => counter.kind === 'server'),
+        budgets: seen.rows,
+      },
+      new Set(),
+    );
+    if (row.granted) {
+      // The same limits, rows and ceilings: the rules cannot but agree, at the clock the rows were written at.
+      if (!decision.ok || decision.atMs !== request.clockMs) {
+        throw new Error('PostgreSQL granted a reservation that the budget rules refuse');
+      }
+      return decision;
+    }
+    // Refused on the rows as locked a moment ago, the denial stands; a grant needs the rows written first.
+    return decision.ok ? undefined : decision;
+  }
+
+  /** LOCK_COUNTERS, then the rules decide, then INSERT_RESERVATION: the rows stay locked for one round trip. */
+  private async reserveDeciding<Denied>(
+    request: ReserveRequest,
+    stillOpen: readonly string[],
+    decide: (snapshot: LimitSnapshot, openIds: ReadonlySet<string>) => ReserveDecision<Denied>,
+    seenKey: string,
+  ): Promise<ReserveDecision<Denied> | { ok: false; lapsed: true }> {
+    const { owner, createWindows } = request;
+    const keys = counterKeys(owner);
+    // BEGIN goes with the lock and COMMIT with the write.
     return inBatchedTransaction(this.pool, async (transaction) => {
       const locked = await transaction.query<{
         isLeaseFresh: boolean | null;
         counters: (CounterRow & { kind: 'user' | 'server' })[] | null;
         budgets: BudgetRow[] | null;
+        budgetsKey: string | null;
       }>({
         name: 'tierbot_reserve_lock',
         text: LOCK_COUNTERS,
@@ -232,6 +405,7 @@ export class PostgresLedgerStore implements LedgerStore {
         server: counters.find((counter) => counter.kind === 'server'),
         budgets: owner.guildId === null ? [] : (row.budgets ?? []),
       };
+      this.rememberBudgets(seenKey, { rows: snapshot.budgets, key: row.budgetsKey });
       // Settles of this process that concern these rows and were written since it looked are in the rows
       // now; with the rows locked, no more can be written until this transaction ends.
       const openIds = new Set<string>();
@@ -273,6 +447,15 @@ export class PostgresLedgerStore implements LedgerStore {
       });
       return decision;
     });
+  }
+
+  private rememberBudgets(seenKey: string, seen: BudgetsSeen): void {
+    this.budgetsSeen.delete(seenKey);
+    if (this.budgetsSeen.size >= MAX_BUDGETS_SEEN) {
+      const oldest = this.budgetsSeen.keys().next();
+      if (!oldest.done) this.budgetsSeen.delete(oldest.value);
+    }
+    this.budgetsSeen.set(seenKey, seen);
   }
 
   async close(

@@ -190,7 +190,16 @@ export class SqliteLedgerStore implements LedgerStore {
       const openIds = this.openOf(stillOpen);
       const decision = decide(snapshot, openIds);
       if (!decision.ok) return decision;
-      const { owner, ttlMs, checkLease: _checkLease, createWindows: _createWindows, ...row } = request;
+      // SQLite decides in this process anyway: the clock and ceilings are the PostgreSQL store's.
+      const {
+        owner,
+        ttlMs,
+        checkLease: _checkLease,
+        clockMs: _clockMs,
+        createWindows: _createWindows,
+        ceilingsOf: _ceilingsOf,
+        ...row
+      } = request;
       this.statements.insertReservation.run({
         ...row,
         createdAt: decision.atMs,
