@@ -111,7 +111,7 @@ const MAX_OUTPUT_TOKENS: Record<CallPurpose, number> = {
 /** SQLite's pairs take tens of microseconds, PostgreSQL's milliseconds: as many as fit a few seconds. */
 const PAIRS: Record<Dialect, { warmUp: number; measured: number }> = {
   sqlite: { warmUp: 2_000, measured: 20_000 },
-  postgres: { warmUp: 300, measured: 3_000 },
+  postgres: { warmUp: 1_500, measured: 3_000 },
 };
 const CONTENDING_PROCESSES = 8;
 /** How long the 8 processes run their pairs, after all have opened storage and warmed up. */

@@ -435,19 +435,20 @@ describe('PostgreSQL: inBatchedTransaction (BEGIN with the first statement, COMM
     }
   });
 
-  it("when statements run in it, then they run on generic plans, and the connection's next statements as before", async () => {
+  it("when statements run in it, then they run on generic plans that find rows by their keys, and the connection's next statements as before", async () => {
     database = await temporaryDatabase('postgres');
     // One connection, so the statement after the transaction runs where the setting was made.
     const pool = openPool(database.location.databaseUrl ?? '', () => {}, 1);
-    const PLAN_MODE = "SELECT current_setting('plan_cache_mode') AS mode";
+    const PLANNING = `SELECT current_setting('plan_cache_mode') AS mode, current_setting('enable_seqscan') AS scans`;
     try {
       const inside = await inBatchedTransaction(pool, async (transaction) => {
-        const first = await transaction.query<{ mode: string }>({ text: PLAN_MODE });
-        const last = await transaction.queryAndCommit<{ mode: string }>({ text: PLAN_MODE });
-        return [first.rows[0]?.mode, last.rows[0]?.mode];
+        const first = await transaction.query<{ mode: string; scans: string }>({ text: PLANNING });
+        const last = await transaction.queryAndCommit<{ mode: string; scans: string }>({ text: PLANNING });
+        return [first.rows[0], last.rows[0]];
       });
-      expect(inside).toEqual(['force_generic_plan', 'force_generic_plan']);
-      expect((await pool.query<{ mode: string }>(PLAN_MODE)).rows).toEqual([{ mode: 'auto' }]);
+      const hot = { mode: 'force_generic_plan', scans: 'off' };
+      expect(inside).toEqual([hot, hot]);
+      expect((await pool.query(PLANNING)).rows).toEqual([{ mode: 'auto', scans: 'on' }]);
     } finally {
       await pool.end();
     }
