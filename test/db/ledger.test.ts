@@ -554,5 +554,40 @@ describe.each(BACKENDS)('on %s', (backend) => {
       });
       await behind.ledger.release('fits');
     });
+
+    it.each([
+      { budget: 'month', other: 'user-1' },
+      { budget: 'day', other: 'user-2' },
+    ] as const)(
+      "when a process's clock is behind the day another's reserve moved a counter row to ($budget budgets, the other reserving for $other), then its next reserve counts in that day",
+      async ({ budget, other }) => {
+        // A reserve decided in the database on budgets read before (PostgreSQL) must see that a counter
+        // row is in a later day than this process's clock, as the rules do; without a day limit on that
+        // row (month budgets, or the server's row with no server cap) no ceiling looks at its day.
+        const midnight = Date.parse('2026-11-25T00:00:00Z');
+        let behindClock = midnight - 10;
+        const defaultUserBudget = { amountMicros: 100_000, period: budget };
+        const ahead = await process({ defaultUserBudget, now: () => midnight + 1 });
+        const behind = await process({ defaultUserBudget, now: () => behindClock });
+        expect((await behind.ledger.reserve(callRequest({ requestId: 'b1', amountMicros: 600 }))).ok).toBe(
+          true,
+        );
+        expect(
+          (await ahead.ledger.reserve(callRequest({ requestId: 'a1', userId: other, amountMicros: 600 }))).ok,
+        ).toBe(true);
+        behindClock = midnight - 5;
+        expect((await behind.ledger.reserve(callRequest({ requestId: 'b2', amountMicros: 600 }))).ok).toBe(
+          true,
+        );
+        const [b2] = await database.query<{ created_at: number }>(
+          "SELECT created_at FROM reservations WHERE request_id = 'b2'",
+        );
+        expect(Number(b2?.created_at)).toBeGreaterThanOrEqual(midnight);
+        await behind.ledger.release('b1');
+        await behind.ledger.release('b2');
+        await ahead.ledger.release('a1');
+        expect(await ahead.ledger.openReservationCount()).toBe(0);
+      },
+    );
   });
 });

@@ -177,8 +177,9 @@ const usedIn = (period: BudgetPeriod, start: string) => `CASE
  * A reserve in one statement, on budgets read at an earlier reserve (see LedgerStore.reserve's
  * `ceilingsOf`): the counter rows are locked in the one global order, and the reservation is written
  * and its amount added to every window's reserved total only if the lease is fresh, the budgets are
- * still the ones whose key is $11, every counter row exists and is in the windows $4–$6, and each
- * limit's window ($12–$14: kind, period, ceiling) holds no more than its ceiling. It returns the rows
+ * still the ones whose key is $11, every counter row exists and none is in a later day than $4 (the
+ * process's clock: the rules would decide at the row's moment instead), and each limit's window ($12–$14:
+ * kind, period, ceiling) holds no more than its ceiling. It returns the rows
  * as they were locked, so the rules can decide on them too. With BEGIN and COMMIT in its batch, the
  * rows stay locked for no round trip at all.
  */
@@ -191,7 +192,8 @@ const RESERVE_AT_ONCE = `WITH locked AS (
     SELECT COALESCE((SELECT lease_expires_at > ${POSTGRES_NOW_MS} FROM instances WHERE id = $7), false)
         AS "isLeaseFresh",
       ${budgetsKeyOf('$8', '$9', '$10')} IS NOT DISTINCT FROM $11::text AS "isBudgetsSame",
-      (SELECT count(*) FROM locked) = cardinality($1::text[]) AND NOT EXISTS (
+      (SELECT count(*) FROM locked) = cardinality($1::text[])
+      AND NOT EXISTS (SELECT 1 FROM locked WHERE "dayStart" > $4) AND NOT EXISTS (
         SELECT 1 FROM unnest($12::text[], $13::text[], $14::bigint[]) AS b(kind, period, ceiling)
         LEFT JOIN locked l ON l.kind = b.kind
         WHERE NOT COALESCE(CASE b.period
@@ -355,11 +357,11 @@ export class PostgresLedgerStore implements LedgerStore {
       new Set(),
     );
     if (row.granted) {
-      // The same limits, rows and ceilings: the rules cannot but agree, at the clock the rows were written at.
-      if (!decision.ok || decision.atMs !== request.clockMs) {
-        throw new Error('PostgreSQL granted a reservation that the budget rules refuse');
-      }
-      return decision;
+      // The same limits, rows and ceilings, at the same moment: the rules agree. Were they ever not to, the
+      // reservation is taken back (it holds its amount until then, the safe side) and they decide anew.
+      if (decision.ok && decision.atMs === request.clockMs) return decision;
+      await this.cancel(request.requestId, () => createWindows);
+      return undefined;
     }
     // Refused on the rows as locked a moment ago, the denial stands; a grant needs the rows written first.
     return decision.ok ? undefined : decision;
