@@ -850,6 +850,10 @@ function usageOf(call: OpenCall, shares: UsageShares): TokenUsage {
 
 /** Time for the runs on a loaded 2-core machine; a failing run's shrinking takes longer still. */
 const TIMEOUT_MS = 180_000;
+/** One scenario takes well under a second; a hung one fails after this, as a counterexample. */
+const RUN_TIMEOUT_MS = 30_000;
+/** fast-check stops (runs or shrinking) before the test's own timeout, so that it can still report. */
+const PROPERTY_TIME_LIMIT_MS = 150_000;
 
 describe.each(BACKENDS)('Ledger under random interleavings, on %s', (backend) => {
   let shared: Shared;
@@ -874,7 +878,15 @@ describe.each(BACKENDS)('Ledger under random interleavings, on %s', (backend) =>
 
       await fc.assert(
         fc.asyncProperty(scenarioArbitrary, (scenario) => World.play(shared, scenario)),
-        { numRuns: NUM_RUNS[backend] },
+        {
+          numRuns: NUM_RUNS[backend],
+          // A run that hangs, and a failure whose shrinking would outlast the test's timeout, are still
+          // reported with their seed and the smallest scenario found so far.
+          plugins: [
+            fc.timeout(RUN_TIMEOUT_MS),
+            fc.interruptAfterTimeLimit(PROPERTY_TIME_LIMIT_MS, { failOnInterrupt: true }),
+          ],
+        },
       );
 
       // Both ways a late settle can meet the counters were really taken, many times over.
