@@ -239,6 +239,26 @@ const INSERT_LEDGER_ROWS = `INSERT INTO usage_ledger (request_id, turn_id, user_
 
 type ReserveRequest = Parameters<LedgerStore['reserve']>[0];
 
+/**
+ * $1–$10 of both reserve statements: the counter keys ($1–$3), the windows a new row starts with
+ * ($4–$6), the instance ($7), and the member the budgets are read for ($8–$10).
+ */
+function memberParameters({ owner, createWindows, instanceId }: ReserveRequest): unknown[] {
+  const keys = counterKeys(owner);
+  return [
+    keys.map((key) => key.kind),
+    keys.map((key) => key.guildKey),
+    keys.map((key) => key.userKey),
+    createWindows.day,
+    createWindows.week,
+    createWindows.month,
+    instanceId,
+    owner.guildId ?? '',
+    owner.userId,
+    owner.guildId === null ? [] : owner.roleIds,
+  ];
+}
+
 /** Budgets a reserve read, and their key (budgetsKeyOf): null when there were none. */
 interface BudgetsSeen {
   rows: BudgetRow[];
@@ -250,6 +270,12 @@ const MAX_BUDGETS_SEEN = 10_000;
 
 function budgetsSeenKey(owner: CounterOwner): string {
   return `${owner.guildId ?? ''}|${owner.userId}|${owner.roleIds.join(',')}`;
+}
+
+/** The columns that say which call a reservation is for, in the reservations table's order. */
+function callColumns(request: ReserveRequest): unknown[] {
+  const { requestId, turnId, userId, guildId, channelId, provider, model, purpose } = request;
+  return [requestId, turnId, userId, guildId, channelId, provider, model, purpose];
 }
 
 interface Delta extends CounterKey {
@@ -304,8 +330,7 @@ export class PostgresLedgerStore implements LedgerStore {
     ceilings: readonly LimitCeiling[],
     decide: (snapshot: LimitSnapshot, openIds: ReadonlySet<string>) => ReserveDecision<Denied>,
   ): Promise<ReserveDecision<Denied> | { ok: false; lapsed: true } | undefined> {
-    const { owner, createWindows } = request;
-    const keys = counterKeys(owner);
+    const { createWindows } = request;
     const result = await inBatchedTransaction(this.pool, (transaction) =>
       transaction.queryAndCommit<{
         isLeaseFresh: boolean;
@@ -316,29 +341,13 @@ export class PostgresLedgerStore implements LedgerStore {
         name: 'tierbot_reserve_at_once',
         text: RESERVE_AT_ONCE,
         values: [
-          keys.map((key) => key.kind),
-          keys.map((key) => key.guildKey),
-          keys.map((key) => key.userKey),
-          createWindows.day,
-          createWindows.week,
-          createWindows.month,
-          request.instanceId,
-          owner.guildId ?? '',
-          owner.userId,
-          owner.guildId === null ? [] : owner.roleIds,
+          ...memberParameters(request),
           seen.key,
           ceilings.map((ceiling) => ceiling.kind),
           ceilings.map((ceiling) => ceiling.period),
           ceilings.map((ceiling) => ceiling.maxUsedMicros),
           request.amountMicros,
-          request.requestId,
-          request.turnId,
-          request.userId,
-          request.guildId,
-          request.channelId,
-          request.provider,
-          request.model,
-          request.purpose,
+          ...callColumns(request),
           request.clockMs,
           request.clockMs + request.ttlMs,
         ],
@@ -374,7 +383,7 @@ export class PostgresLedgerStore implements LedgerStore {
     decide: (snapshot: LimitSnapshot, openIds: ReadonlySet<string>) => ReserveDecision<Denied>,
     seenKey: string,
   ): Promise<ReserveDecision<Denied> | { ok: false; lapsed: true }> {
-    const { owner, createWindows } = request;
+    const { owner } = request;
     const keys = counterKeys(owner);
     // BEGIN goes with the lock and COMMIT with the write.
     return inBatchedTransaction(this.pool, async (transaction) => {
@@ -386,18 +395,7 @@ export class PostgresLedgerStore implements LedgerStore {
       }>({
         name: 'tierbot_reserve_lock',
         text: LOCK_COUNTERS,
-        values: [
-          keys.map((key) => key.kind),
-          keys.map((key) => key.guildKey),
-          keys.map((key) => key.userKey),
-          createWindows.day,
-          createWindows.week,
-          createWindows.month,
-          request.instanceId,
-          owner.guildId ?? '',
-          owner.userId,
-          owner.guildId === null ? [] : owner.roleIds,
-        ],
+        values: [...memberParameters(request)],
       });
       const row = locked.rows[0];
       if (!row?.isLeaseFresh) return { ok: false as const, lapsed: true as const };
@@ -433,14 +431,7 @@ export class PostgresLedgerStore implements LedgerStore {
               reserved: request.amountMicros,
             })),
           ),
-          request.requestId,
-          request.turnId,
-          request.userId,
-          request.guildId,
-          request.channelId,
-          request.provider,
-          request.model,
-          request.purpose,
+          ...callColumns(request),
           request.amountMicros,
           decision.atMs,
           decision.atMs + request.ttlMs,
